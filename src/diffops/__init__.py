@@ -1,0 +1,58 @@
+"""diffops: derivative functions that return the value too.
+
+Build gradient, Hessian, Jacobian, vector-Jacobian product, matrix-Hessian product
+and matrix-Tressian product functions for a function written with JAX, Autograd,
+SymNum or PyTorch. The API is a superset of ``mici.autodiff``.
+
+>>> import diffops, jax.numpy as jnp                      # doctest: +SKIP
+>>> grad_and_value = diffops.grad_and_value(lambda x: jnp.sum(x**2))  # doctest: +SKIP
+>>> grad_and_value([1.0, 2.0])                            # doctest: +SKIP
+(array([2., 4.]), np.float64(5.0))
+
+``import diffops`` imports no array framework; each is imported on first use.
+"""
+
+from diffops import autograd_wrapper, jax_wrapper, symnum_wrapper, torch_wrapper
+from diffops.api import (
+    autodiff_fallback,
+    grad_and_value,
+    hessian_grad_and_value,
+    jacobian_and_value,
+    mhp_jacobian_and_value,
+    mtp_hessian_grad_and_value,
+    vjp_and_value,
+    wrap_function,
+)
+from diffops.derivative import DerivativeFunction
+from diffops.operators import DIFF_OPS
+from diffops.registry import (
+    AutodiffBackend,
+    available_backends,
+    get_backend,
+    register_backend,
+    registered_backends,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DIFF_OPS",
+    "AutodiffBackend",
+    "DerivativeFunction",
+    "autodiff_fallback",
+    "autograd_wrapper",
+    "available_backends",
+    "get_backend",
+    "grad_and_value",
+    "hessian_grad_and_value",
+    "jacobian_and_value",
+    "jax_wrapper",
+    "mhp_jacobian_and_value",
+    "mtp_hessian_grad_and_value",
+    "register_backend",
+    "registered_backends",
+    "symnum_wrapper",
+    "torch_wrapper",
+    "vjp_and_value",
+    "wrap_function",
+]

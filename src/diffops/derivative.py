@@ -1,0 +1,177 @@
+"""Derivative functions as small callable objects.
+
+A :class:`DerivativeFunction` holds the recipe it was built from (the user's function,
+the operator name, the backend name and options) and builds the backend's derivative
+function lazily, on its first call. Holding the recipe rather than the built function
+gives an informative ``repr``, pickling (the recipe is pickled and rebuilt in the other
+process) and thread safety (calls share no mutable state once built).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from diffops.boundary import as_input_array, finalize
+from diffops.errors import NotCallableError, UnknownOperatorError
+from diffops.operators import DIFF_OPS, OPERATORS
+from diffops.registry import require_available
+
+
+def _func_name(func: Callable[..., Any], attr: str = "__name__") -> str:
+    name = getattr(func, attr, None) or getattr(func, "__name__", None)
+    return str(name) if name else type(func).__name__
+
+
+def check_operator(op_name: str) -> None:
+    """Raise :class:`UnknownOperatorError` if ``op_name`` is not in ``DIFF_OPS``.
+
+    Args:
+        op_name: Operator name to check.
+
+    Raises:
+        UnknownOperatorError: (a ``ValueError``) naming the valid operators.
+    """
+    if op_name not in OPERATORS:
+        msg = (
+            f"Differential operator {op_name!r} is not defined: valid operators are "
+            f"{DIFF_OPS}."
+        )
+        raise UnknownOperatorError(msg)
+
+
+class DerivativeFunction:
+    """A derivative function built by diffops: ``op(func)`` on one backend.
+
+    Call it with an array ``x`` of any shape ``S``; it returns the tuple named by the
+    operator (highest derivative or product closure first, value last) as NumPy
+    arrays of ``x``'s float dtype.
+
+    Attributes:
+        func: The user's function.
+        op_name: Operator name, one of ``DIFF_OPS``.
+        backend: Backend name (lower case).
+        options: Keyword options passed to the backend's operator.
+    """
+
+    def __init__(
+        self, func: Callable[..., Any], op_name: str, backend: str, **options: Any
+    ):
+        if not callable(func):
+            msg = (
+                f"{op_name} needs a callable function to differentiate, but got "
+                f"{type(func).__name__} {func!r}. Pass the function itself, e.g. "
+                f"`{op_name}(f)` rather than `{op_name}(f(x))`."
+            )
+            raise NotCallableError(msg)
+        check_operator(op_name)
+        record = require_available(backend)
+        check_function = getattr(record.module, "check_function", None)
+        if check_function is not None:
+            check_function(func, op_name, **options)
+        self.func = func
+        self.op_name = op_name
+        self.backend = backend.lower()
+        self.options = options
+        self._op = OPERATORS[op_name]
+        self._copy_input = self._op.closure is not None
+        self._explain = getattr(record.module, "explain_error", None)
+        self._impl: Callable[[Any], Any] | None = None
+        self._lock = threading.Lock()
+        self.__name__ = f"{op_name}_of_{_func_name(func)}"
+        self.__qualname__ = f"{op_name}_of_{_func_name(func, '__qualname__')}"
+        self.__doc__ = (
+            f"{op_name} of {_func_name(func)} on the {self.backend!r} backend.\n\n"
+            f"Call with an array x; returns {_RETURNS[op_name]}."
+        )
+
+    def _build(self) -> Callable[[Any], Any]:
+        with self._lock:
+            if self._impl is None:
+                record = require_available(self.backend)
+                impl = getattr(record.module, self.op_name)(self.func, **self.options)
+                if record.function_wrapper is not None:
+                    impl = record.function_wrapper(impl)
+                self._impl = impl
+            return self._impl
+
+    def __call__(self, x: Any) -> tuple[Any, ...]:
+        """Evaluate the derivatives and value at ``x``.
+
+        Args:
+            x: Real array-like of any shape ``S``.
+
+        Returns:
+            The operator's tuple as NumPy arrays (closures first, value last).
+        """
+        arr = as_input_array(x, copy=self._copy_input)
+        impl = self._impl or self._build()
+        try:
+            result = impl(arr)
+        except Exception as err:
+            better = self._explain(err, self.func) if self._explain else None
+            if better is None:
+                raise
+            raise better from err
+        return finalize(result, self._op, arr.shape, arr.dtype)
+
+    def __repr__(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return (
+            f"{self.op_name}({_func_name(self.func)}, backend={self.backend!r}{opts})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (_portable(self.func), self.op_name, self.backend, self.options))
+
+
+def _portable(func: Callable[..., Any]) -> Any:
+    """Return ``func`` if pickle can store it by reference, else cloudpickle bytes."""
+    try:
+        pickle.dump(func, io.BytesIO())
+    except (pickle.PicklingError, AttributeError, TypeError):
+        try:
+            import cloudpickle
+        except ImportError:  # pragma: no cover - depends on environment
+            msg = (
+                f"The function {_func_name(func)!r} cannot be pickled by reference "
+                f"(lambdas and local functions cannot). Install cloudpickle "
+                f"(`pip install diffops[pickle]`) or define it at module level."
+            )
+            raise pickle.PicklingError(msg) from None
+        return _CloudPickled(cloudpickle.dumps(func))
+    return func
+
+
+class _CloudPickled:
+    """Bytes of a function serialised by value with cloudpickle."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+
+def _rebuild(
+    func: Any, op_name: str, backend: str, options: dict[str, Any]
+) -> DerivativeFunction:
+    if isinstance(func, _CloudPickled):
+        func = pickle.loads(func.data)  # noqa: S301 - the caller's own data
+    return DerivativeFunction(func, op_name, backend, **options)
+
+
+_RETURNS = {
+    "vjp_and_value": "(vjp, value); vjp(v) maps v of shape F to shape S",
+    "grad_and_value": "(grad, value); grad has shape S",
+    "hessian_grad_and_value": "(hessian, grad, value); hessian has shape S + S",
+    "mtp_hessian_grad_and_value": (
+        "(mtp, hessian, grad, value); mtp(m) maps m of shape S + S to shape S"
+    ),
+    "jacobian_and_value": "(jacobian, value); jacobian has shape F + S",
+    "mhp_jacobian_and_value": (
+        "(mhp, jacobian, value); mhp(m) maps m of shape F + S to shape S"
+    ),
+}

@@ -1,0 +1,102 @@
+"""Exception classes and the messages shared by every backend.
+
+Each class subclasses the built-in exception that the public API promises
+(``ValueError`` or ``TypeError``), so ``except ValueError`` keeps working, while
+tests and callers can also catch the specific diffops class.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class DiffopsError(Exception):
+    """Base class of every exception raised by diffops itself."""
+
+
+class UnknownBackendError(DiffopsError, ValueError):
+    """The backend name is not registered."""
+
+
+class BackendUnavailableError(DiffopsError, ValueError):
+    """The backend is registered but its framework is not installed."""
+
+
+class MissingDerivativeError(DiffopsError, ValueError):
+    """No backend was chosen and no derivative function was given."""
+
+
+class UnknownOperatorError(DiffopsError, ValueError):
+    """The operator name is not one of ``DIFF_OPS``."""
+
+
+class NonScalarOutputError(DiffopsError, ValueError):
+    """A scalar-only operator was applied to a function with a non-scalar output."""
+
+
+class ShapeMismatchError(DiffopsError, ValueError):
+    """An array argument has a different shape from the one required."""
+
+
+class MissingArgumentShapeError(DiffopsError, ValueError):
+    """A SymNum function was given without the shapes of its arguments."""
+
+
+class InputTypeError(DiffopsError, TypeError):
+    """An input is of a type that cannot be differentiated (complex, object, ...)."""
+
+
+class NotCallableError(DiffopsError, TypeError):
+    """The function to differentiate is not callable."""
+
+
+class TracingError(DiffopsError, TypeError):
+    """The user's function could not be traced by the framework of its backend."""
+
+
+def closest(name: str, options: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest option, or an empty string."""
+    matches = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    return f" Did you mean {matches[0]!r}?" if matches else ""
+
+
+def require_scalar(value_shape: tuple[int, ...], op_name: str) -> None:
+    """Raise :class:`NonScalarOutputError` unless ``value_shape`` is ``()``.
+
+    Args:
+        value_shape: Shape of the value returned by the user's function.
+        op_name: Name of the scalar-only operator being built.
+
+    Raises:
+        NonScalarOutputError: If the shape is not ``()`` (``(1,)`` included).
+    """
+    if tuple(value_shape) == ():
+        return
+    msg = (
+        f"{op_name} needs a scalar-valued function, but the function returned an "
+        f"array of shape {tuple(value_shape)}. Return a 0-d value (e.g. "
+        f"`f(x).sum()` or `f(x)[0]`), or use jacobian_and_value / vjp_and_value "
+        f"for array-valued functions."
+    )
+    raise NonScalarOutputError(msg)
+
+
+def require_shape(
+    shape: tuple[int, ...], expected: tuple[int, ...], what: str, fix: str
+) -> None:
+    """Raise :class:`ShapeMismatchError` if ``shape`` differs from ``expected``.
+
+    Args:
+        shape: Shape of the array that was passed.
+        expected: Shape that was required.
+        what: Description of the argument, e.g. ``"argument of mtp"``.
+        fix: Sentence telling the caller what shape to pass and why.
+
+    Raises:
+        ShapeMismatchError: If the shapes differ.
+    """
+    if shape == expected:
+        return
+    msg = f"The {what} has shape {shape}, but shape {expected} is required. {fix}"
+    raise ShapeMismatchError(msg)

@@ -1,0 +1,68 @@
+"""The six differential operators: their names, order and what each returns.
+
+``DIFF_OPS`` is the single list of operators. ``OPERATORS`` maps each name to an
+:class:`Operator` record that says whether the function must be scalar-valued and
+which product closure (if any) the operator returns, so the NumPy boundary can check
+shapes without a case per operator.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+DIFF_OPS: tuple[str, ...] = (
+    "vjp_and_value",
+    "grad_and_value",
+    "hessian_grad_and_value",
+    "mtp_hessian_grad_and_value",
+    "jacobian_and_value",
+    "mhp_jacobian_and_value",
+)
+"""Names of the differential operators every backend module defines, in order."""
+
+
+class Operator(NamedTuple):
+    """What an operator returns.
+
+    Attributes:
+        name: Operator name, e.g. ``"grad_and_value"``.
+        scalar_only: Whether the function must return a 0-d value.
+        closure: Name of the product closure returned first (``"vjp"``, ``"mtp"``,
+            ``"mhp"``) or ``None`` when every output is an array.
+        n_outputs: Length of the returned tuple.
+    """
+
+    name: str
+    scalar_only: bool
+    closure: str | None
+    n_outputs: int
+
+    def closure_arg_shape(
+        self, x_shape: tuple[int, ...], value_shape: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """Shape that the closure's argument must have.
+
+        Args:
+            x_shape: Shape ``S`` of the input.
+            value_shape: Shape ``F`` of the function's value.
+
+        Returns:
+            ``F`` for ``vjp``, ``F + S`` for ``mhp`` and ``S + S`` for ``mtp``.
+        """
+        if self.closure == "vjp":
+            return value_shape
+        if self.closure == "mhp":
+            return value_shape + x_shape
+        return x_shape + x_shape
+
+
+OPERATORS: dict[str, Operator] = {
+    "vjp_and_value": Operator("vjp_and_value", False, "vjp", 2),
+    "grad_and_value": Operator("grad_and_value", True, None, 2),
+    "hessian_grad_and_value": Operator("hessian_grad_and_value", True, None, 3),
+    "mtp_hessian_grad_and_value": Operator(
+        "mtp_hessian_grad_and_value", True, "mtp", 4
+    ),
+    "jacobian_and_value": Operator("jacobian_and_value", False, None, 2),
+    "mhp_jacobian_and_value": Operator("mhp_jacobian_and_value", False, "mhp", 3),
+}
