@@ -10,7 +10,9 @@ from diffops.errors import MissingDerivativeError
 from diffops.registry import require_available
 
 
-def wrap_function(function: Callable[..., Any], backend: str | None) -> Callable[..., Any]:
+def wrap_function(
+    function: Callable[..., Any], backend: str | None
+) -> Callable[..., Any]:
     """Apply a backend's function wrapper (e.g. JIT compilation, NumPy outputs).
 
     Args:
@@ -31,7 +33,7 @@ def wrap_function(function: Callable[..., Any], backend: str | None) -> Callable
     record = require_available(backend)
     if record.function_wrapper is None:
         return function
-    return record.function_wrapper(function)  # type: ignore[no-any-return]
+    return record.function_wrapper(function)
 
 
 def autodiff_fallback(

@@ -34,7 +34,7 @@ def _unbox(value: Any) -> Any:
 def _vjp_with_aux(
     func: Callable[[Any], tuple[Any, Any]], x: Any
 ) -> tuple[Callable[[Any], Any], Any, Any]:
-    """VJP of ``x -> func(x)[0]``, also returning ``func(x)[1]`` (not differentiated)."""
+    """VJP of ``x -> func(x)[0]``, also returning ``func(x)[1]`` undifferentiated."""
     from autograd import make_vjp
 
     aux: list[Any] = []
@@ -53,8 +53,12 @@ def _basis(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return np.eye(size, dtype=dtype).reshape((size, *shape))
 
 
-def _stack_rows(vjp: Callable[[Any], Any], out_shape: tuple[int, ...], dtype: Any,
-                in_shape: tuple[int, ...]) -> Any:
+def _stack_rows(
+    vjp: Callable[[Any], Any],
+    out_shape: tuple[int, ...],
+    dtype: Any,
+    in_shape: tuple[int, ...],
+) -> Any:
     import autograd.numpy as anp
 
     rows = [vjp(e) for e in _basis(out_shape, dtype)]

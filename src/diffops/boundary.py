@@ -127,7 +127,8 @@ class ProductClosure:
             arr.shape,
             self._arg_shape,
             f"argument of {self.__name__}",
-            f"{self.__name__} takes an array shaped like its {_ARG_KIND[self.__name__]}.",
+            f"{self.__name__} takes an array shaped like its "
+            f"{_ARG_KIND[self.__name__]}.",
         )
         if arr.dtype != self._dtype:
             arr = arr.astype(self._dtype)

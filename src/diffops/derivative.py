@@ -125,7 +125,10 @@ class DerivativeFunction:
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (_portable(self.func), self.op_name, self.backend, self.options))
+        return (
+            _rebuild,
+            (_portable(self.func), self.op_name, self.backend, self.options),
+        )
 
 
 def _portable(func: Callable[..., Any]) -> Any:
@@ -159,7 +162,7 @@ def _rebuild(
     func: Any, op_name: str, backend: str, options: dict[str, Any]
 ) -> DerivativeFunction:
     if isinstance(func, _CloudPickled):
-        func = pickle.loads(func.data)  # noqa: S301 - the caller's own data
+        func = pickle.loads(func.data)  # the caller's own data
     return DerivativeFunction(func, op_name, backend, **options)
 
 

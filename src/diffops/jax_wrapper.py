@@ -60,17 +60,17 @@ def _x64_scope(enabled: bool) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
     jax = _jax()
     if hasattr(jax, "enable_x64"):
-        return jax.enable_x64(True)  # type: ignore[no-any-return]
-    from jax.experimental import enable_x64  # older JAX
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64  # type: ignore[attr-defined] # older JAX
 
-    return enable_x64()  # type: ignore[no-any-return]
+    return enable_x64()
 
 
 _APPLY: list[Callable[..., Any]] = []
 
 
 def _apply_compiled(closure: Any, arg: Any) -> Any:
-    """Call a pytree closure through one shared ``jax.jit`` (compiled once per shape)."""
+    """Call a pytree closure through one shared ``jax.jit`` (one compile per shape)."""
     if not _APPLY:
         _APPLY.append(_jax().jit(lambda c, v: c(v)))
     return _APPLY[0](closure, arg)
@@ -360,7 +360,7 @@ def mhp_jacobian_and_value(
 
 
 def explain_error(err: Exception, func: Callable[..., Any]) -> Exception | None:
-    """Turn a JAX tracing error into a :class:`~diffops.errors.TracingError` with a hint.
+    """Turn a JAX tracing error into a :class:`~diffops.errors.TracingError` + hint.
 
     Args:
         err: Exception raised while calling a derivative function.

@@ -34,22 +34,26 @@ def namespace(backend: str) -> SimpleNamespace:
         dtype of ``like``).
     """
     if backend in ("jax", "jax_nojit"):
-        import jax.numpy as xp
+        import jax.numpy as jnp
 
         return SimpleNamespace(
-            **_common(xp), stack=xp.stack, const=lambda a, like: xp.asarray(a, like.dtype)
+            **_common(jnp),
+            stack=jnp.stack,
+            const=lambda a, like: jnp.asarray(a, like.dtype),
         )
     if backend == "autograd":
-        import autograd.numpy as xp
+        import autograd.numpy as anp
 
         return SimpleNamespace(
-            **_common(xp), stack=xp.stack, const=lambda a, like: np.asarray(a, like.dtype)
+            **_common(anp),
+            stack=anp.stack,
+            const=lambda a, like: np.asarray(a, like.dtype),
         )
     if backend == "symnum":
-        import symnum.numpy as xp
+        import symnum.numpy as snp
 
         return SimpleNamespace(
-            **_common(xp), stack=xp.array, const=lambda a, like: xp.array(a)
+            **_common(snp), stack=snp.array, const=lambda a, like: snp.array(a)
         )
     if backend == "torch":
         import torch
@@ -192,7 +196,9 @@ def _torus_sample(rng: np.random.Generator, shape: tuple[int, ...]) -> Array:
     # Keep away from the z axis, where the constraint is not differentiable.
     angle = rng.uniform(0, 2 * np.pi)
     radius = rng.uniform(0.5, 1.5)
-    return np.array([radius * np.cos(angle), radius * np.sin(angle), rng.uniform(-1, 1)])
+    return np.array(
+        [radius * np.cos(angle), radius * np.sin(angle), rng.uniform(-1, 1)]
+    )
 
 
 # ---------------------------------------------------------------------------------
@@ -332,9 +338,7 @@ def _ss_jacobian(x: Array) -> Array:
 
 def _ss_hessian(x: Array) -> Array:
     v, n = x.ravel(), x.size
-    h = np.stack(
-        [2 * np.eye(n), np.diag(2 * np.cos(v) - v * np.sin(v))]
-    )
+    h = np.stack([2 * np.eye(n), np.diag(2 * np.cos(v) - v * np.sin(v))])
     return h.reshape((2, *x.shape, *x.shape))
 
 
@@ -459,6 +463,4 @@ def applicable_ops(model: Model) -> tuple[str, ...]:
     """
     from diffops.operators import DIFF_OPS, OPERATORS
 
-    return tuple(
-        op for op in DIFF_OPS if model.scalar or not OPERATORS[op].scalar_only
-    )
+    return tuple(op for op in DIFF_OPS if model.scalar or not OPERATORS[op].scalar_only)

@@ -76,10 +76,12 @@ def _symbolic_and_shape(
             f"`symnum.numpify(shape)(lambda x: f(x, y))`."
         )
         raise MissingArgumentShapeError(msg)
-    return func._sympy_func, tuple(shapes[0])
+    return func._sympy_func, tuple(shapes[0])  # type: ignore[attr-defined]
 
 
-def _build(func: Callable[..., Any], op_name: str, arg_shape: Any) -> Callable[..., Any]:
+def _build(
+    func: Callable[..., Any], op_name: str, arg_shape: Any
+) -> Callable[..., Any]:
     import symnum
     from symnum.array import SymbolicArray
 

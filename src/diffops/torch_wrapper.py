@@ -403,4 +403,3 @@ __all__ = [
     "return_numpy_arrays",
     "vjp_and_value",
 ]
-
