@@ -356,6 +356,86 @@ def mhp_jacobian_and_value(
 
 
 # ---------------------------------------------------------------------------------
+# The lean per-call path used by diffops' own derivative functions
+
+
+def make_caller(
+    func: Callable[..., Any],
+    op_name: str,
+    function_wrapper: Callable[..., Any] | None,
+    **options: Any,
+) -> Callable[[np.ndarray], tuple[Any, ...]]:
+    """Build the per-call function of a diffops derivative function on JAX.
+
+    The operator is compiled with its outputs cast to the input's dtype inside the
+    compiled program, so each call only enters the float64 scope (for float64
+    input), runs the compiled program and converts the outputs to NumPy.
+
+    Args:
+        func: The user's function, written with ``jax.numpy``.
+        op_name: Operator name, one of ``DIFF_OPS``.
+        function_wrapper: The backend's wrapper; JIT compilation is used when it is
+            :func:`jit_and_return_numpy_arrays` (backend ``jax``).
+        **options: Options for the operator (``mode`` for Jacobians).
+
+    Returns:
+        Function of a float32/float64 NumPy array returning the operator's tuple at
+        the NumPy boundary.
+    """
+    from diffops.boundary import ProductClosure
+    from diffops.operators import OPERATORS
+
+    jax = _jax()
+    op = OPERATORS[op_name]
+    raw = globals()[op_name](func, **options)
+    compiled = function_wrapper is jit_and_return_numpy_arrays
+
+    def cast_outputs(x: Any) -> tuple[Any, ...]:
+        out = raw(x)
+        return tuple(
+            o if callable(o) else jax.numpy.asarray(o, dtype=x.dtype) for o in out
+        )
+
+    program = jax.jit(cast_outputs) if compiled else cast_outputs
+    enable_x64 = _x64_scope
+
+    if op.closure is None:
+
+        def call(x: np.ndarray) -> tuple[Any, ...]:
+            if x.dtype.itemsize == 8:
+                with enable_x64(True):
+                    out = program(x)
+            else:
+                out = program(x)
+            return tuple([_numpy(o) for o in out])
+
+        return call
+
+    name = op.closure
+
+    def call_with_closure(x: np.ndarray) -> tuple[Any, ...]:
+        x64 = x.dtype.itemsize == 8
+        if x64:
+            with enable_x64(True):
+                closure, *arrays = program(x)
+        else:
+            closure, *arrays = program(x)
+        results = [_numpy(o) for o in arrays]
+        arg_shape = op.closure_arg_shape(x.shape, np.shape(results[-1]))
+        product = ProductClosure(
+            _NumpyClosure(closure, x64, compiled), name, arg_shape, x.shape, x.dtype
+        )
+        return (product, *results)
+
+    return call_with_closure
+
+
+def _numpy(value: Any) -> Any:
+    arr = np.asarray(value)
+    return arr if arr.ndim else arr[()]
+
+
+# ---------------------------------------------------------------------------------
 # Errors
 
 

@@ -116,12 +116,64 @@ def _build(
     reshape = _reshaper(op_name, shape, value_shape, code_shape, code_value_shape)
 
     def derivative_func(x: Any) -> tuple[Any, ...]:
-        require_shape(np.shape(x), shape, "input", fix)
+        if np.shape(x) != shape:
+            require_shape(np.shape(x), shape, "input", fix)
         if adapt:
             return reshape(generated(np.reshape(x, code_shape)))
-        return tuple(generated(x))
+        return generated(x)
 
     return derivative_func
+
+
+def make_caller(
+    func: Callable[..., Any],
+    op_name: str,
+    function_wrapper: Callable[..., Any] | None,
+    arg_shape: tuple[int, ...] | None = None,
+) -> Callable[[np.ndarray], tuple[Any, ...]]:
+    """Build the per-call function of a diffops derivative function on SymNum.
+
+    Generated code already returns NumPy values, so each call only checks the input
+    shape and that each output has the input's dtype (constant derivatives come out
+    as integer arrays, and float32 input may meet float64 constants).
+
+    Args:
+        func: The user's SymNum function.
+        op_name: Operator name, one of ``DIFF_OPS``.
+        function_wrapper: The backend's wrapper (``None`` for SymNum).
+        arg_shape: Shape of the argument for an undecorated symbolic function.
+
+    Returns:
+        Function of a float32/float64 NumPy array returning the operator's tuple at
+        the NumPy boundary.
+    """
+    from diffops.boundary import ProductClosure, to_output
+
+    op = OPERATORS[op_name]
+    derivative = _build(func, op_name, arg_shape)
+    if op.closure is None:
+
+        def call(x: np.ndarray) -> tuple[Any, ...]:
+            dtype = x.dtype
+            return tuple(
+                [
+                    o if getattr(o, "dtype", None) is dtype else to_output(o, dtype)
+                    for o in derivative(x)
+                ]
+            )
+
+        return call
+
+    name = op.closure
+
+    def call_with_closure(x: np.ndarray) -> tuple[Any, ...]:
+        dtype = x.dtype
+        closure, *arrays = derivative(x)
+        results = [to_output(o, dtype) for o in arrays]
+        arg_shape = op.closure_arg_shape(x.shape, np.shape(results[-1]))
+        return (ProductClosure(closure, name, arg_shape, x.shape, dtype), *results)
+
+    return call_with_closure
 
 
 def _reshaper(
