@@ -133,18 +133,12 @@ def run_demo(
         for model, backend, op in cases:
             advance(f"{model.name} · {backend} · {op}")
             if backend in model.skip:
-                nan = float("nan")
-                results.append(
-                    DemoResult(
-                        model.name,
-                        backend,
-                        op,
-                        nan,
-                        nan,
-                        nan,
-                        f"skipped: {model.skip[backend]}",
+                if op == applicable_ops(model)[0]:
+                    nan = float("nan")
+                    reason = f"skipped: {model.skip[backend]}"
+                    results.append(
+                        DemoResult(model.name, backend, "(all)", nan, nan, nan, reason)
                     )
-                )
                 continue
             results.append(run_case(model, backend, op))
     return results
