@@ -23,6 +23,7 @@ from diffops.api import (
     vjp_and_value,
     wrap_function,
 )
+from diffops.check import check_derivatives
 from diffops.derivative import DerivativeFunction
 from diffops.operators import DIFF_OPS
 from diffops.registry import (
@@ -42,6 +43,7 @@ __all__ = [
     "autodiff_fallback",
     "autograd_wrapper",
     "available_backends",
+    "check_derivatives",
     "get_backend",
     "grad_and_value",
     "hessian_grad_and_value",
