@@ -9,9 +9,7 @@ process) and thread safety (calls share no mutable state once built).
 
 from __future__ import annotations
 
-import io
-import pickle
-import threading
+import _thread
 from collections.abc import Callable
 from typing import Any
 
@@ -86,7 +84,7 @@ class DerivativeFunction:
         self._copy_input = self._op.closure is not None
         self._explain = getattr(record.module, "explain_error", None)
         self._impl: Callable[[np.ndarray], tuple[Any, ...]] | None = None
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self.__name__ = f"{op_name}_of_{_func_name(func)}"
         self.__qualname__ = f"{op_name}_of_{_func_name(func, '__qualname__')}"
         self.__doc__ = (
@@ -155,6 +153,9 @@ class DerivativeFunction:
 
 def _portable(func: Callable[..., Any]) -> Any:
     """Return ``func`` if pickle can store it by reference, else cloudpickle bytes."""
+    import io
+    import pickle
+
     try:
         pickle.dump(func, io.BytesIO())
     except (pickle.PicklingError, AttributeError, TypeError):
@@ -184,6 +185,8 @@ def _rebuild(
     func: Any, op_name: str, backend: str, options: dict[str, Any]
 ) -> DerivativeFunction:
     if isinstance(func, _CloudPickled):
+        import pickle
+
         func = pickle.loads(func.data)  # the caller's own data
     return DerivativeFunction(func, op_name, backend, **options)
 

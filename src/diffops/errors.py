@@ -7,7 +7,6 @@ tests and callers can also catch the specific diffops class.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -57,6 +56,8 @@ class TracingError(DiffopsError, TypeError):
 
 def closest(name: str, options: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest option, or an empty string."""
+    import difflib  # imported only when an error message needs it
+
     matches = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
     return f" Did you mean {matches[0]!r}?" if matches else ""
 
