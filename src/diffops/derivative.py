@@ -58,11 +58,21 @@ class DerivativeFunction:
         func: The user's function.
         op_name: Operator name, one of ``DIFF_OPS``.
         backend: Backend name (lower case).
+        as_numpy: Whether results cross the NumPy boundary (the default). With
+            ``False``, JAX and PyTorch take and return their own arrays (no host
+            copy, inputs stay on their device); Autograd and SymNum are NumPy-native
+            either way.
         options: Keyword options passed to the backend's operator.
     """
 
     def __init__(
-        self, func: Callable[..., Any], op_name: str, backend: str, **options: Any
+        self,
+        func: Callable[..., Any],
+        op_name: str,
+        backend: str,
+        *,
+        as_numpy: bool = True,
+        **options: Any,
     ):
         if not callable(func):
             msg = (
@@ -79,6 +89,7 @@ class DerivativeFunction:
         self.func = func
         self.op_name = op_name
         self.backend = backend.lower()
+        self.as_numpy = bool(as_numpy)
         self.options = options
         self._op = OPERATORS[op_name]
         self._copy_input = self._op.closure is not None
@@ -104,9 +115,15 @@ class DerivativeFunction:
         if make_caller is not None:
             # The backend provides its own lean path through the NumPy boundary.
             return make_caller(
-                self.func, self.op_name, record.function_wrapper, **self.options
+                self.func,
+                self.op_name,
+                record.function_wrapper,
+                as_numpy=self.as_numpy,
+                **self.options,
             )
         impl = getattr(record.module, self.op_name)(self.func, **self.options)
+        if not self.as_numpy:
+            return impl
         if record.function_wrapper is not None:
             impl = record.function_wrapper(impl)
         op = self._op
@@ -127,6 +144,8 @@ class DerivativeFunction:
         """
         if type(x) is np.ndarray and (x.dtype is _FLOAT64 or x.dtype is _FLOAT32):
             arr = x.copy() if self._copy_input else x
+        elif not self.as_numpy and hasattr(x, "dtype") and hasattr(x, "shape"):
+            arr = x  # a framework array: the backend takes it as it is
         else:
             arr = as_input_array(x, copy=self._copy_input)
         call = self._impl or self._build()
@@ -139,16 +158,15 @@ class DerivativeFunction:
             raise better from err
 
     def __repr__(self) -> str:
-        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        options = self.options if self.as_numpy else {**self.options, "as_numpy": False}
+        opts = "".join(f", {k}={v!r}" for k, v in options.items())
         return (
             f"{self.op_name}({_func_name(self.func)}, backend={self.backend!r}{opts})"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (
-            _rebuild,
-            (_portable(self.func), self.op_name, self.backend, self.options),
-        )
+        options = {**self.options, "as_numpy": self.as_numpy}
+        return (_rebuild, (_portable(self.func), self.op_name, self.backend, options))
 
 
 def _portable(func: Callable[..., Any]) -> Any:

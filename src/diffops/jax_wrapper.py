@@ -363,6 +363,7 @@ def make_caller(
     func: Callable[..., Any],
     op_name: str,
     function_wrapper: Callable[..., Any] | None,
+    as_numpy: bool = True,
     **options: Any,
 ) -> Callable[[np.ndarray], tuple[Any, ...]]:
     """Build the per-call function of a diffops derivative function on JAX.
@@ -376,6 +377,8 @@ def make_caller(
         op_name: Operator name, one of ``DIFF_OPS``.
         function_wrapper: The backend's wrapper; JIT compilation is used when it is
             :func:`jit_and_return_numpy_arrays` (backend ``jax``).
+        as_numpy: Whether to return NumPy arrays (default) or JAX arrays, left on
+            their device.
         **options: Options for the operator (``mode`` for Jacobians).
 
     Returns:
@@ -398,6 +401,8 @@ def make_caller(
 
     program = jax.jit(cast_outputs) if compiled else cast_outputs
     enable_x64 = _x64_scope
+    if not as_numpy:
+        return _framework_caller(program, op, compiled)
 
     if op.closure is None:
 
@@ -428,6 +433,56 @@ def make_caller(
         return (product, *results)
 
     return call_with_closure
+
+
+def _framework_caller(
+    program: Callable[..., Any], op: Any, compiled: bool
+) -> Callable[[Any], tuple[Any, ...]]:
+    """Per-call function that keeps JAX arrays (``as_numpy=False``)."""
+
+    def call(x: Any) -> tuple[Any, ...]:
+        x64 = x.dtype.itemsize == 8
+        with _x64_scope(x64):
+            out = program(x)
+        if op.closure is None:
+            return tuple(out)
+        closure, *arrays = out
+        arg_shape = op.closure_arg_shape(tuple(x.shape), tuple(arrays[-1].shape))
+        product = _JaxArrayClosure(closure, op.closure, arg_shape, x64, compiled)
+        return (product, *arrays)
+
+    return call
+
+
+class _JaxArrayClosure:
+    """A product closure that takes and returns JAX arrays (``as_numpy=False``)."""
+
+    __slots__ = ("__name__", "_closure", "_compiled", "_x64", "arg_shape")
+
+    def __init__(
+        self,
+        closure: Callable[..., Any],
+        name: str,
+        arg_shape: tuple[int, ...],
+        x64: bool,
+        compiled: bool,
+    ):
+        self._closure = closure
+        self.__name__ = name
+        self.arg_shape = arg_shape
+        self._x64 = x64
+        self._compiled = compiled
+
+    def __call__(self, m: Any) -> Any:
+        from diffops.errors import require_shape
+
+        shape = tuple(np.shape(m))
+        if shape != self.arg_shape:
+            require_shape(shape, self.arg_shape, f"argument of {self.__name__}", "")
+        with _x64_scope(self._x64):
+            if self._compiled:
+                return _apply_compiled(self._closure, m)
+            return self._closure(m)
 
 
 def _numpy(value: Any) -> Any:

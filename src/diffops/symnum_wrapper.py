@@ -129,6 +129,7 @@ def make_caller(
     func: Callable[..., Any],
     op_name: str,
     function_wrapper: Callable[..., Any] | None,
+    as_numpy: bool = True,
     arg_shape: tuple[int, ...] | None = None,
 ) -> Callable[[np.ndarray], tuple[Any, ...]]:
     """Build the per-call function of a diffops derivative function on SymNum.
@@ -141,6 +142,7 @@ def make_caller(
         func: The user's SymNum function.
         op_name: Operator name, one of ``DIFF_OPS``.
         function_wrapper: The backend's wrapper (``None`` for SymNum).
+        as_numpy: Ignored: SymNum's generated code is NumPy either way.
         arg_shape: Shape of the argument for an undecorated symbolic function.
 
     Returns:
