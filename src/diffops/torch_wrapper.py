@@ -1,28 +1,49 @@
 """PyTorch backend: the six operators for functions written with ``torch`` ops.
 
-PyTorch is imported on first use. The operators take and return ``torch.Tensor``s;
-:func:`return_numpy_arrays` puts them behind the NumPy boundary (the ``torch`` backend's
-function wrapper). Every call differentiates a fresh leaf tensor detached from the
-caller's data, so gradients never leak into the user's tensors, and results are
-detached, so no autograd graph outlives the call (a product closure keeps the graph it
-needs until the closure itself is dropped).
+PyTorch is imported on first use, never at ``import diffops``. The operators take and
+return ``torch.Tensor``s; :func:`return_numpy_arrays` puts them behind the NumPy
+boundary (the ``torch`` backend's function wrapper), and :func:`make_caller` is the
+lean per-call path that diffops' own derivative functions use. Every call
+differentiates a fresh leaf tensor detached from the caller's data, so gradients never
+leak into the user's tensors, and results are detached, so no autograd graph outlives
+the call (a product closure keeps the graph it needs until the closure is dropped).
 
-Derivatives use ``torch.autograd.grad`` directly (it costs a fraction of the
-``torch.func`` transforms per call on small inputs); higher orders build the graph of
-the lower order with ``create_graph=True``. Jacobians use forward-mode AD when outputs
-outnumber inputs and reverse mode otherwise.
+How the derivatives are computed, and why (timed with PyTorch 2.13 on CPU, side by
+side with the ``torch.func`` transforms and plain ``torch.autograd.grad``):
+
+- Each call records one forward pass and runs the autograd engine once per product,
+  through the entry point that ``torch.autograd.grad`` itself calls, without that
+  function's per-call argument handling (about a tenth of a tiny backward pass).
+  Tensor subclasses, and PyTorch versions without that entry point, go through
+  ``torch.autograd.grad``.
+- ``torch.func`` transforms are not used: on small inputs they cost 2-3 times a plain
+  backward pass for a gradient and about 10 times a loop of backward passes for a
+  Hessian, and their ``vmap`` (also behind ``is_grads_batched=True``) turns matrix
+  products into batched products with broadcast operands, which run 10-100 times
+  slower than the loop on CPU.
+- Hessians are reverse-over-reverse: the gradient is recorded with
+  ``create_graph=True`` and each row is one backward pass of it. The MTP closure is a
+  backward pass of those rows, so it reuses the Hessian pass.
+- Jacobians use reverse mode (one backward pass per output) unless outputs outnumber
+  inputs. Then columns ``J t`` are computed by the double-VJP ("transpose") trick:
+  ``u -> uᵀ J`` is recorded once as a function of a dummy cotangent ``u`` and each
+  column is one backward pass of it, ``J t = ∂(uᵀ J t)/∂u``. This is forward mode
+  (one pass per input) built from reverse-mode rules; PyTorch's own forward-mode AD
+  (``torch.autograd.forward_ad``) computes the same columns but runs many of its
+  rules as Python decompositions and is 4-5 times slower per pass. Functions whose
+  backward is not itself differentiable fall back to reverse mode.
 """
 
 from __future__ import annotations
 
 import importlib.util
-
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diffops.errors import TracingError, require_scalar
+from diffops.errors import InputTypeError, TracingError, require_scalar, require_shape
+from diffops.operators import OPERATORS
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -33,11 +54,24 @@ TORCH_AVAILABLE: bool = importlib.util.find_spec("torch") is not None
 EXTRA = "torch"
 JACOBIAN_MODES = ("auto", "forward", "reverse")
 
+_TORCH: ModuleType | None = None
+_TENSOR: Any = None  # torch.Tensor, once torch is imported
+# ``torch.autograd.grad`` without its argument handling; ``None`` if unavailable.
+_RUN_BACKWARD: Callable[..., Any] | None = None
+# Number of active torch-function modes (``torch.set_default_device`` adds one).
+_MODE_STACK_DEPTH: Callable[[], int] | None = None
+
 
 def _torch() -> ModuleType:
-    import torch
+    global _TORCH, _TENSOR, _RUN_BACKWARD, _MODE_STACK_DEPTH
+    if _TORCH is None:
+        import torch
 
-    return torch
+        _TENSOR = torch.Tensor
+        _RUN_BACKWARD = getattr(torch.autograd.graph, "_engine_run_backward", None)
+        _MODE_STACK_DEPTH = getattr(torch._C, "_len_torch_function_stack", None)
+        _TORCH = torch
+    return _TORCH
 
 
 # ---------------------------------------------------------------------------------
@@ -45,23 +79,26 @@ def _torch() -> ModuleType:
 
 
 def _to_tensor(value: Any) -> Any:
+    """A tensor on the default device sharing ``value``'s memory where possible."""
+    if not isinstance(value, np.ndarray | np.generic):
+        return value
     torch = _torch()
-    if isinstance(value, np.ndarray | np.generic):
-        arr = np.asarray(value)
-        if not arr.flags.writeable:
-            arr = arr.copy()
-        tensor = torch.from_numpy(arr)
-        device = torch.get_default_device()
-        return tensor if device.type == "cpu" else tensor.to(device)
-    return value
+    arr = value if type(value) is np.ndarray else np.asarray(value)
+    if not (arr.flags.writeable and arr.flags.c_contiguous):
+        # torch.from_numpy rejects negative strides and warns on read-only memory.
+        arr = arr.copy()
+    tensor = torch.from_numpy(arr)
+    if _MODE_STACK_DEPTH is not None and _MODE_STACK_DEPTH() == 0:
+        return tensor  # no torch.set_default_device in force: the device is the CPU
+    device = torch.get_default_device()
+    return tensor if device.type == "cpu" else tensor.to(device)
 
 
 def _to_numpy(value: Any) -> Any:
-    torch = _torch()
+    if isinstance(value, _TENSOR):
+        return value.numpy(force=True)
     if isinstance(value, tuple):
         return tuple(_to_numpy(v) for v in value)
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
     if callable(value):
         return _NumpyFunction(value)
     return value
@@ -78,8 +115,10 @@ class _NumpyFunction:
         self.__name__ = getattr(function, "__name__", type(function).__name__)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        args = tuple(_to_tensor(a) for a in args)
-        kwargs = {k: _to_tensor(v) for k, v in kwargs.items()}
+        _torch()
+        args = tuple([_to_tensor(a) for a in args])
+        if kwargs:
+            kwargs = {k: _to_tensor(v) for k, v in kwargs.items()}
         return _to_numpy(self._function(*args, **kwargs))
 
     def __repr__(self) -> str:
@@ -110,69 +149,166 @@ def _leaf(x: Any) -> Any:
     return x.detach().requires_grad_(True)
 
 
-def _backward(
-    out: Any, leaf: Any, cotangent: Any, *, create_graph: bool = False
-) -> Any:
-    """``cotangent · ∂out/∂leaf``, zero when ``out`` does not depend on ``leaf``."""
-    torch = _torch()
-    if not out.requires_grad:
-        return torch.zeros_like(leaf)
-    (result,) = torch.autograd.grad(
-        out,
-        leaf,
-        cotangent,
-        retain_graph=True,
-        create_graph=create_graph,
-        allow_unused=True,
-        materialize_grads=True,
+def _evaluate(func: Callable[..., Any], leaf: Any) -> Any:
+    """``func(leaf)``, which must be a tensor: anything else has lost the graph."""
+    value = func(leaf)
+    if isinstance(value, _TENSOR):
+        return value
+    name = getattr(func, "__name__", "the function")
+    msg = (
+        f"{name!r} returned {type(value).__name__}, not a torch.Tensor, so PyTorch "
+        f"cannot differentiate it (NumPy arrays and Python numbers carry no autograd "
+        f"graph).\nHint: write {name!r} with torch operations (torch.sin, torch.sum, "
+        f"`@`, ...) on the tensor it receives and return the resulting tensor."
     )
-    return result
+    raise TracingError(msg)
 
 
-def _rows(out: Any, leaf: Any, *, create_graph: bool) -> Any:
-    """Reverse-mode Jacobian of ``out`` wrt ``leaf``: shape ``out.shape + leaf.shape``."""
+def _backward(
+    out: Any, leaf: Any, cotangent: Any, *, retain: bool, create: bool
+) -> Any:
+    """``cotangent · ∂out/∂leaf`` (zeros where ``out`` does not depend on ``leaf``).
+
+    Args:
+        out: Tensor computed from ``leaf``.
+        leaf: Tensor that requires grad.
+        cotangent: Tensor of ``out``'s shape.
+        retain: Keep the graph of ``out`` for further backward passes.
+        create: Record the backward pass, so the result can be differentiated.
+
+    Returns:
+        Tensor of ``leaf``'s shape.
+    """
+    if not out.requires_grad:
+        return _torch().zeros_like(leaf)
+    if (
+        _RUN_BACKWARD is not None
+        and type(out) is _TENSOR
+        and type(leaf) is _TENSOR
+        and type(cotangent) is _TENSOR
+    ):
+        # What torch.autograd.grad(out, leaf, cotangent, retain, create,
+        # allow_unused=True) runs once it has normalised its arguments.
+        (result,) = _RUN_BACKWARD(
+            (out,), (cotangent,), retain, create, (leaf,), True, accumulate_grad=False
+        )
+    else:
+        (result,) = _torch().autograd.grad(
+            out,
+            leaf,
+            cotangent,
+            retain_graph=retain,
+            create_graph=create,
+            allow_unused=True,
+        )
+    return _torch().zeros_like(leaf) if result is None else result
+
+
+def _owned(result: Any, source: Any) -> Any:
+    """``result`` without autograd history, copied if it is a view.
+
+    Views are copied so that no result shares memory with the caller's arrays or
+    with itself: the value of ``f(x) = x[:2]`` is a view of the input, the VJP of a
+    reshape is a view of its cotangent (both would change when the caller later
+    updates its array in place), and the gradient of ``sum(x)`` is an expanded
+    tensor whose elements are one number in memory.
+
+    Args:
+        result: Tensor to return.
+        source: The tensor it must not share memory with (the leaf or cotangent).
+
+    Returns:
+        A tensor without autograd history.
+    """
+    if result is source or result._is_view():
+        return result.detach().clone()
+    return result.detach()
+
+
+def _basis(n: int, shape: tuple[int, ...], like: Any) -> Any:
+    """The ``n`` unit tensors of shape ``shape``, stacked: shape ``(n, *shape)``."""
     torch = _torch()
+    return torch.eye(n, dtype=like.dtype, device=like.device).reshape((n, *shape))
+
+
+def _rows(out: Any, leaf: Any, *, create: bool) -> Any:
+    """Reverse-mode Jacobian of ``out`` wrt ``leaf``: one backward pass per row.
+
+    A Python loop of backward passes, not ``is_grads_batched=True``: the batched pass
+    runs under ``vmap``, which is no faster on tiny inputs and turns matrix products
+    into much slower batched products with broadcast operands.
+
+    Returns:
+        Tensor of shape ``out.shape + leaf.shape``.
+    """
+    torch = _torch()
+    shape = out.shape + leaf.shape
     n_out = out.numel()
-    basis = torch.eye(n_out, dtype=out.dtype, device=out.device)
+    if n_out == 0 or not out.requires_grad:
+        return torch.zeros(shape, dtype=leaf.dtype, device=leaf.device)
+    if n_out == 1:
+        row = _backward(out, leaf, torch.ones_like(out), retain=True, create=create)
+        return row.reshape(shape)
     rows = [
-        _backward(out, leaf, e.reshape(out.shape), create_graph=create_graph)
-        for e in basis
+        _backward(out, leaf, e, retain=True, create=create)
+        for e in _basis(n_out, out.shape, out)
     ]
-    if not rows:
-        return torch.zeros(out.shape + leaf.shape, dtype=leaf.dtype)
-    return torch.stack(rows).reshape(out.shape + leaf.shape)
+    return torch.stack(rows).reshape(shape)
 
 
-def _columns(func: Callable[..., Any], x: Any) -> tuple[Any, Any]:
-    """Forward-mode Jacobian (one JVP per input element) and the value."""
+def _columns(out: Any, leaf: Any, *, create: bool) -> Any:
+    """Forward-mode Jacobian of ``out`` wrt ``leaf``: one pass per column.
+
+    Column ``J t`` is the derivative of ``uᵀ J t`` wrt a dummy cotangent ``u``: the
+    map ``u -> uᵀ J`` is recorded once (a backward pass with ``create_graph=True``)
+    and each column is one backward pass of it.
+
+    Returns:
+        Tensor of shape ``out.shape + leaf.shape``.
+    """
     torch = _torch()
-    import torch.autograd.forward_ad as fwad
+    shape = out.shape + leaf.shape
+    n_in = leaf.numel()
+    if n_in == 0 or not out.requires_grad:
+        return torch.zeros(shape, dtype=leaf.dtype, device=leaf.device)
+    u = torch.zeros_like(out, requires_grad=True)
+    pulled = _backward(out, leaf, u, retain=True, create=True)
+    columns = [
+        _backward(pulled, u, t, retain=True, create=create)
+        for t in _basis(n_in, leaf.shape, leaf)
+    ]
+    return torch.stack(columns, dim=-1).reshape(shape)
 
-    n_in = x.numel()
-    basis = torch.eye(n_in, dtype=x.dtype, device=x.device)
-    columns = []
-    value = None
-    with fwad.dual_level():
-        for e in basis:
-            primal, tangent = fwad.unpack_dual(
-                func(fwad.make_dual(x, e.reshape(x.shape)))
-            )
-            value = primal
-            columns.append(torch.zeros_like(primal) if tangent is None else tangent)
-    if value is None:
-        value = func(x)
-        return torch.zeros(value.shape + x.shape, dtype=x.dtype), value
-    jac = torch.stack(columns, dim=-1).reshape(value.shape + x.shape)
-    return jac, value
+
+def _jacobian(out: Any, leaf: Any, mode: str, *, create: bool) -> Any:
+    """Jacobian of ``out`` wrt ``leaf`` in ``mode``; ``auto`` picks the fewer passes."""
+    if mode == "forward" or (mode == "auto" and out.numel() > leaf.numel()):
+        try:
+            return _columns(out, leaf, create=create)
+        except RuntimeError:
+            # A backward formula that cannot be differentiated (e.g. a custom
+            # autograd.Function marked once_differentiable): reverse mode needs
+            # first derivatives only.
+            pass
+    return _rows(out, leaf, create=create)
 
 
 def _value_and_grad(
-    func: Callable[..., Any], leaf: Any, op_name: str, *, create_graph: bool
+    func: Callable[..., Any], leaf: Any, op_name: str, *, create: bool
 ) -> tuple[Any, Any]:
-    value = func(leaf)
-    require_scalar(tuple(value.shape), op_name)
-    grad = _backward(value, leaf, None, create_graph=create_graph)
+    value = _evaluate(func, leaf)
+    if value.dim() != 0:
+        require_scalar(tuple(value.shape), op_name)
+    ones = _torch().ones_like(value)
+    grad = _backward(value, leaf, ones, retain=create, create=create)
     return value, grad
+
+
+def _hessian(
+    func: Callable[..., Any], leaf: Any, op_name: str, *, create: bool
+) -> tuple[Any, Any, Any]:
+    value, grad = _value_and_grad(func, leaf, op_name, create=True)
+    return _rows(grad, leaf, create=create), grad, value
 
 
 # ---------------------------------------------------------------------------------
@@ -182,19 +318,21 @@ def _value_and_grad(
 def grad_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
     """Make a function returning the gradient and value of a scalar function.
 
+    ``grad[k] = ∂f/∂x[k]``: one forward and one backward pass.
+
     Args:
         func: Scalar-valued function of one tensor of shape ``S``.
 
     Returns:
-        Function ``x -> (grad, value)`` with ``grad[k] = ∂f/∂x[k]`` of shape ``S``.
+        Function ``x -> (grad, value)``; ``grad`` has shape ``S``.
     """
+    torch = _torch()
 
     def grad_and_value_func(x: Any) -> tuple[Any, Any]:
-        with _torch().enable_grad():
-            value, grad = _value_and_grad(
-                func, _leaf(x), "grad_and_value", create_graph=False
-            )
-        return grad, value.detach()
+        with torch.enable_grad():
+            leaf = _leaf(x)
+            value, grad = _value_and_grad(func, leaf, "grad_and_value", create=False)
+        return _owned(grad, None), _owned(value, leaf)
 
     return grad_and_value_func
 
@@ -202,7 +340,8 @@ def grad_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
 def vjp_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
     """Make a function returning the vector-Jacobian product and value.
 
-    ``vjp(v) = v @ j``, i.e. ``vjp(v)[k] = Σ_i v[i] ∂f[i]/∂x[k]``.
+    ``vjp(v) = v @ j``, i.e. ``vjp(v)[k] = Σ_i v[i] ∂f[i]/∂x[k]``: the closure runs
+    one backward pass of the recorded forward pass, which it keeps.
 
     Args:
         func: Function of one tensor of shape ``S`` returning shape ``F``.
@@ -210,27 +349,20 @@ def vjp_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
     Returns:
         Function ``x -> (vjp, value)``; ``vjp`` maps shape ``F`` to shape ``S``.
     """
+    torch = _torch()
 
     def vjp_and_value_func(x: Any) -> tuple[Any, Any]:
-        torch = _torch()
         with torch.enable_grad():
             leaf = _leaf(x)
-            value = func(leaf)
+            value = _evaluate(func, leaf)
 
         def vjp(v: Any) -> Any:
-            return _backward(value, leaf, v.to(value.dtype))
+            v = v.reshape(value.shape).to(value.device, value.dtype)
+            return _owned(_backward(value, leaf, v, retain=True, create=False), v)
 
-        return vjp, value.detach()
+        return vjp, _owned(value, leaf)
 
     return vjp_and_value_func
-
-
-def _hessian(
-    func: Callable[..., Any], leaf: Any, op_name: str, *, create_graph: bool
-) -> tuple[Any, Any, Any]:
-    value, grad = _value_and_grad(func, leaf, op_name, create_graph=True)
-    hessian = _rows(grad, leaf, create_graph=create_graph)
-    return hessian, grad, value
 
 
 def hessian_grad_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -244,13 +376,15 @@ def hessian_grad_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
     Returns:
         Function ``x -> (hessian, grad, value)``; ``hessian`` has shape ``S + S``.
     """
+    torch = _torch()
 
     def hessian_grad_and_value_func(x: Any) -> tuple[Any, Any, Any]:
-        with _torch().enable_grad():
+        with torch.enable_grad():
+            leaf = _leaf(x)
             hessian, grad, value = _hessian(
-                func, _leaf(x), "hessian_grad_and_value", create_graph=False
+                func, leaf, "hessian_grad_and_value", create=False
             )
-        return hessian, grad.detach(), value.detach()
+        return _owned(hessian, None), _owned(grad, None), _owned(value, leaf)
 
     return hessian_grad_and_value_func
 
@@ -258,8 +392,9 @@ def hessian_grad_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
 def mtp_hessian_grad_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
     """Make a function returning the MTP, Hessian, gradient and value.
 
+    ``mtp(m) = sum(m[None, :, :] * t, axis=(-1, -2))``, i.e.
     ``mtp(m)[i] = Σ_jk m[j, k] ∂³f/(∂x[i] ∂x[j] ∂x[k])``: a backward pass of the
-    Hessian graph, which the closure keeps.
+    Hessian rows, whose graph the closure keeps.
 
     Args:
         func: Scalar-valued function of one tensor of shape ``S``.
@@ -268,19 +403,20 @@ def mtp_hessian_grad_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
         Function ``x -> (mtp, hessian, grad, value)``; ``mtp`` maps shape ``S + S``
         to shape ``S``.
     """
+    torch = _torch()
 
     def mtp_hessian_grad_and_value_func(x: Any) -> tuple[Any, Any, Any, Any]:
-        torch = _torch()
         with torch.enable_grad():
             leaf = _leaf(x)
             hessian, grad, value = _hessian(
-                func, leaf, "mtp_hessian_grad_and_value", create_graph=True
+                func, leaf, "mtp_hessian_grad_and_value", create=True
             )
 
         def mtp(m: Any) -> Any:
-            return _backward(hessian, leaf, m.to(hessian.dtype))
+            m = m.reshape(hessian.shape).to(hessian.device, hessian.dtype)
+            return _owned(_backward(hessian, leaf, m, retain=True, create=False), m)
 
-        return mtp, hessian.detach(), grad.detach(), value.detach()
+        return mtp, _owned(hessian, None), _owned(grad, None), _owned(value, leaf)
 
     return mtp_hessian_grad_and_value_func
 
@@ -300,73 +436,238 @@ def jacobian_and_value(
 
     Args:
         func: Function of one tensor of shape ``S`` returning shape ``F``.
-        mode: ``"forward"`` (one forward-mode pass per input), ``"reverse"`` (one
-            backward pass per output) or ``"auto"`` (default): forward when outputs
-            outnumber inputs, which is known after the first evaluation.
+        mode: ``"forward"`` (one pass per input), ``"reverse"`` (one backward pass
+            per output) or ``"auto"`` (default): forward when outputs outnumber
+            inputs.
 
     Returns:
         Function ``x -> (jacobian, value)``; ``jacobian`` has shape ``F + S``.
     """
     _check_mode(mode)
-    use_forward: dict[tuple[int, ...], bool] = {}
+    torch = _torch()
 
     def jacobian_and_value_func(x: Any) -> tuple[Any, Any]:
-        torch = _torch()
-        forward = use_forward.get(tuple(x.shape))
-        if forward is None and mode != "auto":
-            forward = mode == "forward"
-        if forward:
-            with torch.no_grad():
-                jacobian, value = _columns(func, x)
-            return jacobian, value
         with torch.enable_grad():
             leaf = _leaf(x)
-            value = func(leaf)
-            if forward is None:
-                use_forward[tuple(x.shape)] = value.numel() > x.numel()
-            jacobian = _rows(value, leaf, create_graph=False)
-        return jacobian, value.detach()
+            value = _evaluate(func, leaf)
+            jacobian = _jacobian(value, leaf, mode, create=False)
+        return _owned(jacobian, None), _owned(value, leaf)
 
     return jacobian_and_value_func
 
 
 def mhp_jacobian_and_value(
-    func: Callable[..., Any], mode: str = "reverse"
+    func: Callable[..., Any], mode: str = "auto"
 ) -> Callable[..., Any]:
     """Make a function returning the MHP, Jacobian and value of a function.
 
+    ``mhp(m) = sum(m[:, :, None] * h, axis=(0, 1))``, i.e.
     ``mhp(m)[k] = Σ_ij m[i, j] ∂²f[i]/(∂x[j] ∂x[k])``: a backward pass of the
-    reverse-mode Jacobian graph, which the closure keeps.
+    Jacobian pass, whose graph the closure keeps.
 
     Args:
         func: Function of one tensor of shape ``S`` returning shape ``F``.
-        mode: Only ``"reverse"`` (the default) is differentiable twice here;
-            ``"auto"`` is accepted and means reverse.
+        mode: Jacobian mode, as for :func:`jacobian_and_value` (default ``"auto"``).
 
     Returns:
         Function ``x -> (mhp, jacobian, value)``; ``mhp`` maps shape ``F + S`` to
         shape ``S``.
     """
-    if mode not in ("auto", "reverse"):
-        msg = (
-            f"mhp_jacobian_and_value on the torch backend supports mode 'reverse' "
-            f"(or 'auto'), not {mode!r}."
-        )
-        raise ValueError(msg)
+    _check_mode(mode)
+    torch = _torch()
 
     def mhp_jacobian_and_value_func(x: Any) -> tuple[Any, Any, Any]:
-        torch = _torch()
         with torch.enable_grad():
             leaf = _leaf(x)
-            value = func(leaf)
-            jacobian = _rows(value, leaf, create_graph=True)
+            value = _evaluate(func, leaf)
+            jacobian = _jacobian(value, leaf, mode, create=True)
 
         def mhp(m: Any) -> Any:
-            return _backward(jacobian, leaf, m.to(jacobian.dtype))
+            m = m.reshape(jacobian.shape).to(jacobian.device, jacobian.dtype)
+            return _owned(_backward(jacobian, leaf, m, retain=True, create=False), m)
 
-        return mhp, jacobian.detach(), value.detach()
+        return mhp, _owned(jacobian, None), _owned(value, leaf)
 
     return mhp_jacobian_and_value_func
+
+
+# ---------------------------------------------------------------------------------
+# Build-time checks and the lean per-call path used by diffops' derivative functions
+
+_OPTIONS = {
+    "jacobian_and_value": ("mode",),
+    "mhp_jacobian_and_value": ("mode",),
+}
+
+
+def check_function(func: Callable[..., Any], op_name: str, **options: Any) -> None:
+    """Check the operator's options when the derivative function is built.
+
+    Args:
+        func: The user's function (not called).
+        op_name: Operator being built.
+        **options: Options for the operator (``mode`` for Jacobians).
+
+    Raises:
+        TypeError: For an option the operator does not take.
+        ValueError: For a Jacobian mode that is not one of ``JACOBIAN_MODES``.
+    """
+    del func
+    allowed = _OPTIONS.get(op_name, ())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        takes = f"takes only {allowed}" if allowed else "takes no options"
+        msg = f"{op_name} on the torch backend {takes}, not {unknown}."
+        raise TypeError(msg)
+    if "mode" in options:
+        _check_mode(options["mode"])
+
+
+def make_caller(
+    func: Callable[..., Any],
+    op_name: str,
+    function_wrapper: Callable[..., Any] | None,
+    as_numpy: bool = True,
+    **options: Any,
+) -> Callable[[Any], tuple[Any, ...]]:
+    """Build the per-call function of a diffops derivative function on PyTorch.
+
+    With the backend's own wrapper (:func:`return_numpy_arrays`) each call makes one
+    tensor sharing the input's memory, runs the operator and converts its results
+    straight to NumPy arrays of the input's dtype (NumPy scalars when 0-d): the
+    results of that wrapper followed by :func:`diffops.boundary.finalize`, without
+    their generic conversions. Any other wrapper is applied as it is, followed by
+    ``finalize``.
+
+    Args:
+        func: The user's function, written with torch operations.
+        op_name: Operator name, one of ``DIFF_OPS``.
+        function_wrapper: The backend's wrapper.
+        as_numpy: Whether to return NumPy arrays (default) or tensors, left on their
+            device (the input may then be a tensor too).
+        **options: Options for the operator (``mode`` for Jacobians).
+
+    Returns:
+        Function of a float32/float64 NumPy array (or, with ``as_numpy=False``, a
+        tensor) returning the operator's tuple.
+    """
+    from diffops.boundary import ProductClosure, finalize
+
+    op = OPERATORS[op_name]
+    raw = globals()[op_name](func, **options)
+    if not as_numpy:
+        return _tensor_caller(raw, op)
+    if function_wrapper is not return_numpy_arrays:
+        wrapped = raw if function_wrapper is None else function_wrapper(raw)
+
+        def generic_call(x: np.ndarray) -> tuple[Any, ...]:
+            return finalize(wrapped(x), op, x.shape, x.dtype)
+
+        return generic_call
+
+    if op.closure is None:
+
+        def call(x: np.ndarray) -> tuple[Any, ...]:
+            dtype = x.dtype
+            return tuple([_result(r, dtype) for r in raw(_to_tensor(x))])
+
+        return call
+
+    name = op.closure
+
+    def call_with_closure(x: np.ndarray) -> tuple[Any, ...]:
+        dtype = x.dtype
+        closure, *tensors = raw(_to_tensor(x))
+        arg_shape = op.closure_arg_shape(x.shape, tuple(tensors[-1].shape))
+        product = ProductClosure(
+            _NumpyClosure(closure), name, arg_shape, x.shape, dtype
+        )
+        return (product, *[_result(r, dtype) for r in tensors])
+
+    return call_with_closure
+
+
+def _result(tensor: Any, dtype: np.dtype) -> Any:
+    """A result at the NumPy boundary: array of ``dtype``, NumPy scalar if 0-d."""
+    if tensor.dim() == 0:
+        return dtype.type(tensor.item())
+    arr = tensor.numpy(force=True)
+    return arr if arr.dtype == dtype else arr.astype(dtype)
+
+
+class _NumpyClosure:
+    """A product closure of tensors, called with and returning a NumPy array."""
+
+    __slots__ = ("_closure",)
+
+    def __init__(self, closure: Callable[[Any], Any]):
+        self._closure = closure
+
+    def __call__(self, arr: np.ndarray) -> np.ndarray:
+        return self._closure(_to_tensor(arr)).numpy(force=True)
+
+
+def _as_float_tensor(x: Any) -> Any:
+    """``x`` as a floating-point tensor (integer and boolean tensors become float64)."""
+    torch = _torch()
+    if not isinstance(x, _TENSOR):
+        return _to_tensor(x)
+    if x.is_floating_point():
+        return x
+    if x.is_complex():
+        msg = (
+            f"The input is a complex tensor ({x.dtype}); diffops differentiates real "
+            f"functions only. Split it into real and imaginary parts, e.g. "
+            f"`torch.cat([z.real, z.imag])`."
+        )
+        raise InputTypeError(msg)
+    return x.to(torch.float64)
+
+
+def _tensor_caller(
+    raw: Callable[[Any], Any], op: Any
+) -> Callable[[Any], tuple[Any, ...]]:
+    """Per-call function that takes and returns tensors (``as_numpy=False``)."""
+    if op.closure is None:
+
+        def call(x: Any) -> tuple[Any, ...]:
+            return tuple(raw(_as_float_tensor(x)))
+
+        return call
+
+    def call_with_closure(x: Any) -> tuple[Any, ...]:
+        x = _as_float_tensor(x)
+        closure, *tensors = raw(x)
+        arg_shape = op.closure_arg_shape(tuple(x.shape), tuple(tensors[-1].shape))
+        return (_TorchClosure(closure, op.closure, arg_shape), *tensors)
+
+    return call_with_closure
+
+
+class _TorchClosure:
+    """A product closure that takes and returns tensors (``as_numpy=False``)."""
+
+    __slots__ = ("__name__", "_closure", "arg_shape")
+
+    def __init__(self, closure: Callable[[Any], Any], name: str, arg_shape: Any):
+        self._closure = closure
+        self.__name__ = name
+        self.arg_shape = arg_shape
+
+    def __call__(self, m: Any) -> Any:
+        """Apply the product to ``m`` (a tensor or array of shape :attr:`arg_shape`)."""
+        shape = tuple(m.shape) if hasattr(m, "shape") else np.shape(m)
+        if shape != self.arg_shape:
+            require_shape(
+                shape,
+                self.arg_shape,
+                f"argument of {self.__name__}",
+                f"{self.__name__} takes an array of shape {self.arg_shape}.",
+            )
+        return self._closure(_as_float_tensor(m))
+
+    def __repr__(self) -> str:
+        return f"<{self.__name__} closure of tensors: takes shape {self.arg_shape}>"
 
 
 def explain_error(err: Exception, func: Callable[..., Any]) -> Exception | None:
@@ -379,10 +680,13 @@ def explain_error(err: Exception, func: Callable[..., Any]) -> Exception | None:
     Returns:
         The exception to raise instead, or ``None`` to re-raise ``err`` unchanged.
     """
+    if isinstance(err, TracingError) or not isinstance(err, RuntimeError | TypeError):
+        return None
     text = str(err)
     if not (
-        isinstance(err, RuntimeError | TypeError)
-        and ("numpy()" in text or "Tensor" in text and "ufunc" in text)
+        "numpy()" in text
+        or ("Tensor" in text and "ufunc" in text)
+        or _raised_inside_numpy(err)
     ):
         return None
     name = getattr(func, "__name__", "the function")
@@ -392,6 +696,17 @@ def explain_error(err: Exception, func: Callable[..., Any]) -> Exception | None:
         f"on the tensor it receives, instead of numpy functions."
     )
     return TracingError(msg)
+
+
+def _raised_inside_numpy(err: BaseException) -> bool:
+    """Whether ``err`` was raised in NumPy's code (a NumPy function met a tensor)."""
+    tb = err.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module == "numpy" or module.startswith("numpy."):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 __all__ = [

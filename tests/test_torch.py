@@ -1,0 +1,105 @@
+"""PyTorch specifics: NumPy out, no graph leaks, the user's data untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _backends import SELECTED_BACKENDS, require_backend
+from _cases import CASES_BY_ID, assert_outputs_match, case_derivative, points
+
+pytestmark = pytest.mark.skipif(
+    "torch" not in SELECTED_BACKENDS, reason="torch not selected"
+)
+
+TORCH_CASES = ("banana", "torus", "logistic5", "log1p_norm-2x3", "sq_sin-0d")
+
+
+@pytest.fixture
+def torch():
+    require_backend("torch")
+    import torch
+
+    return torch
+
+
+def _all_outputs(result):
+    for out in result:
+        if callable(out):
+            yield out(np.ones(out.arg_shape))
+        else:
+            yield out
+
+
+@pytest.mark.parametrize("case_id", TORCH_CASES)
+def test_outputs_are_numpy_without_grad(torch, case_id):
+    case = CASES_BY_ID[case_id]
+    for op in case.ops:
+        result = case_derivative("torch", case, op)(points(case)[0])
+        for out in _all_outputs(result):
+            assert not isinstance(out, torch.Tensor), f"{op} returned a tensor"
+            assert isinstance(out, np.ndarray | np.generic)
+            assert not hasattr(out, "requires_grad")
+            assert not hasattr(out, "grad_fn")
+
+
+def test_tensor_input_untouched(torch):
+    case = CASES_BY_ID["log1p_norm-3"]
+    tensor = torch.tensor([0.3, -0.5, 1.2], dtype=torch.float64)
+    saved = tensor.clone()
+    for op in case.ops:
+        result = case_derivative("torch", case, op)(tensor)
+        list(_all_outputs(result))
+        assert not tensor.requires_grad
+        assert tensor.grad is None
+        assert torch.equal(tensor, saved)
+        assert isinstance(result[-1], np.generic)
+
+
+def test_tensor_sharing_numpy_memory_untouched(torch):
+    case = CASES_BY_ID["banana"]
+    x = np.array([0.2, -0.4])
+    saved = x.copy()
+    tensor = torch.from_numpy(x)  # the user's tensor shares x's memory
+    for op in case.ops:
+        list(_all_outputs(case_derivative("torch", case, op)(x)))
+    np.testing.assert_array_equal(x, saved)
+    assert not tensor.requires_grad
+    assert tensor.grad is None
+
+
+def test_grad_mode_of_the_caller_is_respected(torch):
+    # Works under torch.no_grad() (e.g. inside an inference loop) and leaves it on.
+    case = CASES_BY_ID["banana"]
+    with torch.no_grad():
+        result = case_derivative("torch", case, "mtp_hessian_grad_and_value")(
+            points(case)[0]
+        )
+        list(_all_outputs(result))
+        assert not torch.is_grad_enabled()
+    assert torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize("other", ["jax", "autograd"])
+@pytest.mark.parametrize("case_id", TORCH_CASES)
+def test_agrees_with_jax_and_autograd(torch, other, case_id):
+    require_backend(other)
+    case = CASES_BY_ID[case_id]
+    for op in case.ops:
+        for index, x in enumerate(points(case)):
+            assert_outputs_match(
+                case_derivative("torch", case, op)(x),
+                case_derivative(other, case, op)(x),
+                dtype=np.dtype(np.float64),
+                rtol=1e-10,
+                atol=1e-10,
+                closure_key=("torch", other, case.id, op, index),
+                what=f"{op} of {case.id}: torch vs {other}",
+            )
+
+
+def test_float32_default_dtype_not_changed(torch):
+    default = torch.get_default_dtype()
+    case = CASES_BY_ID["banana"]
+    case_derivative("torch", case, "hessian_grad_and_value")(points(case)[0])
+    assert torch.get_default_dtype() == default
