@@ -33,6 +33,7 @@ JAX_AVAILABLE: bool = importlib.util.find_spec("jax") is not None
 
 EXTRA = "jax"
 JACOBIAN_MODES = ("auto", "forward", "reverse")
+_FLOAT64 = np.dtype(np.float64)
 _X64_DTYPES = frozenset(
     np.dtype(t) for t in (np.float64, np.int64, np.uint64, np.complex128)
 )
@@ -400,26 +401,31 @@ def make_caller(
         )
 
     program = jax.jit(cast_outputs) if compiled else cast_outputs
-    enable_x64 = _x64_scope
+    enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else _x64_scope
+    asarray = np.asarray
     if not as_numpy:
         return _framework_caller(program, op, compiled)
 
     if op.closure is None:
 
         def call(x: np.ndarray) -> tuple[Any, ...]:
-            if x.dtype.itemsize == 8:
+            if x.dtype is _FLOAT64:
                 with enable_x64(True):
                     out = program(x)
             else:
                 out = program(x)
-            return tuple([_numpy(o) for o in out])
+            results = [asarray(o) for o in out]
+            value = results[-1]
+            if value.ndim == 0:  # 0-d results are NumPy scalars
+                results = [r if r.ndim else r[()] for r in results]
+            return tuple(results)
 
         return call
 
     name = op.closure
 
     def call_with_closure(x: np.ndarray) -> tuple[Any, ...]:
-        x64 = x.dtype.itemsize == 8
+        x64 = x.dtype is _FLOAT64
         if x64:
             with enable_x64(True):
                 closure, *arrays = program(x)

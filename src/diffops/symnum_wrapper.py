@@ -122,6 +122,9 @@ def _build(
             return reshape(generated(np.reshape(x, code_shape)))
         return generated(x)
 
+    # The generated function itself, when no reshaping is needed (lean call path).
+    derivative_func.generated = None if adapt else generated  # type: ignore[attr-defined]
+    derivative_func.shape = shape  # type: ignore[attr-defined]
     return derivative_func
 
 
@@ -153,16 +156,30 @@ def make_caller(
 
     op = OPERATORS[op_name]
     derivative = _build(func, op_name, arg_shape)
+    generated = derivative.generated or derivative  # type: ignore[attr-defined]
+    shape = derivative.shape  # type: ignore[attr-defined]
+    # Generated code is straight-line NumPy, so the types of its outputs depend on
+    # the input dtype only: learn once per dtype whether they need converting.
+    exact: dict[np.dtype, bool] = {}
+
+    def convert(out: tuple[Any, ...], dtype: np.dtype) -> tuple[Any, ...]:
+        converted = tuple([to_output(o, dtype) for o in out])
+        if dtype not in exact:
+            exact[dtype] = all(
+                (type(o) is np.ndarray and o.ndim > 0) or type(o) is dtype.type
+                for o in out
+            ) and all(o.dtype == dtype for o in out)
+        return converted
+
     if op.closure is None:
 
         def call(x: np.ndarray) -> tuple[Any, ...]:
-            dtype = x.dtype
-            return tuple(
-                [
-                    o if getattr(o, "dtype", None) is dtype else to_output(o, dtype)
-                    for o in derivative(x)
-                ]
-            )
+            if x.shape != shape:
+                return convert(derivative(x), x.dtype)  # raises or adapts the shape
+            out = generated(x)
+            if exact.get(x.dtype):
+                return out
+            return convert(out, x.dtype)
 
         return call
 
