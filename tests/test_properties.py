@@ -48,10 +48,6 @@ def problems(draw, model_ops=MODEL_OPS):
     return name, op, shape, x, seed
 
 
-def _closure_rng(seed):
-    return np.random.default_rng(seed)
-
-
 def _compare_backends(backends, name, op, shape, x, seed):
     model = SHAPED_MODELS[name]
     results = {b: derivative(b, model, shape, op)(x) for b in backends}
@@ -90,8 +86,7 @@ def test_backends_agree_and_match_finite_differences(problem):
     name, op, shape, x, seed = problem
     backends = [b for b in installed_selected_backends() if b != "symnum"]
     if not backends:
-        for b in NON_SYMNUM:
-            require_backend(b)
+        pytest.skip("no selected non-symnum backend is installed")
     _compare_backends(backends, name, op, shape, x, seed)
     # Finite differences of the first backend's own lower-order outputs.
     model = SHAPED_MODELS[name]

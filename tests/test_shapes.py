@@ -7,12 +7,15 @@ the closed forms, so this is independent of ``test_closed_forms``.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from _backends import SELECTED_BACKENDS, require_backend
 from _cases import (
     CASES,
+    N_POINTS,
     SHAPES,
     closure_argument,
     expected_shapes,
@@ -63,8 +66,9 @@ def test_zero_d_results_are_numpy_scalars(backend, case):
     # docs/decisions.md: 0-d results are NumPy scalars on every backend (DESIGN.md:
     # "the same on every backend"), including closures' 0-d products.
     require_backend(backend)
-    for op in case.ops:
-        result = outputs(backend, case, op, 0)
+    for op, index in itertools.product(case.ops, range(N_POINTS)):
+        # Every call, not just the first: per-call fast paths must agree with it.
+        result = outputs(backend, case, op, index)
         for position, out in enumerate(result):
             if callable(out):
                 out = out(closure_argument(tuple(out.arg_shape), "scalar"))
