@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from diffops.errors import TracingError, require_scalar
+from diffops.errors import TracingError, causes, require_scalar
 
 AUTOGRAD_AVAILABLE: bool = importlib.util.find_spec("autograd") is not None
 """Whether Autograd is installed (found without importing it)."""
@@ -217,11 +217,15 @@ def explain_error(err: Exception, func: Callable[..., Any]) -> Exception | None:
     Returns:
         The exception to raise instead, or ``None`` to re-raise ``err`` unchanged.
     """
-    if not isinstance(err, TypeError) or "ArrayBox" not in str(err):
+    traced = [
+        e for e in causes(err) if isinstance(e, TypeError) and "ArrayBox" in str(e)
+    ]
+    if not traced:
         return None
+    cause = traced[0]
     name = getattr(func, "__name__", "the function")
     msg = (
-        f"Autograd could not trace {name!r}: {err}\n"
+        f"Autograd could not trace {name!r}: {cause}\n"
         f"Hint: write {name!r} with autograd.numpy (`import autograd.numpy as np`) "
         f"and autograd.scipy instead of numpy and scipy."
     )

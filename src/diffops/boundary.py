@@ -148,21 +148,20 @@ _ARG_KIND = {
 }
 
 
-def finalize(
-    result: tuple[Any, ...], op: Operator, x_shape: tuple[int, ...], dtype: np.dtype
-) -> tuple[Any, ...]:
+def finalize(result: tuple[Any, ...], op: Operator, x: np.ndarray) -> tuple[Any, ...]:
     """Convert an operator's raw result tuple to NumPy at the boundary.
 
     Args:
         result: Tuple returned by a backend's derivative function, closure (if any)
             first and value last.
         op: Record of the operator that produced it.
-        x_shape: Shape ``S`` of the input.
-        dtype: Float dtype of the input.
+        x: The input (shape ``S``, float dtype).
 
     Returns:
-        Tuple of the same length with NumPy arrays/scalars of ``dtype`` and, first,
-        a :class:`ProductClosure` for operators that return one.
+        Tuple of the same length with NumPy arrays/scalars of ``x``'s dtype and,
+        first, a :class:`ProductClosure` for operators that return one. No array
+        shares memory with ``x`` (a framework may hand back a view of its input,
+        e.g. for the identity function), so later changes to ``x`` cannot reach it.
 
     Raises:
         NonScalarOutputError: If a scalar-only operator's value is not 0-d.
@@ -170,13 +169,32 @@ def finalize(
     value_shape = np.shape(result[-1])
     if op.scalar_only:
         require_scalar(value_shape, op.name)
+    dtype = x.dtype
+    arrays = [
+        unaliased(to_output(r, dtype), x) for r in result[op.closure is not None :]
+    ]
     if op.closure is None:
-        return tuple(to_output(r, dtype) for r in result)
+        return tuple(arrays)
     closure = ProductClosure(
         result[0],
         op.closure,
-        op.closure_arg_shape(x_shape, value_shape),
-        x_shape,
+        op.closure_arg_shape(x.shape, value_shape),
+        x.shape,
         dtype,
     )
-    return (closure, *(to_output(r, dtype) for r in result[1:]))
+    return (closure, *arrays)
+
+
+def unaliased(value: Any, x: np.ndarray) -> Any:
+    """``value``, copied if it is an array sharing memory with the input ``x``.
+
+    Args:
+        value: An output array or scalar.
+        x: The input array.
+
+    Returns:
+        ``value`` or a copy of it.
+    """
+    if type(value) is np.ndarray and np.may_share_memory(value, x):
+        return value.copy()
+    return value

@@ -129,7 +129,7 @@ class DerivativeFunction:
         op = self._op
 
         def call(x: np.ndarray) -> tuple[Any, ...]:
-            return finalize(impl(x), op, x.shape, x.dtype)
+            return finalize(impl(x), op, x)
 
         return call
 
@@ -186,8 +186,44 @@ def _portable(func: Callable[..., Any]) -> Any:
                 f"(`pip install diffops[pickle]`) or define it at module level."
             )
             raise pickle.PicklingError(msg) from None
-        return _CloudPickled(cloudpickle.dumps(func))
+        buffer = io.BytesIO()
+        _by_value_pickler(cloudpickle)(buffer).dump(func)
+        return _CloudPickled(buffer.getvalue())
     return func
+
+
+# Modules whose functions cannot be pickled by reference because they are wrappers
+# published under another module's name (autograd.numpy.sin claims to be numpy's),
+# so cloudpickle would copy them by value and lose their derivative rules.
+_WRAPPER_NAMESPACES = ("autograd.numpy", "autograd.scipy")
+
+
+def _namespace_attribute(module: str, name: str) -> Any:
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def _by_value_pickler(cloudpickle: Any) -> type:
+    """A cloudpickle pickler that stores framework wrapper functions by name."""
+    import sys
+
+    lookup: dict[int, tuple[str, str]] = {}
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not module_name.startswith(_WRAPPER_NAMESPACES):
+            continue
+        for attr, value in vars(module).items():
+            if callable(value) and not isinstance(value, type):
+                lookup.setdefault(id(value), (module_name, attr))
+
+    class Pickler(cloudpickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            where = lookup.get(id(obj))
+            if where is not None and _namespace_attribute(*where) is obj:
+                return (_namespace_attribute, where)
+            return super().reducer_override(obj)
+
+    return Pickler
 
 
 class _CloudPickled:

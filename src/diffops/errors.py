@@ -101,3 +101,20 @@ def require_shape(
         return
     msg = f"The {what} has shape {shape}, but shape {expected} is required. {fix}"
     raise ShapeMismatchError(msg)
+
+
+def causes(err: BaseException) -> list[BaseException]:
+    """``err`` followed by the exceptions it was raised from or while handling.
+
+    Args:
+        err: An exception.
+
+    Returns:
+        The chain ``err, err.__cause__ or err.__context__, ...`` without repeats.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain

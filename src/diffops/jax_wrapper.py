@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diffops.errors import TracingError, require_scalar
+from diffops.errors import TracingError, causes, require_scalar
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -386,7 +386,7 @@ def make_caller(
         Function of a float32/float64 NumPy array returning the operator's tuple at
         the NumPy boundary.
     """
-    from diffops.boundary import ProductClosure
+    from diffops.boundary import ProductClosure, unaliased
     from diffops.operators import OPERATORS
 
     jax = _jax()
@@ -415,6 +415,8 @@ def make_caller(
             else:
                 out = program(x)
             results = [asarray(o) for o in out]
+            if not compiled:  # eager JAX may return a view of a NumPy input
+                results = [unaliased(r, x) for r in results]
             value = results[-1]
             if value.ndim == 0:  # 0-d results are NumPy scalars
                 results = [r if r.ndim else r[()] for r in results]
@@ -431,7 +433,7 @@ def make_caller(
                 closure, *arrays = program(x)
         else:
             closure, *arrays = program(x)
-        results = [_numpy(o) for o in arrays]
+        results = [unaliased(_numpy(o), x) for o in arrays]
         arg_shape = op.closure_arg_shape(x.shape, np.shape(results[-1]))
         product = ProductClosure(
             _NumpyClosure(closure, x64, compiled), name, arg_shape, x.shape, x.dtype
@@ -511,11 +513,15 @@ def explain_error(err: Exception, func: Callable[..., Any]) -> Exception | None:
         The exception to raise instead, or ``None`` to re-raise ``err`` unchanged.
     """
     errors = getattr(_jax(), "errors", None)
-    if errors is None or not isinstance(err, errors.JAXTypeError):
+    if errors is None:
         return None
+    traced = [e for e in causes(err) if isinstance(e, errors.JAXTypeError)]
+    if not traced:
+        return None
+    cause = traced[0]
     name = getattr(func, "__name__", "the function")
     msg = (
-        f"JAX could not trace {name!r}: {type(err).__name__}: {err}\n"
+        f"JAX could not trace {name!r}: {type(cause).__name__}: {cause}\n"
         f"Hint: write {name!r} with jax.numpy (`import jax.numpy as jnp`) instead of "
         f"numpy, and use jnp.where / jax.lax.cond instead of Python `if` on array "
         f"values. Code that cannot be traced can use backend 'autograd'."

@@ -103,7 +103,9 @@ def _build(
             return symnum.numpy.array([value])
         return value
 
-    code_func.__name__ = getattr(symbolic, "__name__", "f")
+    # The name becomes a Python identifier in the generated code ("<lambda>" is not).
+    name = getattr(symbolic, "__name__", "f")
+    code_func.__name__ = name if name.isidentifier() else "f"
     generated = getattr(symnum, _SYMNUM_OPS[op_name])(
         code_func, code_shape, return_aux=True
     )

@@ -561,7 +561,7 @@ def make_caller(
         wrapped = raw if function_wrapper is None else function_wrapper(raw)
 
         def generic_call(x: np.ndarray) -> tuple[Any, ...]:
-            return finalize(wrapped(x), op, x.shape, x.dtype)
+            return finalize(wrapped(x), op, x)
 
         return generic_call
 
