@@ -587,7 +587,7 @@ def make_caller(
     from diffops.boundary import ProductClosure, finalize
 
     op = OPERATORS[op_name]
-    raw = globals()[op_name](func, **options)
+    raw = _probed(globals()[op_name](func, **options), func)
     if not as_numpy:
         return _tensor_caller(raw, op)
     if function_wrapper is not return_numpy_arrays:
@@ -734,6 +734,69 @@ def explain_error(err: Exception, func: Callable[..., Any]) -> Exception | None:
         f"on the tensor it receives, instead of numpy functions."
     )
     return TracingError(msg)
+
+
+def _probed(
+    raw: Callable[[Any], Any], func: Callable[..., Any]
+) -> Callable[[Any], Any]:
+    """``raw``, preceded at the first call per shape and dtype by :func:`_probe`."""
+    seen: set[tuple[Any, ...]] = set()
+
+    def probed(x: Any) -> Any:
+        key = (tuple(x.shape), x.dtype)
+        if key not in seen:
+            _probe(func, x)
+            seen.add(key)
+        return raw(x)
+
+    return probed
+
+
+def _probe(func: Callable[..., Any], x: Any) -> None:
+    """Run ``func`` once, failing if it turns a differentiated tensor into numbers.
+
+    ``float(t)``, ``t.item()``, ``np.asarray(t)`` and the like on a tensor that
+    requires grad cut it out of the graph; PyTorch only warns, once per process, and
+    the derivative comes out silently wrong (e.g. ``z = np.zeros(3); z[0] = x[0]``).
+    Intercepting every operation costs tens of µs, so it is done on the first call
+    for each input shape and dtype only.
+
+    Raises:
+        TracingError: If ``func`` converts a tensor that requires grad to a Python
+            number or a NumPy array.
+    """
+    torch = _torch()
+    from torch.overrides import TorchFunctionMode
+
+    tensor = torch.Tensor
+    escapes = {
+        tensor.__float__,
+        tensor.__int__,
+        tensor.__index__,
+        tensor.__array__,
+        tensor.item,
+        tensor.tolist,
+        tensor.numpy,
+    }
+    name = getattr(func, "__name__", "the function")
+
+    class EscapeCheck(TorchFunctionMode):
+        def __torch_function__(
+            self, f: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            if f in escapes and args and getattr(args[0], "requires_grad", False):
+                msg = (
+                    f"{name!r} converts a tensor that is being differentiated to a "
+                    f"Python number or NumPy array ({getattr(f, '__name__', f)}), "
+                    f"which cuts it out of the derivative.\nHint: write {name!r} "
+                    f"with torch operations (torch.stack, torch.sum, `@`, ...) on "
+                    f"the tensor it receives instead of numpy functions or float()."
+                )
+                raise TracingError(msg)
+            return f(*args, **(kwargs or {}))
+
+    with torch.enable_grad(), EscapeCheck():
+        func(_leaf(x))
 
 
 def _raised_inside_numpy(err: BaseException) -> bool:
