@@ -33,6 +33,10 @@ JAX_AVAILABLE: bool = importlib.util.find_spec("jax") is not None
 
 EXTRA = "jax"
 JACOBIAN_MODES = ("auto", "forward", "reverse")
+PACK_LIMIT = 4096
+"""Results with at most this many elements in all leave the compiled program as one
+flat array (one host conversion per call); larger ones are returned separately, so
+large gradients are not copied into a joint buffer."""
 _FLOAT64 = np.dtype(np.float64)
 _X64_DTYPES = frozenset(
     np.dtype(t) for t in (np.float64, np.int64, np.uint64, np.complex128)
@@ -394,31 +398,60 @@ def make_caller(
     raw = globals()[op_name](func, **options)
     compiled = function_wrapper is jit_and_return_numpy_arrays
 
+    # Small results leave the compiled program packed into one flat array: one
+    # device-to-host conversion per call instead of one per output (each costs about
+    # as much as a small program's dispatch). Views of that array are the outputs.
+    pack = compiled and as_numpy
+    layouts: dict[tuple[Any, ...], tuple[tuple[int, ...], ...]] = {}
+    unpackers: dict[tuple[Any, ...], Callable[[np.ndarray], list[Any]]] = {}
+    first = 1 if op.closure else 0
+
     def cast_outputs(x: Any) -> tuple[Any, ...]:
+        jnp = jax.numpy
         out = raw(x)
-        return tuple(
-            o if callable(o) else jax.numpy.asarray(o, dtype=x.dtype) for o in out
-        )
+        cast = [o if callable(o) else jnp.asarray(o, dtype=x.dtype) for o in out]
+        arrays = cast[first:]
+        if not pack or sum(a.size for a in arrays) > PACK_LIMIT:
+            return tuple(cast)
+        # Runs at trace time, once per input shape and dtype.
+        layouts[(x.shape, np.dtype(x.dtype))] = tuple(a.shape for a in arrays)
+        flat = jnp.concatenate([jnp.ravel(a) for a in arrays])
+        return (*cast[:first], flat)
+
+    def unpacker(x: np.ndarray) -> Callable[[np.ndarray], list[Any]] | None:
+        key = (x.shape, x.dtype)
+        unpack = unpackers.get(key)
+        if unpack is None and key in layouts:
+            unpack = unpackers[key] = _unpacker(layouts[key])
+        return unpack
 
     program = jax.jit(cast_outputs) if compiled else cast_outputs
     enable_x64 = jax.enable_x64 if hasattr(jax, "enable_x64") else _x64_scope
     asarray = np.asarray
+    config = jax.config
+    scalar_value = op.scalar_only
     if not as_numpy:
         return _framework_caller(program, op, compiled)
 
     if op.closure is None:
 
         def call(x: np.ndarray) -> tuple[Any, ...]:
-            if x.dtype is _FLOAT64:
+            # Enter the float64 scope only when the global flag does not already
+            # give float64 (reading the flag costs a sixth of entering the scope).
+            if x.dtype is _FLOAT64 and not config.jax_enable_x64:
                 with enable_x64(True):
                     out = program(x)
             else:
                 out = program(x)
+            unpack = unpacker(x)
+            if unpack is not None:
+                return tuple(unpack(asarray(out[0])))
             results = [asarray(o) for o in out]
             if not compiled:  # eager JAX may return a view of a NumPy input
                 results = [unaliased(r, x) for r in results]
-            value = results[-1]
-            if value.ndim == 0:  # 0-d results are NumPy scalars
+            if x.ndim and scalar_value:
+                results[-1] = results[-1][()]  # only the value is 0-d
+            elif results[-1].ndim == 0:  # 0-d results are NumPy scalars
                 results = [r if r.ndim else r[()] for r in results]
             return tuple(results)
 
@@ -428,12 +461,16 @@ def make_caller(
 
     def call_with_closure(x: np.ndarray) -> tuple[Any, ...]:
         x64 = x.dtype is _FLOAT64
-        if x64:
+        if x64 and not config.jax_enable_x64:
             with enable_x64(True):
                 closure, *arrays = program(x)
         else:
             closure, *arrays = program(x)
-        results = [unaliased(_numpy(o), x) for o in arrays]
+        unpack = unpacker(x)
+        if unpack is not None:
+            results = unpack(asarray(arrays[0]))
+        else:
+            results = [unaliased(_numpy(o), x) for o in arrays]
         arg_shape = op.closure_arg_shape(x.shape, np.shape(results[-1]))
         product = ProductClosure(
             _NumpyClosure(closure, x64, compiled), name, arg_shape, x.shape, x.dtype
@@ -441,6 +478,28 @@ def make_caller(
         return (product, *results)
 
     return call_with_closure
+
+
+def _unpacker(shapes: tuple[tuple[int, ...], ...]) -> Callable[[np.ndarray], list[Any]]:
+    """Split a flat array into views of the given shapes (0-d: NumPy scalars)."""
+    pieces = []
+    start = 0
+    for shape in shapes:
+        stop = start + math.prod(shape)
+        pieces.append((start, stop, shape, len(shape)))
+        start = stop
+
+    def unpack(flat: np.ndarray) -> list[Any]:
+        return [
+            flat[start]
+            if ndim == 0
+            else flat[start:stop]
+            if ndim == 1
+            else flat[start:stop].reshape(shape)
+            for start, stop, shape, ndim in pieces
+        ]
+
+    return unpack
 
 
 def _framework_caller(
