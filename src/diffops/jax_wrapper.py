@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from diffops.errors import TracingError, causes, require_scalar
+from diffops.operators import check_jacobian_mode, check_mode_options
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -32,7 +33,6 @@ JAX_AVAILABLE: bool = importlib.util.find_spec("jax") is not None
 """Whether JAX is installed (found without importing it)."""
 
 EXTRA = "jax"
-JACOBIAN_MODES = ("auto", "forward", "reverse")
 PACK_LIMIT = 4096
 """Results with at most this many elements in all leave the compiled program as one
 flat array (one host conversion per call); larger ones are returned separately, so
@@ -289,12 +289,6 @@ def mtp_hessian_grad_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
     return mtp_hessian_grad_and_value_func
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in JACOBIAN_MODES:
-        msg = f"Jacobian mode {mode!r} is not one of {JACOBIAN_MODES}."
-        raise ValueError(msg)
-
-
 def jacobian_and_value(
     func: Callable[..., Any], mode: str = "auto"
 ) -> Callable[..., Any]:
@@ -311,7 +305,7 @@ def jacobian_and_value(
         Function ``x -> (jacobian, value)``; ``jacobian`` has shape ``F + S``.
     """
     jax = _jax()
-    _check_mode(mode)
+    check_jacobian_mode(mode)
 
     def jacobian_and_value_func(x: Any) -> tuple[Any, Any]:
         jnp = jax.numpy
@@ -358,6 +352,22 @@ def mhp_jacobian_and_value(
         return _closure(pullback), jacobian, value
 
     return mhp_jacobian_and_value_func
+
+
+def check_function(func: Callable[..., Any], op_name: str, **options: Any) -> None:
+    """Check the operator's options when the derivative function is built.
+
+    Args:
+        func: The user's function (not called).
+        op_name: Operator being built.
+        **options: Options for the operator (``mode`` for Jacobians).
+
+    Raises:
+        TypeError: For an option the operator does not take.
+        ValueError: For a Jacobian mode that is not one of ``JACOBIAN_MODES``.
+    """
+    del func
+    check_mode_options(op_name, options, "jax")
 
 
 # ---------------------------------------------------------------------------------

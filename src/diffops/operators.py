@@ -66,3 +66,46 @@ OPERATORS: dict[str, Operator] = {
     "jacobian_and_value": Operator("jacobian_and_value", False, None, 2),
     "mhp_jacobian_and_value": Operator("mhp_jacobian_and_value", False, "mhp", 3),
 }
+
+
+JACOBIAN_MODES: tuple[str, ...] = ("auto", "forward", "reverse")
+"""Jacobian modes of the ``jax`` and ``torch`` backends: ``auto`` uses forward mode
+when the output has more elements than the input."""
+
+_MODE_OPTIONS = {"jacobian_and_value": ("mode",), "mhp_jacobian_and_value": ("mode",)}
+
+
+def check_jacobian_mode(mode: str) -> None:
+    """Raise ``ValueError`` unless ``mode`` is one of :data:`JACOBIAN_MODES`.
+
+    Args:
+        mode: Jacobian mode requested by the user.
+
+    Raises:
+        ValueError: For an unknown mode.
+    """
+    if mode not in JACOBIAN_MODES:
+        msg = f"Jacobian mode {mode!r} is not one of {JACOBIAN_MODES}."
+        raise ValueError(msg)
+
+
+def check_mode_options(op_name: str, options: dict[str, object], backend: str) -> None:
+    """Check the options of a backend whose only option is the Jacobian ``mode``.
+
+    Args:
+        op_name: Operator being built.
+        options: Options given for it.
+        backend: Backend name, for the message.
+
+    Raises:
+        TypeError: For an option the operator does not take.
+        ValueError: For a Jacobian mode that is not one of :data:`JACOBIAN_MODES`.
+    """
+    allowed = _MODE_OPTIONS.get(op_name, ())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        takes = f"takes only {allowed}" if allowed else "takes no options"
+        msg = f"{op_name} on the {backend} backend {takes}, not {unknown}."
+        raise TypeError(msg)
+    if "mode" in options:
+        check_jacobian_mode(str(options["mode"]))

@@ -47,7 +47,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from diffops.errors import InputTypeError, TracingError, require_scalar, require_shape
-from diffops.operators import OPERATORS
+from diffops.operators import (
+    OPERATORS,
+    check_jacobian_mode,
+    check_mode_options,
+)
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -56,7 +60,6 @@ TORCH_AVAILABLE: bool = importlib.util.find_spec("torch") is not None
 """Whether PyTorch is installed (found without importing it)."""
 
 EXTRA = "torch"
-JACOBIAN_MODES = ("auto", "forward", "reverse")
 BATCH_MIN = 4
 """From this many VJPs on (Hessian or Jacobian rows, forward-mode columns), they are
 computed in vectorised backward passes; fewer take one backward pass each."""
@@ -454,12 +457,6 @@ def mtp_hessian_grad_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
     return mtp_hessian_grad_and_value_func
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in JACOBIAN_MODES:
-        msg = f"Jacobian mode {mode!r} is not one of {JACOBIAN_MODES}."
-        raise ValueError(msg)
-
-
 def jacobian_and_value(
     func: Callable[..., Any], mode: str = "auto"
 ) -> Callable[..., Any]:
@@ -476,7 +473,7 @@ def jacobian_and_value(
     Returns:
         Function ``x -> (jacobian, value)``; ``jacobian`` has shape ``F + S``.
     """
-    _check_mode(mode)
+    check_jacobian_mode(mode)
     torch = _torch()
 
     def jacobian_and_value_func(x: Any) -> tuple[Any, Any]:
@@ -506,7 +503,7 @@ def mhp_jacobian_and_value(
         Function ``x -> (mhp, jacobian, value)``; ``mhp`` maps shape ``F + S`` to
         shape ``S``.
     """
-    _check_mode(mode)
+    check_jacobian_mode(mode)
     torch = _torch()
 
     def mhp_jacobian_and_value_func(x: Any) -> tuple[Any, Any, Any]:
@@ -527,11 +524,6 @@ def mhp_jacobian_and_value(
 # ---------------------------------------------------------------------------------
 # Build-time checks and the lean per-call path used by diffops' derivative functions
 
-_OPTIONS = {
-    "jacobian_and_value": ("mode",),
-    "mhp_jacobian_and_value": ("mode",),
-}
-
 
 def check_function(func: Callable[..., Any], op_name: str, **options: Any) -> None:
     """Check the operator's options when the derivative function is built.
@@ -546,14 +538,7 @@ def check_function(func: Callable[..., Any], op_name: str, **options: Any) -> No
         ValueError: For a Jacobian mode that is not one of ``JACOBIAN_MODES``.
     """
     del func
-    allowed = _OPTIONS.get(op_name, ())
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        takes = f"takes only {allowed}" if allowed else "takes no options"
-        msg = f"{op_name} on the torch backend {takes}, not {unknown}."
-        raise TypeError(msg)
-    if "mode" in options:
-        _check_mode(options["mode"])
+    check_mode_options(op_name, options, "torch")
 
 
 def make_caller(
