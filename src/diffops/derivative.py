@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from diffops.boundary import as_input_array, finalize
-from diffops.errors import NotCallableError, UnknownOperatorError
+from diffops.errors import NotCallableError, UnknownOperatorError, closest
 from diffops.operators import DIFF_OPS, OPERATORS
 from diffops.registry import require_available
 
@@ -38,7 +38,7 @@ def check_operator(op_name: str) -> None:
     if op_name not in OPERATORS:
         msg = (
             f"Differential operator {op_name!r} is not defined: valid operators are "
-            f"{DIFF_OPS}."
+            f"{DIFF_OPS}.{closest(str(op_name), DIFF_OPS)}"
         )
         raise UnknownOperatorError(msg)
 
