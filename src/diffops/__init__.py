@@ -23,7 +23,7 @@ from diffops.api import (
     vjp_and_value,
     wrap_function,
 )
-from diffops.check import check_derivatives
+from diffops.check import DerivativeCheckError, check_derivatives
 from diffops.derivative import DerivativeFunction
 from diffops.operators import DIFF_OPS
 from diffops.registry import (
@@ -39,6 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DIFF_OPS",
     "AutodiffBackend",
+    "DerivativeCheckError",
     "DerivativeFunction",
     "autodiff_fallback",
     "autograd_wrapper",

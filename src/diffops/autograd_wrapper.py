@@ -207,6 +207,26 @@ def mhp_jacobian_and_value(func: Callable[..., Any]) -> Callable[..., Any]:
     return mhp_jacobian_and_value_func
 
 
+def check_function(func: Callable[..., Any], op_name: str, **options: Any) -> None:
+    """Check, when the derivative is built, that no options were given.
+
+    Args:
+        func: The user's function (not called).
+        op_name: Operator being built.
+        **options: Options given for it; Autograd's operators take none.
+
+    Raises:
+        TypeError: For any option.
+    """
+    del func
+    if options:
+        msg = (
+            f"{op_name} on the autograd backend takes no options, not "
+            f"{sorted(options)}."
+        )
+        raise TypeError(msg)
+
+
 def explain_error(err: Exception, func: Callable[..., Any]) -> Exception | None:
     """Add a hint to errors raised when plain NumPy meets Autograd's traced arrays.
 

@@ -39,7 +39,9 @@ def as_input_array(x: Any, *, copy: bool = False, what: str = "input") -> np.nda
     Raises:
         InputTypeError: (a ``TypeError``) for complex or non-numeric input.
     """
-    if type(x) is np.ndarray and x.dtype in FLOAT_DTYPES:
+    if type(x) is np.ndarray and (
+        x.dtype is FLOAT_DTYPES[0] or x.dtype is FLOAT_DTYPES[1]
+    ):
         return x.copy() if copy else x
     try:
         arr = np.asarray(x)
@@ -48,7 +50,13 @@ def as_input_array(x: Any, *, copy: bool = False, what: str = "input") -> np.nda
         raise InputTypeError(msg) from err
     kind = arr.dtype.kind
     if kind == "f" and arr.dtype in FLOAT_DTYPES:
-        return arr.copy() if copy and arr is x else arr
+        # An equal dtype object that is not NumPy's own (e.g. after pickling) is
+        # swapped for it, so that identity checks on the fast paths hold.
+        standard = FLOAT_DTYPES[1] if arr.dtype == FLOAT_DTYPES[1] else FLOAT_DTYPES[0]
+        if arr.dtype is not standard:
+            arr = arr.view(standard)
+        # np.asarray may return a view of x (tensors, subclasses, memmaps).
+        return arr.copy() if copy else arr
     if kind in "biuf":
         return arr.astype(np.float64)
     if kind == "c":
@@ -132,7 +140,7 @@ class ProductClosure:
         )
         if arr.dtype != self._dtype:
             arr = arr.astype(self._dtype)
-        return to_output(self._inner(arr), self._dtype)
+        return unaliased(to_output(self._inner(arr), self._dtype), arr)
 
     def __repr__(self) -> str:
         return (

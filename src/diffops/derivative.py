@@ -91,6 +91,11 @@ class DerivativeFunction:
         self.backend = backend.lower()
         self.as_numpy = bool(as_numpy)
         self.options = options
+        # Framework arrays pass straight through only on backends that have their
+        # own (JAX, PyTorch); Autograd and SymNum are NumPy either way.
+        self._pass_through = not as_numpy and getattr(
+            record.module, "FRAMEWORK_ARRAYS", False
+        )
         self._op = OPERATORS[op_name]
         self._copy_input = self._op.closure is not None
         self._explain = getattr(record.module, "explain_error", None)
@@ -122,8 +127,6 @@ class DerivativeFunction:
                 **self.options,
             )
         impl = getattr(record.module, self.op_name)(self.func, **self.options)
-        if not self.as_numpy:
-            return impl
         if record.function_wrapper is not None:
             impl = record.function_wrapper(impl)
         op = self._op
@@ -144,8 +147,13 @@ class DerivativeFunction:
         """
         if type(x) is np.ndarray and (x.dtype is _FLOAT64 or x.dtype is _FLOAT32):
             arr = x.copy() if self._copy_input else x
-        elif not self.as_numpy and hasattr(x, "dtype") and hasattr(x, "shape"):
-            arr = x  # a framework array: the backend takes it as it is
+        elif (
+            self._pass_through
+            and not isinstance(x, np.ndarray)
+            and hasattr(x, "dtype")
+            and hasattr(x, "shape")
+        ):
+            arr = x  # a framework array: the backend checks and keeps it
         else:
             arr = as_input_array(x, copy=self._copy_input)
         call = self._impl or self._build()

@@ -33,6 +33,8 @@ JAX_AVAILABLE: bool = importlib.util.find_spec("jax") is not None
 """Whether JAX is installed (found without importing it)."""
 
 EXTRA = "jax"
+FRAMEWORK_ARRAYS = True
+"""With ``as_numpy=False`` derivative functions take and return ``jax.Array``s."""
 PACK_LIMIT = 4096
 """Results with at most this many elements in all leave the compiled program as one
 flat array (one host conversion per call); larger ones are returned separately, so
@@ -518,6 +520,7 @@ def _framework_caller(
     """Per-call function that keeps JAX arrays (``as_numpy=False``)."""
 
     def call(x: Any) -> tuple[Any, ...]:
+        x = _float_array(x)
         x64 = x.dtype.itemsize == 8
         with _x64_scope(x64):
             out = program(x)
@@ -529,6 +532,23 @@ def _framework_caller(
         return (product, *arrays)
 
     return call
+
+
+def _float_array(x: Any) -> Any:
+    """A JAX array input, checked like the NumPy boundary: real, made float."""
+    from diffops.errors import InputTypeError
+
+    kind = np.dtype(x.dtype).kind
+    if kind == "f":
+        return x
+    if kind in "biu":
+        with _x64_scope(True):
+            return _jax().numpy.asarray(x, dtype=np.float64)
+    msg = (
+        f"The input has dtype {x.dtype}; diffops differentiates real functions only. "
+        f"Pass a float32 or float64 array."
+    )
+    raise InputTypeError(msg)
 
 
 class _JaxArrayClosure:
@@ -553,6 +573,11 @@ class _JaxArrayClosure:
     def __call__(self, m: Any) -> Any:
         from diffops.errors import require_shape
 
+        if np.dtype(getattr(m, "dtype", np.float64)).kind == "c":
+            from diffops.errors import InputTypeError
+
+            msg = f"The argument of {self.__name__} is complex; pass a real array."
+            raise InputTypeError(msg)
         shape = tuple(np.shape(m))
         if shape != self.arg_shape:
             require_shape(shape, self.arg_shape, f"argument of {self.__name__}", "")

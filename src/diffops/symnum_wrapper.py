@@ -38,7 +38,10 @@ _SYMNUM_OPS = {
 
 
 def check_function(
-    func: Callable[..., Any], op_name: str, arg_shape: tuple[int, ...] | None = None
+    func: Callable[..., Any],
+    op_name: str,
+    arg_shape: tuple[int, ...] | None = None,
+    **options: Any,
 ) -> None:
     """Check that SymNum can generate code for ``func``.
 
@@ -47,11 +50,19 @@ def check_function(
             function when ``arg_shape`` is given.
         op_name: Operator being built (used in messages).
         arg_shape: Shape of the argument for an undecorated symbolic function.
+        **options: Any other option, which SymNum's operators do not take.
 
     Raises:
         MissingArgumentShapeError: If the shape of the argument is unknown, or the
             function takes more than one argument.
+        TypeError: For an option other than ``arg_shape``.
     """
+    if options:
+        msg = (
+            f"{op_name} on the symnum backend takes only 'arg_shape', not "
+            f"{sorted(options)}."
+        )
+        raise TypeError(msg)
     _symbolic_and_shape(func, op_name, arg_shape)
 
 
@@ -100,6 +111,8 @@ def _build(
     def code_func(y: Any) -> Any:
         value = symbolic(y if shape else SymbolicArray(y[0], ()))
         if code_value_shape != value_shape:
+            if isinstance(value, SymbolicArray):  # 0-d array: take its element
+                value = next(iter(value.flat))
             return symnum.numpy.array([value])
         return value
 

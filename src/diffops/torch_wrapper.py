@@ -60,6 +60,8 @@ TORCH_AVAILABLE: bool = importlib.util.find_spec("torch") is not None
 """Whether PyTorch is installed (found without importing it)."""
 
 EXTRA = "torch"
+FRAMEWORK_ARRAYS = True
+"""With ``as_numpy=False`` derivative functions take and return tensors."""
 BATCH_MIN = 4
 """From this many VJPs on (Hessian or Jacobian rows, forward-mode columns), they are
 computed in vectorised backward passes; fewer take one backward pass each."""
