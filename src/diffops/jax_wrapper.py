@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from diffops.errors import TracingError, causes, require_scalar
-from diffops.operators import check_jacobian_mode, check_mode_options
+from diffops.operators import check_jacobian_mode, mode_option_checker
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -356,20 +356,8 @@ def mhp_jacobian_and_value(
     return mhp_jacobian_and_value_func
 
 
-def check_function(func: Callable[..., Any], op_name: str, **options: Any) -> None:
-    """Check the operator's options when the derivative function is built.
-
-    Args:
-        func: The user's function (not called).
-        op_name: Operator being built.
-        **options: Options for the operator (``mode`` for Jacobians).
-
-    Raises:
-        TypeError: For an option the operator does not take.
-        ValueError: For a Jacobian mode that is not one of ``JACOBIAN_MODES``.
-    """
-    del func
-    check_mode_options(op_name, options, "jax")
+check_function = mode_option_checker("jax")
+"""Build-time check of the options: ``mode`` for Jacobians, nothing else."""
 
 
 # ---------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ shapes without a case per operator.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 DIFF_OPS: tuple[str, ...] = (
     "vjp_and_value",
@@ -109,3 +110,28 @@ def check_mode_options(op_name: str, options: dict[str, object], backend: str) -
         raise TypeError(msg)
     if "mode" in options:
         check_jacobian_mode(str(options["mode"]))
+
+
+def mode_option_checker(backend: str) -> Callable[..., None]:
+    """The build-time ``check_function`` of a backend whose only option is ``mode``.
+
+    Args:
+        backend: Backend name, for messages.
+
+    Returns:
+        ``check_function(func, op_name, **options)``, raising ``TypeError`` for an
+        option the operator does not take and ``ValueError`` for an unknown mode.
+    """
+
+    def check_function(func: Callable[..., Any], op_name: str, **options: Any) -> None:
+        """Check the operator's options when the derivative function is built.
+
+        Args:
+            func: The user's function (not called).
+            op_name: Operator being built.
+            **options: Options for the operator (``mode`` for Jacobians).
+        """
+        del func
+        check_mode_options(op_name, options, backend)
+
+    return check_function

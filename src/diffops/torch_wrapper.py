@@ -50,7 +50,7 @@ from diffops.errors import InputTypeError, TracingError, require_scalar, require
 from diffops.operators import (
     OPERATORS,
     check_jacobian_mode,
-    check_mode_options,
+    mode_option_checker,
 )
 
 if TYPE_CHECKING:
@@ -526,21 +526,8 @@ def mhp_jacobian_and_value(
 # ---------------------------------------------------------------------------------
 # Build-time checks and the lean per-call path used by diffops' derivative functions
 
-
-def check_function(func: Callable[..., Any], op_name: str, **options: Any) -> None:
-    """Check the operator's options when the derivative function is built.
-
-    Args:
-        func: The user's function (not called).
-        op_name: Operator being built.
-        **options: Options for the operator (``mode`` for Jacobians).
-
-    Raises:
-        TypeError: For an option the operator does not take.
-        ValueError: For a Jacobian mode that is not one of ``JACOBIAN_MODES``.
-    """
-    del func
-    check_mode_options(op_name, options, "torch")
+check_function = mode_option_checker("torch")
+"""Build-time check of the options: ``mode`` for Jacobians, nothing else."""
 
 
 def make_caller(
