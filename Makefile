@@ -22,8 +22,8 @@ demo: $(STAMP)
 	$(BIN)/diffops demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
 pytest: $(STAMP)
@@ -31,8 +31,10 @@ pytest: $(STAMP)
 
 test: lint pytest
 
+# Side-by-side benchmarks (benchmarks/README.md); results go to bench-results/ unless
+# e.g. BENCH_ARGS="--threads 1 --out benchmarks/results".
 bench: $(STAMP)
-	$(BIN)/diffops bench
+	$(BIN)/python -m benchmarks.diffops_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -9,10 +9,15 @@ SymNum or PyTorch. The API is a superset of ``mici.autodiff``.
 >>> grad_and_value([1.0, 2.0])                            # doctest: +SKIP
 (array([2., 4.]), np.float64(5.0))
 
-``import diffops`` imports no array framework; each is imported on first use.
+``import diffops`` imports no array framework and no backend module; each is imported
+on first use.
 """
 
-from diffops import autograd_wrapper, jax_wrapper, symnum_wrapper, torch_wrapper
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from diffops.api import (
     autodiff_fallback,
     grad_and_value,
@@ -25,7 +30,7 @@ from diffops.api import (
 )
 from diffops.check import DerivativeCheckError, check_derivatives
 from diffops.derivative import DerivativeFunction
-from diffops.operators import DIFF_OPS
+from diffops.operators import ALL_DIFF_OPS, DIFF_OPS
 from diffops.registry import (
     AutodiffBackend,
     available_backends,
@@ -34,9 +39,22 @@ from diffops.registry import (
     registered_backends,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+_LAZY_MODULES = ("jax_wrapper", "autograd_wrapper", "symnum_wrapper", "torch_wrapper")
+
+
+def __getattr__(name: str) -> Any:
+    # The mici-compatible backend modules load on first access (``diffops.jax_wrapper``
+    # or ``from diffops import jax_wrapper``), keeping ``import diffops`` light.
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"diffops.{name}")
+    msg = f"module 'diffops' has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 __all__ = [
+    "ALL_DIFF_OPS",
     "DIFF_OPS",
     "AutodiffBackend",
     "DerivativeCheckError",

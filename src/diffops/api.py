@@ -7,7 +7,9 @@ from typing import Any
 
 from diffops.derivative import DerivativeFunction, check_operator
 from diffops.errors import MissingDerivativeError
-from diffops.registry import require_available
+from diffops.registry import get_backend, require_available
+
+Function = Callable[..., Any]
 
 
 def wrap_function(
@@ -30,10 +32,9 @@ def wrap_function(
     """
     if backend is None:
         return function
-    record = require_available(backend)
-    if record.function_wrapper is None:
-        return function
-    return record.function_wrapper(function)
+    require_available(backend)
+    wrapper = get_backend(backend).function_wrapper
+    return function if wrapper is None else wrapper(function)
 
 
 def autodiff_fallback(
@@ -78,65 +79,198 @@ def autodiff_fallback(
     return DerivativeFunction(func, diff_op_name, backend)
 
 
-def _shortcut(op_name: str, summary: str, returns: str) -> Callable[..., Any]:
-    def shortcut(
-        func: Callable[..., Any], backend: str = "jax", **options: Any
-    ) -> DerivativeFunction:
-        return DerivativeFunction(func, op_name, backend, **options)
+def vjp_and_value(
+    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+) -> DerivativeFunction:
+    """Build ``x -> (vjp, value)``: the vector-Jacobian product closure and value.
 
-    shortcut.__name__ = shortcut.__qualname__ = op_name
-    shortcut.__doc__ = f"""{summary}
+    ``vjp(v) = v @ j`` contracting all of ``F``, i.e.
+    ``vjp(v)[k] = Σ_i v[i] ∂f[i]/∂x[k]``.
+    Used for the derivative of a position-dependent metric in Riemannian HMC.
 
     Args:
-        func: Function of one array of shape ``S``, written with the backend's
-            framework.
+        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S``
+            returning an array of shape ``F``, written with the backend's
+            framework. Extra arguments are passed through undifferentiated.
         backend: Backend name (case-insensitive), default ``"jax"``.
-        **options: Backend-specific options, e.g. ``mode="forward"`` for Jacobians
-            on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+        as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
+            arrays on their device.
+        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
+            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
 
     Returns:
-        Derivative function taking a NumPy array ``x`` and returning {returns}.
+        Function ``x -> (vjp, value)``: ``value`` of shape ``F``; ``vjp`` maps an
+        array of shape ``F`` to shape ``S``.
 
     Raises:
         NotCallableError: If ``func`` is not callable.
         UnknownBackendError: If the backend name is unknown.
         BackendUnavailableError: If the backend is not installed.
     """
-    return shortcut
+    return DerivativeFunction(
+        func, "vjp_and_value", backend, as_numpy=as_numpy, **options
+    )
 
 
-grad_and_value = _shortcut(
-    "grad_and_value",
-    "Build ``x -> (grad, value)`` for a scalar function: ``grad[k] = ∂f/∂x[k]``.",
-    "``(grad, value)`` with ``grad`` of shape ``S``",
-)
-vjp_and_value = _shortcut(
-    "vjp_and_value",
-    "Build ``x -> (vjp, value)``: ``vjp(v) = v @ j``, i.e. "
-    "``vjp(v)[k] = Σ_i v[i] ∂f[i]/∂x[k]``.",
-    "``(vjp, value)``; ``vjp`` maps shape ``F`` to ``S``",
-)
-hessian_grad_and_value = _shortcut(
-    "hessian_grad_and_value",
-    "Build ``x -> (hessian, grad, value)``: ``hessian[j, k] = ∂²f/(∂x[j] ∂x[k])``.",
-    "``(hessian, grad, value)`` with ``hessian`` of shape ``S + S``",
-)
-mtp_hessian_grad_and_value = _shortcut(
-    "mtp_hessian_grad_and_value",
-    "Build ``x -> (mtp, hessian, grad, value)``: "
-    "``mtp(m) = sum(m[None, :, :] * t, axis=(-1, -2))``, i.e. "
-    "``mtp(m)[i] = Σ_jk m[j, k] ∂³f/(∂x[i] ∂x[j] ∂x[k])``.",
-    "``(mtp, hessian, grad, value)``; ``mtp`` maps shape ``S + S`` to ``S``",
-)
-jacobian_and_value = _shortcut(
-    "jacobian_and_value",
-    "Build ``x -> (jacobian, value)``: ``jacobian[i, k] = ∂f[i]/∂x[k]``.",
-    "``(jacobian, value)`` with ``jacobian`` of shape ``F + S``",
-)
-mhp_jacobian_and_value = _shortcut(
-    "mhp_jacobian_and_value",
-    "Build ``x -> (mhp, jacobian, value)``: "
-    "``mhp(m) = sum(m[:, :, None] * h, axis=(0, 1))``, i.e. "
-    "``mhp(m)[k] = Σ_ij m[i, j] ∂²f[i]/(∂x[j] ∂x[k])``.",
-    "``(mhp, jacobian, value)``; ``mhp`` maps shape ``F + S`` to ``S``",
-)
+def grad_and_value(
+    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+) -> DerivativeFunction:
+    """Build ``x -> (grad, value)`` for a scalar function.
+
+    ``grad[k] = ∂f/∂x[k]``. Used for the potential energy in HMC.
+
+    Args:
+        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of
+            shape ``S``, written with the backend's framework. Extra
+            arguments are passed through undifferentiated.
+        backend: Backend name (case-insensitive), default ``"jax"``.
+        as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
+            arrays on their device.
+        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
+            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+
+    Returns:
+        Function ``x -> (grad, value)``: ``grad`` of shape ``S``, ``value`` 0-d.
+
+    Raises:
+        NotCallableError: If ``func`` is not callable.
+        UnknownBackendError: If the backend name is unknown.
+        BackendUnavailableError: If the backend is not installed.
+    """
+    return DerivativeFunction(
+        func, "grad_and_value", backend, as_numpy=as_numpy, **options
+    )
+
+
+def hessian_grad_and_value(
+    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+) -> DerivativeFunction:
+    """Build ``x -> (hessian, grad, value)`` for a scalar function.
+
+    ``hessian[j, k] = ∂²f/(∂x[j] ∂x[k])``, computed forward-over-reverse where the
+    framework allows.
+
+    Args:
+        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of
+            shape ``S``, written with the backend's framework. Extra
+            arguments are passed through undifferentiated.
+        backend: Backend name (case-insensitive), default ``"jax"``.
+        as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
+            arrays on their device.
+        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
+            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+
+    Returns:
+        Function ``x -> (hessian, grad, value)``: ``hessian`` of shape ``S + S``,
+        ``grad`` of shape ``S``, ``value`` 0-d.
+
+    Raises:
+        NotCallableError: If ``func`` is not callable.
+        UnknownBackendError: If the backend name is unknown.
+        BackendUnavailableError: If the backend is not installed.
+    """
+    return DerivativeFunction(
+        func, "hessian_grad_and_value", backend, as_numpy=as_numpy, **options
+    )
+
+
+def mtp_hessian_grad_and_value(
+    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+) -> DerivativeFunction:
+    """Build ``x -> (mtp, hessian, grad, value)`` for a scalar function.
+
+    With the Tressian ``t[i, j, k] = ∂³f/(∂x[i] ∂x[j] ∂x[k])``, the matrix-Tressian
+    product is ``mtp(m) = sum(m[None, :, :] * t, axis=(-1, -2))``, i.e.
+    ``mtp(m)[i] = Σ_jk m[j, k] ∂³f/(∂x[i] ∂x[j] ∂x[k])``. It reuses the Hessian pass.
+    Used by Riemannian HMC with the SoftAbs metric.
+
+    Args:
+        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of
+            shape ``S``, written with the backend's framework. Extra
+            arguments are passed through undifferentiated.
+        backend: Backend name (case-insensitive), default ``"jax"``.
+        as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
+            arrays on their device.
+        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
+            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+
+    Returns:
+        Function ``x -> (mtp, hessian, grad, value)``: ``mtp`` maps an array of
+        shape ``S + S`` to shape ``S``; ``hessian`` of shape ``S + S``, ``grad`` of
+        shape ``S``, ``value`` 0-d.
+
+    Raises:
+        NotCallableError: If ``func`` is not callable.
+        UnknownBackendError: If the backend name is unknown.
+        BackendUnavailableError: If the backend is not installed.
+    """
+    return DerivativeFunction(
+        func, "mtp_hessian_grad_and_value", backend, as_numpy=as_numpy, **options
+    )
+
+
+def jacobian_and_value(
+    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+) -> DerivativeFunction:
+    """Build ``x -> (jacobian, value)`` for an array function.
+
+    ``jacobian[i, k] = ∂f[i]/∂x[k]`` (N-d shapes flatten in C order). Used for the
+    constraint function of constrained HMC.
+
+    Args:
+        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S``
+            returning an array of shape ``F``, written with the backend's
+            framework. Extra arguments are passed through undifferentiated.
+        backend: Backend name (case-insensitive), default ``"jax"``.
+        as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
+            arrays on their device.
+        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
+            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+
+    Returns:
+        Function ``x -> (jacobian, value)``: ``jacobian`` of shape ``F + S``,
+        ``value`` of shape ``F``.
+
+    Raises:
+        NotCallableError: If ``func`` is not callable.
+        UnknownBackendError: If the backend name is unknown.
+        BackendUnavailableError: If the backend is not installed.
+    """
+    return DerivativeFunction(
+        func, "jacobian_and_value", backend, as_numpy=as_numpy, **options
+    )
+
+
+def mhp_jacobian_and_value(
+    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+) -> DerivativeFunction:
+    """Build ``x -> (mhp, jacobian, value)`` for an array function.
+
+    With ``h[i, j, k] = ∂²f[i]/(∂x[j] ∂x[k])``, the matrix-Hessian product is
+    ``mhp(m) = sum(m[:, :, None] * h, axis=(0, 1))``, i.e.
+    ``mhp(m)[k] = Σ_ij m[i, j] ∂²f[i]/(∂x[j] ∂x[k])``. It reuses the Jacobian pass.
+    Used for the derivative of the Gram matrix's log-determinant in constrained HMC.
+
+    Args:
+        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S``
+            returning an array of shape ``F``, written with the backend's
+            framework. Extra arguments are passed through undifferentiated.
+        backend: Backend name (case-insensitive), default ``"jax"``.
+        as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
+            arrays on their device.
+        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
+            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+
+    Returns:
+        Function ``x -> (mhp, jacobian, value)``: ``mhp`` maps an array of shape
+        ``F + S`` to shape ``S``; ``jacobian`` of shape ``F + S``, ``value`` of
+        shape ``F``.
+
+    Raises:
+        NotCallableError: If ``func`` is not callable.
+        UnknownBackendError: If the backend name is unknown.
+        BackendUnavailableError: If the backend is not installed.
+    """
+    return DerivativeFunction(
+        func, "mhp_jacobian_and_value", backend, as_numpy=as_numpy, **options
+    )

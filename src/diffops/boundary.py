@@ -1,26 +1,58 @@
-"""The NumPy boundary: the one place where user inputs and results are converted.
+"""The NumPy boundary: the one place where user arrays cross into and out of a backend.
+
+Every backend goes through this module; a backend only provides the small hooks of
+:class:`~diffops.backends.protocol.Backend` (how to convert one array, compile, keep
+float64, apply a closure).
 
 Inputs: anything :func:`numpy.asarray` accepts. float32 and float64 arrays are kept;
 other real inputs (ints, bools, lists of numbers, float16) become float64; complex and
 non-numeric inputs raise :class:`~diffops.errors.InputTypeError`.
 
 Outputs: NumPy arrays of the input's float dtype; 0-d results are NumPy scalars
-(``numpy.float64`` / ``numpy.float32``) on every backend. Product closures (``vjp``,
-``mhp``, ``mtp``) are wrapped in :class:`ProductClosure`, which converts its argument
-the same way, checks its shape and converts what it returns.
+(``numpy.float64`` / ``numpy.float32``) on every backend, and no output shares memory
+with the input. Product closures (``vjp``, ``mhp``, ``mtp``, ...) are
+:class:`ProductClosure` objects, which check the shape of their argument, convert it
+the same way and return NumPy arrays.
+
+With ``as_numpy=False``, framework arrays go in and come out unconverted (no host copy);
+their dtypes are normalised and closures are checked the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import math
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diffops.errors import InputTypeError, require_scalar, require_shape
-from diffops.operators import Operator
+from diffops.errors import (
+    InputTypeError,
+    NonArrayOutputError,
+    TracingError,
+    causes,
+    require_scalar,
+    require_shape,
+)
+from diffops.operators import Closure, Operator, shape_of
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+if TYPE_CHECKING:
+    from diffops.backends.protocol import Backend, Function
+
+FLOAT32 = np.dtype(np.float32)
+FLOAT64 = np.dtype(np.float64)
+FLOAT_DTYPES = (FLOAT32, FLOAT64)
+_WIDE_DTYPES = frozenset(
+    np.dtype(t) for t in (np.float64, np.int64, np.uint64, np.complex128)
+)
+
+Caller = Callable[..., tuple[Any, ...]]
+"""The per-call function of a derivative function: ``call(x, *args) -> tuple``."""
+
+
+# ---------------------------------------------------------------------------------
+# Inputs
 
 
 def as_input_array(x: Any, *, copy: bool = False, what: str = "input") -> np.ndarray:
@@ -39,24 +71,25 @@ def as_input_array(x: Any, *, copy: bool = False, what: str = "input") -> np.nda
     Raises:
         InputTypeError: (a ``TypeError``) for complex or non-numeric input.
     """
-    if type(x) is np.ndarray and (
-        x.dtype is FLOAT_DTYPES[0] or x.dtype is FLOAT_DTYPES[1]
-    ):
+    if type(x) is np.ndarray and (x.dtype is FLOAT32 or x.dtype is FLOAT64):
         return x.copy() if copy else x
     try:
         arr = np.asarray(x)
-    except (TypeError, ValueError) as err:
-        msg = f"The {what} could not be converted to a NumPy array: {err}"
+    except (TypeError, ValueError, RuntimeError) as err:
+        msg = (
+            f"The {what} could not be converted to a NumPy array ({err}). Pass a "
+            f"NumPy array of floats, or a nested list of numbers of one shape."
+        )
         raise InputTypeError(msg) from err
     kind = arr.dtype.kind
     if kind == "f" and arr.dtype in FLOAT_DTYPES:
         # An equal dtype object that is not NumPy's own (e.g. after pickling) is
         # swapped for it, so that identity checks on the fast paths hold.
-        standard = FLOAT_DTYPES[1] if arr.dtype == FLOAT_DTYPES[1] else FLOAT_DTYPES[0]
+        standard = FLOAT64 if arr.dtype == FLOAT64 else FLOAT32
         if arr.dtype is not standard:
             arr = arr.view(standard)
         # np.asarray may return a view of x (tensors, subclasses, memmaps).
-        return arr.copy() if copy else arr
+        return arr.copy() if copy or arr is not x else arr
     if kind in "biuf":
         return arr.astype(np.float64)
     if kind == "c":
@@ -74,11 +107,60 @@ def as_input_array(x: Any, *, copy: bool = False, what: str = "input") -> np.nda
     raise InputTypeError(msg)
 
 
-def to_output(value: Any, dtype: np.dtype) -> Any:
-    """Convert one framework result to a NumPy array (or scalar) of ``dtype``.
+def framework_input(backend: Backend, x: Any, *, copy: bool = False) -> Any:
+    """An input for the ``as_numpy=False`` path: a real float framework array.
 
     Args:
-        value: Array-like result (NumPy, JAX or PyTorch array, Python float, ...).
+        backend: The backend.
+        x: A framework array, or anything :func:`as_input_array` accepts.
+        copy: Whether to copy NumPy input (closures keep their inputs).
+
+    Returns:
+        A framework array; integer and boolean arrays become float64.
+
+    Raises:
+        InputTypeError: For complex input, or another framework's array.
+    """
+    if not backend.is_framework_array(x):
+        if _foreign_array(x):
+            msg = (
+                f"The input is a {_type_name(x)}, an array of another framework; "
+                f"the {backend.name} backend takes {backend.framework} arrays or "
+                f"NumPy arrays. Convert it, or use the backend of its framework."
+            )
+            raise InputTypeError(msg)
+        return backend.to_framework(as_input_array(x, copy=copy))
+    kind = backend.framework_dtype(x).kind
+    if kind == "f":
+        return x
+    if kind in "biu":
+        return backend.framework_astype(x, FLOAT64)
+    msg = (
+        f"The input has dtype {x.dtype}; diffops differentiates real functions "
+        f"only. Pass a float32 or float64 array."
+    )
+    raise InputTypeError(msg)
+
+
+def _foreign_array(x: Any) -> bool:
+    """Whether ``x`` looks like an array of some framework other than NumPy."""
+    module = type(x).__module__.split(".")[0]
+    return module in ("jax", "jaxlib", "torch") and hasattr(x, "shape")
+
+
+def _type_name(x: Any) -> str:
+    return f"{type(x).__module__}.{type(x).__qualname__}"
+
+
+# ---------------------------------------------------------------------------------
+# Outputs
+
+
+def to_output(value: Any, dtype: np.dtype) -> Any:
+    """Convert one NumPy-like result to a NumPy array (or scalar) of ``dtype``.
+
+    Args:
+        value: Array-like result (NumPy array, Python float, ...).
         dtype: Float dtype of the input, which results keep.
 
     Returns:
@@ -90,107 +172,6 @@ def to_output(value: Any, dtype: np.dtype) -> Any:
     if arr.ndim == 0:
         return arr[()]
     return arr
-
-
-class ProductClosure:
-    """A product closure (``vjp``, ``mhp`` or ``mtp``) at the NumPy boundary.
-
-    Calling it checks the shape of the argument, converts it to the dtype of the
-    input that built the closure, and returns a NumPy array of that dtype.
-    """
-
-    __slots__ = ("__name__", "_arg_shape", "_dtype", "_inner", "_out_shape")
-
-    def __init__(
-        self,
-        inner: Callable[[Any], Any],
-        name: str,
-        arg_shape: tuple[int, ...],
-        out_shape: tuple[int, ...],
-        dtype: np.dtype,
-    ):
-        self._inner = inner
-        self.__name__ = name
-        self._arg_shape = arg_shape
-        self._out_shape = out_shape
-        self._dtype = dtype
-
-    @property
-    def arg_shape(self) -> tuple[int, ...]:
-        """Shape that the closure's argument must have."""
-        return self._arg_shape
-
-    def __call__(self, m: Any) -> Any:
-        """Apply the product to ``m``.
-
-        Args:
-            m: Array of shape :attr:`arg_shape` (``F`` for ``vjp``, ``F + S`` for
-                ``mhp``, ``S + S`` for ``mtp``).
-
-        Returns:
-            Array of the input's shape ``S`` and dtype.
-        """
-        arr = as_input_array(m, what=f"argument of {self.__name__}")
-        require_shape(
-            arr.shape,
-            self._arg_shape,
-            f"argument of {self.__name__}",
-            f"{self.__name__} takes an array shaped like its "
-            f"{_ARG_KIND[self.__name__]}.",
-        )
-        if arr.dtype != self._dtype:
-            arr = arr.astype(self._dtype)
-        return unaliased(to_output(self._inner(arr), self._dtype), arr)
-
-    def __repr__(self) -> str:
-        return (
-            f"<{self.__name__} closure: takes shape {self._arg_shape}, returns shape "
-            f"{self._out_shape}, dtype {self._dtype}>"
-        )
-
-
-_ARG_KIND = {
-    "vjp": "function value (shape F)",
-    "mhp": "Jacobian (shape F + S)",
-    "mtp": "Hessian (shape S + S)",
-}
-
-
-def finalize(result: tuple[Any, ...], op: Operator, x: np.ndarray) -> tuple[Any, ...]:
-    """Convert an operator's raw result tuple to NumPy at the boundary.
-
-    Args:
-        result: Tuple returned by a backend's derivative function, closure (if any)
-            first and value last.
-        op: Record of the operator that produced it.
-        x: The input (shape ``S``, float dtype).
-
-    Returns:
-        Tuple of the same length with NumPy arrays/scalars of ``x``'s dtype and,
-        first, a :class:`ProductClosure` for operators that return one. No array
-        shares memory with ``x`` (a framework may hand back a view of its input,
-        e.g. for the identity function), so later changes to ``x`` cannot reach it.
-
-    Raises:
-        NonScalarOutputError: If a scalar-only operator's value is not 0-d.
-    """
-    value_shape = np.shape(result[-1])
-    if op.scalar_only:
-        require_scalar(value_shape, op.name)
-    dtype = x.dtype
-    arrays = [
-        unaliased(to_output(r, dtype), x) for r in result[op.closure is not None :]
-    ]
-    if op.closure is None:
-        return tuple(arrays)
-    closure = ProductClosure(
-        result[0],
-        op.closure,
-        op.closure_arg_shape(x.shape, value_shape),
-        x.shape,
-        dtype,
-    )
-    return (closure, *arrays)
 
 
 def unaliased(value: Any, x: np.ndarray) -> Any:
@@ -205,4 +186,486 @@ def unaliased(value: Any, x: np.ndarray) -> Any:
     """
     if type(value) is np.ndarray and np.may_share_memory(value, x):
         return value.copy()
+    return value
+
+
+def _unpacker(shapes: tuple[tuple[int, ...], ...]) -> Callable[[np.ndarray], list[Any]]:
+    """Split a flat array into views of the given shapes (0-d: NumPy scalars)."""
+    pieces = []
+    start = 0
+    for shape in shapes:
+        stop = start + math.prod(shape)
+        pieces.append((start, stop, shape, len(shape)))
+        start = stop
+
+    def unpack(flat: np.ndarray) -> list[Any]:
+        return [
+            flat[start]
+            if ndim == 0
+            else flat[start:stop]
+            if ndim == 1
+            else flat[start:stop].reshape(shape)
+            for start, stop, shape, ndim in pieces
+        ]
+
+    return unpack
+
+
+def _overrides(backend: Backend, hook: str) -> bool:
+    """Whether the backend's class overrides one of the protocol's default hooks."""
+    from diffops.backends.protocol import Backend
+
+    return getattr(type(backend), hook) is not getattr(Backend, hook)
+
+
+# ---------------------------------------------------------------------------------
+# Product closures
+
+
+class ProductClosure:
+    """A product closure (``vjp``, ``mhp``, ``mtp``, ...) at the boundary.
+
+    Calling it checks the shape of its argument, converts the argument to the dtype of
+    the input that built the closure, applies the backend's closure and returns a
+    NumPy array of that dtype (with ``as_numpy=False``: the framework's array).
+    """
+
+    __slots__ = (
+        "__name__",
+        "_arg_kind",
+        "_arg_shape",
+        "_as_numpy",
+        "_backend",
+        "_closure",
+        "_dtype",
+        "_out_shape",
+    )
+
+    def __init__(
+        self,
+        backend: Backend,
+        closure: Function,
+        spec: Closure,
+        arg_shape: tuple[int, ...],
+        out_shape: tuple[int, ...],
+        dtype: np.dtype,
+        *,
+        as_numpy: bool = True,
+    ):
+        self._backend = backend
+        self._closure = closure
+        self.__name__ = spec.name
+        self._arg_kind = spec.arg_kind
+        self._arg_shape = arg_shape
+        self._out_shape = out_shape
+        self._dtype = dtype
+        self._as_numpy = as_numpy
+
+    @property
+    def arg_shape(self) -> tuple[int, ...]:
+        """Shape that the closure's argument must have."""
+        return self._arg_shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """Shape of what the closure returns."""
+        return self._out_shape
+
+    def __call__(self, m: Any) -> Any:
+        """Apply the product to ``m``.
+
+        Args:
+            m: Array of shape :attr:`arg_shape` (e.g. ``F`` for ``vjp``, ``F + S`` for
+                ``mhp``, ``S + S`` for ``mtp``).
+
+        Returns:
+            Array of shape :attr:`out_shape` and the input's dtype.
+        """
+        backend = self._backend
+        if not self._as_numpy and backend.is_framework_array(m):
+            return self._call_framework(m)
+        arr = as_input_array(m, what=f"argument of {self.__name__}")
+        if arr.shape != self._arg_shape:
+            self._wrong_shape(arr.shape)
+        dtype = self._dtype
+        if arr.dtype is not dtype:
+            arr = arr.astype(dtype)
+        out = backend.run(
+            backend.apply_closure, dtype, self._closure, backend.to_framework(arr)
+        )
+        if not self._as_numpy:
+            return out
+        result = backend.to_numpy(out)
+        if result.dtype != dtype:
+            result = result.astype(dtype)
+        if result.ndim == 0:
+            return result[()]
+        return result.copy() if np.may_share_memory(result, arr) else result
+
+    def _call_framework(self, m: Any) -> Any:
+        backend = self._backend
+        shape = tuple(m.shape)
+        if shape != self._arg_shape:
+            self._wrong_shape(shape)
+        kind = backend.framework_dtype(m).kind
+        if kind == "c":
+            msg = f"The argument of {self.__name__} is complex; pass a real array."
+            raise InputTypeError(msg)
+        if backend.framework_dtype(m) != self._dtype:
+            m = backend.framework_astype(m, self._dtype)
+        return backend.run(backend.apply_closure, self._dtype, self._closure, m)
+
+    def _wrong_shape(self, shape: tuple[int, ...]) -> None:
+        require_shape(
+            shape,
+            self._arg_shape,
+            f"argument of {self.__name__}",
+            f"{self.__name__} takes an array shaped like its {self._arg_kind}.",
+        )
+
+    def __repr__(self) -> str:
+        kind = "" if self._as_numpy else f" of {self._backend.framework} arrays"
+        return (
+            f"<{self.__name__} closure{kind}: takes shape {self._arg_shape}, returns "
+            f"shape {self._out_shape}, dtype {self._dtype}>"
+        )
+
+
+# ---------------------------------------------------------------------------------
+# The per-call path of a derivative function
+
+
+def make_caller(
+    backend: Backend,
+    op: Operator,
+    func: Function,
+    options: dict[str, Any],
+    *,
+    as_numpy: bool = True,
+) -> Caller:
+    """Build the per-call function of ``op(func)`` on ``backend``.
+
+    The backend's framework-level operator is wrapped in a program that casts its
+    outputs to the input's dtype (and, on backends that pack, concatenates small
+    outputs into one flat array, so one host transfer serves them all), compiled
+    with the backend's :meth:`~diffops.backends.protocol.Backend.compile`, and
+    called through :meth:`~diffops.backends.protocol.Backend.run`.
+
+    Args:
+        backend: The backend.
+        op: The operator's record.
+        func: The user's function ``func(x, *args)``.
+        options: Options for the backend's operator.
+        as_numpy: Whether outputs cross the NumPy boundary (default) or stay
+            framework arrays.
+
+    Returns:
+        ``call(x, *args)``: ``x`` a float32/float64 NumPy array (or, with
+        ``as_numpy=False``, also a framework array), returning the operator's tuple.
+    """
+    raw = backend.operator(op.name, func, **options)
+    first = 1 if op.closure is not None else 0
+    pack = as_numpy and backend.pack_limit > 0
+    layouts: dict[tuple[Any, ...], tuple[tuple[int, ...], ...]] = {}
+    cast, concat, limit = backend.cast, backend.concat, backend.pack_limit
+
+    def typed(x: Any, *args: Any) -> tuple[Any, ...]:
+        # On compiling backends this runs at trace time, once per shape and dtype.
+        out = raw(x, *args)
+        arrays = [cast(o, x.dtype) for o in out[first:]]
+        if not pack or sum(math.prod(a.shape) for a in arrays) > limit:
+            return (*out[:first], *arrays)
+        layouts[_layout_key(x, args)] = tuple(tuple(a.shape) for a in arrays)
+        return (*out[:first], concat(arrays))
+
+    needs_typing = pack or _overrides(backend, "cast")
+    program = backend.compile(typed if needs_typing else raw)
+    input_shape = backend.input_shape(op.name, func, **options)
+    if not as_numpy:
+        return _framework_caller(backend, op, program)
+    return _numpy_caller(
+        backend, op, program, layouts if pack else None, input_shape, func
+    )
+
+
+def _layout_key(x: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    if not args:
+        return (tuple(x.shape), np.dtype(x.dtype))
+    return (
+        tuple(x.shape),
+        np.dtype(x.dtype),
+        *[tuple(getattr(a, "shape", ())) for a in args],
+    )
+
+
+def _numpy_caller(
+    backend: Backend,
+    op: Operator,
+    program: Function,
+    layouts: dict[tuple[Any, ...], tuple[tuple[int, ...], ...]] | None,
+    input_shape: tuple[int, ...] | None,
+    func: Function,
+) -> Caller:
+    """The per-call function for NumPy inputs and outputs."""
+    run = backend.run
+    to_numpy = backend.to_numpy if _overrides(backend, "to_numpy") else np.asarray
+    to_framework = backend.to_framework
+    # Backends that work on NumPy arrays in the default precision call the program
+    # directly.
+    convert_input = _overrides(backend, "to_framework")
+    plain = not (_overrides(backend, "run") or convert_input)
+    fresh = backend.fresh_outputs
+    unpackers: dict[tuple[Any, ...], Callable[[np.ndarray], list[Any]]] = {}
+    # Straight-line generated code returns the same types for every input of one
+    # dtype: once its outputs were exact, later ones are returned untouched.
+    exact: dict[np.dtype, bool] = {}
+    learn = fresh and not layouts
+
+    def enter(x: np.ndarray, args: tuple[Any, ...]) -> Any:
+        if input_shape is not None and x.shape != input_shape:
+            _generated_for(input_shape, x.shape, func)
+        if plain:
+            return program(x, *args)
+        if args and convert_input:
+            args = tuple(
+                [to_framework(a) if isinstance(a, np.ndarray) else a for a in args]
+            )
+        return run(program, x.dtype, to_framework(x) if convert_input else x, *args)
+
+    def unpacker(x: np.ndarray, args: tuple[Any, ...]) -> Any:
+        """The unpacker of packed outputs for this input, or ``None``."""
+        key = (x.shape, x.dtype) if not args else _layout_key(x, args)
+        unpack = unpackers.get(key)
+        if unpack is None and layouts and key in layouts:
+            unpack = unpackers[key] = _unpacker(layouts[key])
+        return unpack
+
+    def convert(out: Sequence[Any], x: np.ndarray) -> list[Any]:
+        dtype = x.dtype
+        results = []
+        for o in out:
+            r = to_numpy(o)
+            if r.dtype is not dtype and r.dtype != dtype:
+                r = r.astype(dtype)
+            if not fresh and np.may_share_memory(r, x):
+                r = r.copy()
+            results.append(r if r.ndim else r[()])
+        return results
+
+    if op.closure is None:
+
+        def call(x: np.ndarray, *args: Any) -> tuple[Any, ...]:
+            # ``enter`` inlined for the common cases: one frame less per call.
+            if args:
+                out = enter(x, args)
+            elif plain:
+                if input_shape is not None and x.shape != input_shape:
+                    _generated_for(input_shape, x.shape, func)
+                out = program(x)
+            elif convert_input:
+                out = run(program, x.dtype, to_framework(x))
+            else:
+                out = run(program, x.dtype, x)
+            if layouts:
+                unpack = unpacker(x, args)
+                if unpack is not None:
+                    return tuple(unpack(to_numpy(out[0])))
+            elif learn:
+                if exact.get(x.dtype):
+                    return out
+                results = convert(out, x)
+                if x.dtype not in exact:
+                    exact[x.dtype] = _is_exact(out, results, x.dtype)
+                return tuple(results)
+            return tuple(convert(out, x))
+
+        return call
+
+    spec = op.closure
+    assert spec is not None
+    # Closure argument and result shapes, per input and value shape.
+    closure_shapes: dict[tuple[Any, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+
+    def call_with_closure(x: np.ndarray, *args: Any) -> tuple[Any, ...]:
+        if args or plain or convert_input:
+            out = enter(x, args)
+        else:
+            out = run(program, x.dtype, x)
+        unpack = unpacker(x, args) if layouts else None
+        if unpack is not None:
+            results = unpack(to_numpy(out[1]))
+        else:
+            results = convert(out[1:], x)
+        key = (x.shape, np.shape(results[-1]))
+        shapes = closure_shapes.get(key)
+        if shapes is None:
+            shapes = closure_shapes[key] = (
+                shape_of(spec.arg, *key),
+                shape_of(spec.out, *key),
+            )
+        product = ProductClosure(backend, out[0], spec, *shapes, x.dtype)
+        return (product, *results)
+
+    return call_with_closure
+
+
+def _generated_for(
+    expected: tuple[int, ...], shape: tuple[int, ...], func: Function
+) -> None:
+    name = getattr(func, "__name__", "the function")
+    require_shape(
+        shape,
+        expected,
+        "input",
+        f"The derivative of {name!r} was generated for inputs of shape {expected}; "
+        f"call it with that shape, or build it again for the new one.",
+    )
+
+
+def _is_exact(out: tuple[Any, ...], results: list[Any], dtype: np.dtype) -> bool:
+    """Whether converting ``out`` changed nothing (same objects, same types)."""
+    return all(
+        o is r or (type(o) is dtype.type and type(r) is dtype.type)
+        for o, r in zip(out, results, strict=True)
+    )
+
+
+def _framework_caller(backend: Backend, op: Operator, program: Function) -> Caller:
+    """The per-call function that keeps framework arrays (``as_numpy=False``)."""
+    run = backend.run
+    copy = op.closure is not None
+
+    def call(x: Any, *args: Any) -> tuple[Any, ...]:
+        x = framework_input(backend, x, copy=copy)
+        dtype = backend.framework_dtype(x)
+        out = run(program, dtype, x, *args)
+        if op.closure is None:
+            return out
+        s, f = tuple(x.shape), tuple(out[-1].shape)
+        product = ProductClosure(
+            backend,
+            out[0],
+            op.closure,
+            shape_of(op.closure.arg, s, f),
+            shape_of(op.closure.out, s, f),
+            dtype,
+            as_numpy=False,
+        )
+        return (product, *out[1:])
+
+    return call
+
+
+def check_value(value: Any, op: Operator, func: Function, shape: Any) -> None:
+    """Check, at trace or record time, what the user's function returned.
+
+    Args:
+        value: What ``func`` returned (a framework array, or something else).
+        op: The operator being computed.
+        func: The user's function (for messages).
+        shape: Shape of ``value`` if it is an array, else ``None``.
+
+    Raises:
+        NonArrayOutputError: (a ``TypeError``) if ``value`` is not an array.
+        NonScalarOutputError: If a scalar operator's function returned a non-0-d
+            array.
+    """
+    if shape is None:
+        name = getattr(func, "__name__", "the function")
+        kind = type(value).__name__
+        msg = (
+            f"{name!r} returned {kind}{_sample(value)}, but {op.name} needs it to "
+            f"return one array{' of shape ()' if op.scalar_only else ''} computed "
+            f"from its argument. Return an array, e.g. `xp.stack([...])` for several "
+            f"values."
+        )
+        raise NonArrayOutputError(msg)
+    if op.scalar_only:
+        require_scalar(tuple(shape), op.name)
+
+
+def _sample(value: Any) -> str:
+    if value is None or isinstance(value, tuple | list | str | int | float):
+        text = repr(value)
+        return f" {text if len(text) <= 40 else text[:37] + '...'}"
+    return ""
+
+
+# ---------------------------------------------------------------------------------
+# Errors
+
+
+def explain(backend: Backend, err: Exception, func: Function) -> Exception | None:
+    """The exception to raise instead of ``err`` (``None``: re-raise ``err``).
+
+    Args:
+        backend: The backend that raised.
+        err: The exception.
+        func: The user's function.
+
+    Returns:
+        A :class:`~diffops.errors.TracingError` (or other diffops error) with a hint,
+        from the backend's own explanation or the generic ones.
+    """
+    if any(isinstance(e, TracingError | NonArrayOutputError) for e in causes(err)):
+        return None
+    return backend.explain_error(err, func)
+
+
+# ---------------------------------------------------------------------------------
+# Framework functions returning NumPy arrays (mici's function wrappers)
+
+
+class NumpyFunction:
+    """A framework function called with NumPy arrays and returning NumPy arrays.
+
+    Calls with 64-bit NumPy arguments compute in float64 (the backend's
+    :meth:`~diffops.backends.protocol.Backend.run`); tuples are converted element by
+    element and returned callables are wrapped the same way.
+    """
+
+    __slots__ = ("__name__", "__qualname__", "__wrapped__", "_backend", "_dtype")
+
+    def __init__(
+        self, backend: Backend, function: Function, dtype: np.dtype | None = None
+    ):
+        self._backend = backend
+        self.__wrapped__ = function
+        self._dtype = dtype
+        self.__name__ = getattr(function, "__name__", type(function).__name__)
+        self.__qualname__ = getattr(function, "__qualname__", self.__name__)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function with framework arrays made from NumPy arguments."""
+        backend = self._backend
+        dtype = self._dtype
+        if dtype is None:
+            wide = any(
+                getattr(a, "dtype", None) in _WIDE_DTYPES
+                for a in (*args, *kwargs.values())
+            )
+            dtype = FLOAT64 if wide else FLOAT32
+        args = tuple(
+            [backend.to_framework(a) if isinstance(a, np.ndarray) else a for a in args]
+        )
+        function = self.__wrapped__
+        if kwargs:
+            function = partial(function, **kwargs)
+        out = backend.run(function, dtype, *args)
+        return _numpy_tree(backend, out, dtype)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{self._backend.framework} function {self.__qualname__} returning NumPy "
+            f"arrays>"
+        )
+
+
+def _numpy_tree(backend: Backend, value: Any, dtype: np.dtype) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_numpy_tree(backend, v, dtype) for v in value)
+    if backend.is_framework_array(value):
+        return backend.to_numpy(value)
+    if callable(value):
+        return NumpyFunction(backend, partial(backend.apply_closure, value), dtype)
     return value

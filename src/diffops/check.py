@@ -17,7 +17,7 @@ import numpy as np
 
 from diffops.boundary import as_input_array
 from diffops.errors import DiffopsError
-from diffops.operators import OPERATORS
+from diffops.operators import CLOSURES, OPERATORS
 
 
 class DerivativeCheckError(DiffopsError, AssertionError):
@@ -117,18 +117,11 @@ def check_derivatives(
     n = len(out)
     value_shape = np.shape(out[-1])
     # Outputs from lowest to highest order: value, then first derivative, ...
-    labels = {
-        "grad_and_value": ("grad",),
-        "hessian_grad_and_value": ("hessian", "grad"),
-        "mtp_hessian_grad_and_value": ("mtp", "hessian", "grad"),
-        "jacobian_and_value": ("jacobian",),
-        "mhp_jacobian_and_value": ("mhp", "jacobian"),
-        "vjp_and_value": ("vjp",),
-    }[name]
+    labels = OPERATORS[str(name)].outputs[:-1]
     for position, label in enumerate(labels):
         lower = position + 1  # index of the next lower-order output
         fd = _central_difference(output(lower), x, step)
-        if label in ("vjp", "mhp", "mtp"):
+        if label in CLOSURES:
             lower_shape = np.shape(out[lower]) if label != "vjp" else value_shape
             arg = rng.standard_normal(lower_shape)
             axes = len(lower_shape)

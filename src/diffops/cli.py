@@ -1,4 +1,4 @@
-"""The ``diffops`` command line: ``demo``, ``bench`` and ``backends``.
+"""The ``diffops`` command line: ``demo`` and ``backends``.
 
 Thin by design: each command parses its arguments and calls library code, and a
 framework is imported only when a command needs it.
@@ -63,22 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--models", help="comma-separated models (default: all)")
     demo.set_defaults(run=_demo)
-    bench = commands.add_parser(
-        "bench",
-        help="side-by-side benchmarks against the frameworks' own calls",
-        add_help=False,
-    )
-    bench.set_defaults(run=None)
     backends = commands.add_parser(
         "backends", help="list backends and whether installed"
     )
     backends.set_defaults(run=_backends)
 
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "bench":
-        from diffops.bench import main as bench_main
-
-        return bench_main(argv[1:])
     args = parser.parse_args(argv)
     return int(args.run(args))
 

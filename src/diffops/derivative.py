@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from diffops.boundary import as_input_array, finalize
+from diffops.boundary import FLOAT32, FLOAT64, as_input_array, explain, make_caller
 from diffops.errors import NotCallableError, UnknownOperatorError, closest
-from diffops.operators import DIFF_OPS, OPERATORS
+from diffops.operators import ALL_DIFF_OPS, OPERATORS
 from diffops.registry import require_available
 
 
@@ -27,7 +27,7 @@ def _func_name(func: Callable[..., Any], attr: str = "__name__") -> str:
 
 
 def check_operator(op_name: str) -> None:
-    """Raise :class:`UnknownOperatorError` if ``op_name`` is not in ``DIFF_OPS``.
+    """Raise :class:`UnknownOperatorError` if ``op_name`` is not an operator.
 
     Args:
         op_name: Operator name to check.
@@ -38,25 +38,21 @@ def check_operator(op_name: str) -> None:
     if op_name not in OPERATORS:
         msg = (
             f"Differential operator {op_name!r} is not defined: valid operators are "
-            f"{DIFF_OPS}.{closest(str(op_name), DIFF_OPS)}"
+            f"{ALL_DIFF_OPS}.{closest(str(op_name), ALL_DIFF_OPS)}"
         )
         raise UnknownOperatorError(msg)
-
-
-_FLOAT64 = np.dtype(np.float64)
-_FLOAT32 = np.dtype(np.float32)
 
 
 class DerivativeFunction:
     """A derivative function built by diffops: ``op(func)`` on one backend.
 
-    Call it with an array ``x`` of any shape ``S``; it returns the tuple named by the
-    operator (highest derivative or product closure first, value last) as NumPy
-    arrays of ``x``'s float dtype.
+    Call it with an array ``x`` of any shape ``S`` (and the extra arguments of
+    ``func``, if any); it returns the tuple named by the operator (highest derivative
+    or product closure first, value last) as NumPy arrays of ``x``'s float dtype.
 
     Attributes:
         func: The user's function.
-        op_name: Operator name, one of ``DIFF_OPS``.
+        op_name: Operator name, one of :data:`~diffops.operators.ALL_DIFF_OPS`.
         backend: Backend name (lower case).
         as_numpy: Whether results cross the NumPy boundary (the default). With
             ``False``, JAX and PyTorch take and return their own arrays (no host
@@ -82,85 +78,62 @@ class DerivativeFunction:
             )
             raise NotCallableError(msg)
         check_operator(op_name)
-        record = require_available(backend)
-        check_function = getattr(record.module, "check_function", None)
-        if check_function is not None:
-            check_function(func, op_name, **options)
+        found = require_available(backend)
+        found.check(op_name, func, options)
         self.func = func
         self.op_name = op_name
         self.backend = backend.lower()
         self.as_numpy = bool(as_numpy)
         self.options = options
+        self._backend = found
         # Framework arrays pass straight through only on backends that have their
         # own (JAX, PyTorch); Autograd and SymNum are NumPy either way.
-        self._pass_through = not as_numpy and getattr(
-            record.module, "FRAMEWORK_ARRAYS", False
-        )
+        self._pass_through = not as_numpy and found.framework_arrays
         self._op = OPERATORS[op_name]
         self._copy_input = self._op.closure is not None
-        self._explain = getattr(record.module, "explain_error", None)
-        self._impl: Callable[[np.ndarray], tuple[Any, ...]] | None = None
+        self._impl: Callable[..., tuple[Any, ...]] | None = None
         self._lock = _thread.allocate_lock()
         self.__name__ = f"{op_name}_of_{_func_name(func)}"
         self.__qualname__ = f"{op_name}_of_{_func_name(func, '__qualname__')}"
         self.__doc__ = (
             f"{op_name} of {_func_name(func)} on the {self.backend!r} backend.\n\n"
-            f"Call with an array x; returns {_RETURNS[op_name]}."
+            f"Call with an array x (and func's extra arguments, if any); returns "
+            f"{self._op.returns}."
         )
 
-    def _build(self) -> Callable[[np.ndarray], tuple[Any, ...]]:
+    def _build(self) -> Callable[..., tuple[Any, ...]]:
         with self._lock:
             if self._impl is None:
-                self._impl = self._make_impl()
+                self._impl = make_caller(
+                    self._backend,
+                    self._op,
+                    self.func,
+                    self.options,
+                    as_numpy=self.as_numpy or not self._pass_through,
+                )
             return self._impl
 
-    def _make_impl(self) -> Callable[[np.ndarray], tuple[Any, ...]]:
-        record = require_available(self.backend)
-        make_caller = getattr(record.module, "make_caller", None)
-        if make_caller is not None:
-            # The backend provides its own lean path through the NumPy boundary.
-            return make_caller(
-                self.func,
-                self.op_name,
-                record.function_wrapper,
-                as_numpy=self.as_numpy,
-                **self.options,
-            )
-        impl = getattr(record.module, self.op_name)(self.func, **self.options)
-        if record.function_wrapper is not None:
-            impl = record.function_wrapper(impl)
-        op = self._op
-
-        def call(x: np.ndarray) -> tuple[Any, ...]:
-            return finalize(impl(x), op, x)
-
-        return call
-
-    def __call__(self, x: Any) -> tuple[Any, ...]:
+    def __call__(self, x: Any, *args: Any) -> tuple[Any, ...]:
         """Evaluate the derivatives and value at ``x``.
 
         Args:
             x: Real array-like of any shape ``S``.
+            *args: Extra arguments of the function, passed through undifferentiated.
 
         Returns:
             The operator's tuple as NumPy arrays (closures first, value last).
         """
-        if type(x) is np.ndarray and (x.dtype is _FLOAT64 or x.dtype is _FLOAT32):
+        if type(x) is np.ndarray and (x.dtype is FLOAT64 or x.dtype is FLOAT32):
             arr = x.copy() if self._copy_input else x
-        elif (
-            self._pass_through
-            and not isinstance(x, np.ndarray)
-            and hasattr(x, "dtype")
-            and hasattr(x, "shape")
-        ):
-            arr = x  # a framework array: the backend checks and keeps it
+        elif self._pass_through and not isinstance(x, np.ndarray):
+            arr = x  # the boundary checks framework arrays
         else:
             arr = as_input_array(x, copy=self._copy_input)
         call = self._impl or self._build()
         try:
-            return call(arr)
+            return call(arr, *args) if args else call(arr)
         except Exception as err:
-            better = self._explain(err, self.func) if self._explain else None
+            better = explain(self._backend, err, self.func)
             if better is None:
                 raise
             raise better from err
@@ -251,17 +224,3 @@ def _rebuild(
 
         func = pickle.loads(func.data)  # the caller's own data
     return DerivativeFunction(func, op_name, backend, **options)
-
-
-_RETURNS = {
-    "vjp_and_value": "(vjp, value); vjp(v) maps v of shape F to shape S",
-    "grad_and_value": "(grad, value); grad has shape S",
-    "hessian_grad_and_value": "(hessian, grad, value); hessian has shape S + S",
-    "mtp_hessian_grad_and_value": (
-        "(mtp, hessian, grad, value); mtp(m) maps m of shape S + S to shape S"
-    ),
-    "jacobian_and_value": "(jacobian, value); jacobian has shape F + S",
-    "mhp_jacobian_and_value": (
-        "(mhp, jacobian, value); mhp(m) maps m of shape F + S to shape S"
-    ),
-}

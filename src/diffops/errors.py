@@ -54,6 +54,14 @@ class TracingError(DiffopsError, TypeError):
     """The user's function could not be traced by the framework of its backend."""
 
 
+class NonArrayOutputError(DiffopsError, TypeError):
+    """The user's function returned something that is not an array (None, a tuple)."""
+
+
+class UnknownOptionError(DiffopsError, TypeError):
+    """An operator was given a keyword option it does not take on that backend."""
+
+
 def closest(name: str, options: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest option, or an empty string."""
     import difflib  # imported only when an error message needs it

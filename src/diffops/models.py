@@ -25,51 +25,16 @@ def namespace(backend: str) -> SimpleNamespace:
     """Array operations for writing one model formula for every framework.
 
     Args:
-        backend: Backend name (``jax``, ``jax_nojit``, ``autograd``, ``symnum``,
-            ``torch``).
+        backend: Backend name; the backend supplies the namespace.
 
     Returns:
         Namespace with ``sqrt, sin, cos, exp, log, log1p, sum, stack`` and
         ``const(array, like)`` (a constant array in the framework's type and the
         dtype of ``like``).
     """
-    if backend in ("jax", "jax_nojit"):
-        import jax.numpy as jnp
+    from diffops.registry import backend as lookup
 
-        return SimpleNamespace(
-            **_common(jnp),
-            stack=jnp.stack,
-            const=lambda a, like: jnp.asarray(a, like.dtype),
-        )
-    if backend == "autograd":
-        import autograd.numpy as anp
-
-        return SimpleNamespace(
-            **_common(anp),
-            stack=anp.stack,
-            const=lambda a, like: np.asarray(a, like.dtype),
-        )
-    if backend == "symnum":
-        import symnum.numpy as snp
-
-        return SimpleNamespace(
-            **_common(snp), stack=snp.array, const=lambda a, like: snp.array(a)
-        )
-    if backend == "torch":
-        import torch
-
-        return SimpleNamespace(
-            **_common(torch),
-            stack=torch.stack,
-            const=lambda a, like: torch.as_tensor(a, dtype=like.dtype),
-        )
-    msg = f"No example-model namespace for backend {backend!r}."
-    raise ValueError(msg)
-
-
-def _common(xp: Any) -> dict[str, Any]:
-    names = ("sqrt", "sin", "cos", "exp", "log", "log1p", "sum")
-    return {name: getattr(xp, name) for name in names}
+    return lookup(backend).namespace()
 
 
 @dataclass(frozen=True)
@@ -461,6 +426,8 @@ def applicable_ops(model: Model) -> tuple[str, ...]:
     Returns:
         Operator names in ``DIFF_OPS`` order.
     """
-    from diffops.operators import DIFF_OPS, OPERATORS
+    from diffops.operators import OPERATORS
 
-    return tuple(op for op in DIFF_OPS if model.scalar or not OPERATORS[op].scalar_only)
+    return tuple(
+        op.name for op in OPERATORS.values() if model.scalar or not op.scalar_only
+    )

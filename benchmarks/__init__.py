@@ -1,0 +1,1 @@
+"""Repository tools that measure diffops; not part of the installed package."""

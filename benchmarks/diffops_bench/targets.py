@@ -1,0 +1,423 @@
+"""Derived numbers: ratios per row, derived tables, and the performance targets.
+
+Each target is named by what it measures (e.g. "jax overhead vs jax.jit"); its rows
+say on which case and operator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .config import Config
+from .ops import closure_name, short_name
+from .records import Record, fmt_us
+
+
+def _key(r: Record) -> tuple[str, str, int]:
+    return r.section, r.op, r.dim
+
+
+def ok(r: Record) -> bool:
+    """Whether ``r`` was timed and not found wrong."""
+    return r.median_us is not None and r.correct is not False
+
+
+def _best(
+    records: Sequence[Record], section: str, op: str, dim: int, **match: Any
+) -> Record | None:
+    found = [
+        r
+        for r in records
+        if _key(r) == (section, op, dim)
+        and ok(r)
+        and all(getattr(r, k) == v for k, v in match.items())
+    ]
+    return min(found, key=lambda r: r.median_us or math.inf, default=None)
+
+
+def _find(records: Sequence[Record], section: str, op: str, impl: str) -> list[Record]:
+    return [r for r in records if (r.section, r.op, r.impl) == (section, op, impl)]
+
+
+def _ratio(a: Record | None, b: Record | None) -> float | None:
+    if a is None or b is None or not (ok(a) and ok(b)):
+        return None
+    return (a.median_us or math.nan) / (b.median_us or math.nan)
+
+
+def _peers(r: Record) -> dict[str, Any]:
+    """What a record is compared with: the same framework's hand-written calls.
+
+    ``jax`` is compared with ``jax.jit`` compositions, ``jax_nojit`` with the same
+    compositions run eagerly.
+    """
+    if r.backend == "jax_nojit" or r.family == "jax eager":
+        return {"framework": "jax", "family": "jax eager", "kind": "framework"}
+    if r.framework == "jax":
+        return {"framework": "jax", "family": "jax.jit", "kind": "framework"}
+    return {"framework": r.framework, "kind": "framework"}
+
+
+def ratios(records: Sequence[Record]) -> dict[int, dict[str, float | None]]:
+    """Per record (by index): ratio to the framework's best call and to NumPy."""
+    out: dict[int, dict[str, float | None]] = {}
+    for i, r in enumerate(records):
+        if r.kind == "numpy" or r.section in ("import", "first_call"):
+            continue
+        fw = _best(records, r.section, r.op, r.dim, **_peers(r))
+        numpy = _best(records, r.section, r.op, r.dim, kind="numpy")
+        entry = {"vs_framework_best": _ratio(r, fw), "vs_numpy": _ratio(r, numpy)}
+        if r.framework == "torch" and r.kind != "framework":
+            tfunc = _best(records, r.section, r.op, r.dim, family="torch.func")
+            entry["torch_func_best_over_diffops"] = _ratio(tfunc, r)
+        out[i] = entry
+    return out
+
+
+def _closure_cost(records: Sequence[Record]) -> list[dict[str, Any]]:
+    rows = []
+    for r in records:
+        if not r.op.endswith(" closure") or not ok(r):
+            continue
+        closure = r.op.split()[0]
+        parent = [
+            p
+            for p in records
+            if (p.section, p.impl, p.dim) == (r.section, r.impl, r.dim)
+            and closure_name(p.op) == closure
+        ]
+        if parent:
+            rows.append(
+                {
+                    "section": r.section,
+                    "closure": closure,
+                    "impl": r.impl,
+                    "closure_us": r.median_us,
+                    "operator_us": parent[0].median_us,
+                    "ratio": _ratio(r, parent[0]),
+                }
+            )
+    return rows
+
+
+def _mtp_ratio(records: Sequence[Record]) -> list[dict[str, Any]]:
+    rows = []
+    for impl in sorted({r.impl for r in records if r.section == "logistic"}):
+        mtp = _find(records, "logistic", "mtp_hessian_grad_and_value", impl)
+        closure = _find(records, "logistic", "mtp closure", impl)
+        hess = _find(records, "logistic", "hessian_grad_and_value", impl)
+        if mtp and closure and hess and all(ok(r) for r in (*mtp, *closure, *hess)):
+            total = (mtp[0].median_us or 0) + (closure[0].median_us or 0)
+            rows.append(
+                {
+                    "impl": impl,
+                    "dim": mtp[0].dim,
+                    "mtp_plus_one_mtp_us": total,
+                    "hessian_us": hess[0].median_us,
+                    "ratio": total / (hess[0].median_us or math.inf),
+                }
+            )
+    return rows
+
+
+def _grad_over_value(records: Sequence[Record]) -> list[dict[str, Any]]:
+    rows = []
+    dims = sorted({r.dim for r in records if r.section == "rw_softplus"})
+    impls = sorted({r.impl for r in records if r.section == "rw_softplus"})
+    for dim in dims:
+        for impl in impls:
+            g = [
+                r
+                for r in _find(records, "rw_softplus", "grad_and_value", impl)
+                if r.dim == dim
+            ]
+            v = [
+                r for r in _find(records, "rw_softplus", "value", impl) if r.dim == dim
+            ]
+            if g and v and ok(g[0]) and ok(v[0]):
+                rows.append(
+                    {
+                        "dim": dim,
+                        "impl": impl,
+                        "grad_us": g[0].median_us,
+                        "value_us": v[0].median_us,
+                        "ratio": _ratio(g[0], v[0]),
+                    }
+                )
+        for fw, family in (
+            ("jax", "jax.jit"),
+            ("jax", "jax eager"),
+            ("torch", None),
+            ("autograd", None),
+        ):
+            match = {"framework": fw, "family": family} if family else {"framework": fw}
+            g_best = _best(
+                records, "rw_softplus", "grad_and_value", dim, kind="framework", **match
+            )
+            v_best = _best(
+                records, "rw_softplus", "value", dim, kind="framework", **match
+            )
+            if g_best and v_best:
+                rows.append(
+                    {
+                        "dim": dim,
+                        "impl": f"{family or fw} best hand-written",
+                        "grad_us": g_best.median_us,
+                        "value_us": v_best.median_us,
+                        "ratio": _ratio(g_best, v_best),
+                    }
+                )
+    return rows
+
+
+def _jacobian_modes(records: Sequence[Record]) -> list[dict[str, Any]]:
+    rows = []
+    for section in ("tall", "wide"):
+        for backend in ("jax", "torch"):
+            auto = _find(records, section, "jacobian_and_value", f"diffops[{backend}]")
+            for mode in ("forward", "reverse"):
+                forced = _find(
+                    records,
+                    section,
+                    "jacobian_and_value",
+                    f"diffops[{backend}, mode={mode}]",
+                )
+                if auto and forced and ok(auto[0]) and ok(forced[0]):
+                    rows.append(
+                        {
+                            "section": section,
+                            "backend": backend,
+                            "mode": mode,
+                            "auto_us": auto[0].median_us,
+                            "forced_us": forced[0].median_us,
+                            "forced_over_auto": _ratio(forced[0], auto[0]),
+                        }
+                    )
+    return rows
+
+
+def _first_call(records: Sequence[Record]) -> list[dict[str, Any]]:
+    rows = []
+    for r in records:
+        if r.section == "first_call" and r.kind == "diffops":
+            base = [
+                b
+                for b in records
+                if b.section == "first_call"
+                and b.op == r.op
+                and b.kind == "framework"
+                and b.note == r.note
+            ]
+            if base:
+                rows.append(
+                    {
+                        "case": (r.note or "").split(":")[0],
+                        "op": r.op,
+                        "diffops_ms": (r.median_us or 0) / 1e3,
+                        "jax_ms": (base[0].median_us or 0) / 1e3,
+                        "ratio": _ratio(r, base[0]),
+                    }
+                )
+    return rows
+
+
+def _import(records: Sequence[Record]) -> list[dict[str, Any]]:
+    imports = {r.impl: r for r in records if r.section == "import"}
+    if len(imports) != 3:
+        return []
+    extra = imports["import diffops beyond numpy"].median_us or 0.0
+    return [
+        {
+            "numpy_ms": (imports["import numpy"].median_us or 0) / 1e3,
+            "diffops_ms": (imports["import diffops"].median_us or 0) / 1e3,
+            "extra_ms": extra / 1e3,
+            "extra_modules": imports["import diffops beyond numpy"].note,
+        }
+    ]
+
+
+def derived(records: Sequence[Record]) -> dict[str, list[dict[str, Any]]]:
+    """The derived tables (closure cost, MTP ratio, grad/value, Jacobian modes …)."""
+    return {
+        "closure_cost": _closure_cost(records),
+        "mtp_ratio": _mtp_ratio(records),
+        "grad_over_value": _grad_over_value(records),
+        "jacobian_modes": _jacobian_modes(records),
+        "first_call": _first_call(records),
+        "import": _import(records),
+    }
+
+
+@dataclass
+class Target:
+    """One performance target and its measured value.
+
+    Attributes:
+        target: What the target measures, e.g. ``"jax overhead vs jax.jit"``.
+        what: The case and the ratio measured, e.g. ``"banana grad: diffops jax /
+            jax.jit best"``.
+        measured: The measured value (``None``: not run).
+        threshold: The target value.
+        better: ``"<="`` or ``">="``.
+        detail: The times behind the ratio.
+    """
+
+    target: str
+    what: str
+    measured: float | None
+    threshold: float
+    better: str
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool | None:
+        """``None`` when not measured."""
+        if self.measured is None:
+            return None
+        if self.better == "<=":
+            return self.measured <= self.threshold
+        return self.measured >= self.threshold
+
+
+def _vs(a: Record | None, b: Record | None, name: bool = True) -> str:
+    if a is None or b is None or a.median_us is None or b.median_us is None:
+        return ""
+    text = f"{fmt_us(a.median_us)} µs vs {fmt_us(b.median_us)} µs"
+    return f"{text} ({b.impl})" if name else text
+
+
+JAX_OVERHEAD = "jax overhead vs jax.jit"
+SYMNUM_OVERHEAD = "symnum overhead vs SymNum's own function"
+CLOSURE_COST = "jax closure call vs operator call"
+GRAD_COST = "{} gradient cost vs value at d = 10⁶"
+MTP_COST = "jax MTP vs Hessian"
+AUTO_MODE = "jax auto Jacobian mode vs reverse"
+IMPORT_TIME = "import time beyond numpy"
+FIRST_CALL = "jax first call vs plain jax.jit"
+TORCH_SPEEDUP = "torch speed-up vs torch.func"
+
+
+def targets(
+    records: Sequence[Record], derived: dict[str, list[dict[str, Any]]], cfg: Config
+) -> list[Target]:
+    """The performance targets, each with its measured value.
+
+    Args:
+        records: Every record of the run.
+        derived: :func:`derived` of the records.
+        cfg: The run's settings (to say why a target was not measured).
+
+    Returns:
+        The targets, in report order.
+    """
+    out: list[Target] = []
+
+    def rec(section: str, op: str, impl: str) -> Record | None:
+        found = _find(records, section, op, impl)
+        return found[0] if found else None
+
+    def best(section: str, op: str, **match: Any) -> Record | None:
+        dims = [r.dim for r in records if (r.section, r.op) == (section, op)]
+        return _best(records, section, op, dims[0], **match) if dims else None
+
+    tiny = (
+        ("banana", "grad_and_value"),
+        ("banana", "hessian_grad_and_value"),
+        ("torus", "jacobian_and_value"),
+    )
+    for name, backend, peers, threshold, label in (
+        (JAX_OVERHEAD, "jax", {"family": "jax.jit"}, 1.15, "jax.jit best"),
+        (SYMNUM_OVERHEAD, "symnum", {}, 1.10, "SymNum's generated function"),
+    ):
+        for section, op in tiny:
+            d = rec(section, op, f"diffops[{backend}]")
+            fw = best(section, op, framework=backend, kind="framework", **peers)
+            what = f"{section} {short_name(op)}: diffops {backend} / {label}"
+            out.append(Target(name, what, _ratio(d, fw), threshold, "<=", _vs(d, fw)))
+    closures = {
+        (c["section"], c["closure"]): c
+        for c in derived["closure_cost"]
+        if c["impl"] == "diffops[jax]"
+    }
+    for section, closure in (
+        ("torus", "vjp"),
+        ("torus", "mhp"),
+        ("banana", "mtp"),
+        ("logistic", "mtp"),
+    ):
+        c = closures.get((section, closure))
+        detail = (
+            f"{fmt_us(c['closure_us'])} µs vs {fmt_us(c['operator_us'])} µs"
+            if c
+            else ""
+        )
+        what = f"{section} jax: one {closure} closure call / the operator call"
+        out.append(
+            Target(CLOSURE_COST, what, c["ratio"] if c else None, 2.0, "<=", detail)
+        )
+    gv = {(g["dim"], g["impl"]): g for g in derived["grad_over_value"]}
+    for backend, threshold in (("jax", 2.0), ("torch", 2.5)):
+        g = gv.get((10**6, f"diffops[{backend}]"))
+        if g:
+            detail = f"{fmt_us(g['grad_us'])} µs vs {fmt_us(g['value_us'])} µs"
+        elif max(cfg.large_dims) < 10**6:
+            detail = "not measured (d = 10⁶ skipped in --quick)"
+        else:
+            detail = ""
+        what = f"rw_softplus d=10⁶ {backend}: diffops grad_and_value / diffops value"
+        measured = g["ratio"] if g else None
+        name = GRAD_COST.format(backend)
+        out.append(Target(name, what, measured, threshold, "<=", detail))
+    mtp = {m["impl"]: m for m in derived["mtp_ratio"]}.get("diffops[jax]")
+    detail = (
+        f"{fmt_us(mtp['mtp_plus_one_mtp_us'])} µs vs {fmt_us(mtp['hessian_us'])} µs"
+        if mtp
+        else ""
+    )
+    what = "logistic d=100 jax: (mtp_hessian + one mtp) / hessian"
+    out.append(Target(MTP_COST, what, mtp["ratio"] if mtp else None, 4.0, "<=", detail))
+    modes = {
+        (j["section"], j["backend"], j["mode"]): j for j in derived["jacobian_modes"]
+    }
+    j = modes.get(("tall", "jax", "reverse"))
+    detail = f"{fmt_us(j['forced_us'])} µs vs {fmt_us(j['auto_us'])} µs" if j else ""
+    what = "tall 3→300 jax: mode='reverse' time / auto-mode time"
+    measured = j["forced_over_auto"] if j else None
+    out.append(Target(AUTO_MODE, what, measured, 2.0, ">=", detail))
+    imp = derived["import"][0] if derived["import"] else None
+    detail = (
+        f"self times of modules numpy does not load; totals {imp['diffops_ms']:.1f} "
+        f"ms vs {imp['numpy_ms']:.1f} ms"
+        if imp
+        else ""
+    )
+    what = "import diffops beyond import numpy, ms"
+    measured = imp["extra_ms"] if imp else None
+    out.append(Target(IMPORT_TIME, what, measured, 30.0, "<=", detail))
+    if not derived["first_call"]:
+        what = "jax first call: diffops / plain jax.jit of composed transforms"
+        out.append(Target(FIRST_CALL, what, None, 1.0, "<="))
+    for fc in derived["first_call"]:
+        what = (
+            f"{fc['case']} {short_name(fc['op'])}: jax first call diffops / plain "
+            f"jax.jit"
+        )
+        detail = f"{fc['diffops_ms']:.0f} ms vs {fc['jax_ms']:.0f} ms"
+        out.append(Target(FIRST_CALL, what, fc["ratio"], 1.0, "<=", detail))
+    for section, op in (
+        ("banana", "grad_and_value"),
+        ("banana", "hessian_grad_and_value"),
+        ("banana", "mtp_hessian_grad_and_value"),
+        ("torus", "jacobian_and_value"),
+        ("torus", "mhp_jacobian_and_value"),
+        ("torus", "vjp_and_value"),
+    ):
+        d = rec(section, op, "diffops[torch]")
+        tfunc = best(section, op, family="torch.func")
+        what = f"{section} {short_name(op)}: torch.func best / diffops torch"
+        detail = f"{_vs(tfunc, d, False)}; {tfunc.impl}" if tfunc and d else ""
+        out.append(Target(TORCH_SPEEDUP, what, _ratio(tfunc, d), 2.0, ">=", detail))
+    return out

@@ -1,0 +1,263 @@
+"""Autograd backend: the operators for functions written with ``autograd.numpy``.
+
+Autograd is imported on first use. It works on NumPy arrays directly, so every hook of
+the backend protocol keeps its default. Autograd has no forward mode for every
+primitive, so higher orders are reverse-over-reverse: the Hessian is one VJP of the
+gradient per input direction, the MTP the VJP of the Hessian pass and the MHP the VJP
+of the Jacobian pass, each carrying the lower-order results along.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from diffops.backends.protocol import Backend, example_namespace
+from diffops.boundary import check_value
+from diffops.errors import TracingError, causes
+from diffops.operators import OPERATORS
+
+Function = Callable[..., Any]
+
+
+def _unbox(value: Any) -> Any:
+    from autograd.tracer import getval
+
+    if isinstance(value, tuple):
+        return tuple(_unbox(v) for v in value)
+    return getval(value)
+
+
+def _evaluated(func: Function, op_name: str, args: tuple[Any, ...]) -> Function:
+    """``y -> func(y, *args)``, checked to return an array (0-d for scalar ops)."""
+    from autograd.tracer import Box
+
+    op = OPERATORS[op_name]
+
+    def f(y: Any) -> Any:
+        value = func(y, *args)
+        array = isinstance(value, np.ndarray | np.generic | Box)
+        check_value(value, op, func, np.shape(_unbox(value)) if array else None)
+        return value
+
+    return f
+
+
+def _vjp_with_aux(
+    func: Callable[[Any], tuple[Any, Any]], x: Any
+) -> tuple[Function, Any, Any]:
+    """VJP of ``x -> func(x)[0]``, also returning ``func(x)[1]`` undifferentiated."""
+    from autograd import make_vjp
+
+    aux: list[Any] = []
+
+    def main(x: Any) -> Any:
+        out, extra = func(x)
+        aux.append(extra)
+        return out
+
+    vjp, out = make_vjp(main)(x)
+    return vjp, out, _unbox(aux[0])
+
+
+def _stack_rows(
+    vjp: Function, out_shape: tuple[int, ...], dtype: Any, in_shape: tuple[int, ...]
+) -> Any:
+    """The Jacobian, one VJP per output element: shape ``out_shape + in_shape``."""
+    import autograd.numpy as anp
+
+    size = math.prod(out_shape)
+    if size == 0 or math.prod(in_shape) == 0:
+        return np.zeros(out_shape + in_shape, dtype=dtype)
+    basis = np.eye(size, dtype=dtype).reshape((size, *out_shape))
+    rows = [vjp(e) for e in basis]
+    return anp.reshape(anp.stack(rows), out_shape + in_shape)
+
+
+def _dtype(value: Any) -> Any:
+    return getattr(_unbox(value), "dtype", np.float64)
+
+
+def _grad_and_value(func: Function, op_name: str) -> Function:
+    from autograd import make_vjp
+
+    def grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
+        vjp, value = make_vjp(_evaluated(func, op_name, args))(x)
+        return vjp(np.ones((), dtype=_dtype(value))), value
+
+    return grad_and_value_func
+
+
+def _hessian_grad_and_value(func: Function, op_name: str) -> Function:
+    grad_and_value_func = _grad_and_value(func, op_name)
+
+    def hessian_grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
+        vjp, grad, value = _vjp_with_aux(lambda y: grad_and_value_func(y, *args), x)
+        shape = np.shape(x)
+        hessian = _stack_rows(vjp, shape, _dtype(x), shape)
+        return hessian, grad, value
+
+    return hessian_grad_and_value_func
+
+
+def _jacobian_and_value(func: Function, op_name: str) -> Function:
+    from autograd import make_vjp
+
+    def jacobian_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
+        vjp, value = make_vjp(_evaluated(func, op_name, args))(x)
+        jacobian = _stack_rows(vjp, np.shape(value), _dtype(value), np.shape(x))
+        return jacobian, value
+
+    return jacobian_and_value_func
+
+
+def grad_and_value(func: Function) -> Function:
+    """Make a function returning the gradient and value of a scalar function.
+
+    Args:
+        func: Scalar-valued function ``func(x, *args)`` of an array of shape ``S``.
+
+    Returns:
+        Function ``(x, *args) -> (grad, value)`` with ``grad[k] = ∂f/∂x[k]`` of
+        shape ``S``.
+    """
+    return _grad_and_value(func, "grad_and_value")
+
+
+def vjp_and_value(func: Function) -> Function:
+    """Make a function returning the vector-Jacobian product and value.
+
+    ``vjp(v) = v @ j``, i.e. ``vjp(v)[k] = Σ_i v[i] ∂f[i]/∂x[k]``.
+
+    Args:
+        func: Function ``func(x, *args)`` of an array of shape ``S`` returning
+            shape ``F``.
+
+    Returns:
+        Function ``(x, *args) -> (vjp, value)``; ``vjp`` maps shape ``F`` to ``S``.
+    """
+    from autograd import make_vjp
+
+    def vjp_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
+        vjp, value = make_vjp(_evaluated(func, "vjp_and_value", args))(x)
+        return vjp, value
+
+    return vjp_and_value_func
+
+
+def hessian_grad_and_value(func: Function) -> Function:
+    """Make a function returning the Hessian, gradient and value of a scalar function.
+
+    ``hessian[j, k] = ∂²f/(∂x[j] ∂x[k])``, computed reverse-over-reverse.
+
+    Args:
+        func: Scalar-valued function ``func(x, *args)`` of an array of shape ``S``.
+
+    Returns:
+        Function ``(x, *args) -> (hessian, grad, value)``; ``hessian`` has shape
+        ``S + S``.
+    """
+    return _hessian_grad_and_value(func, "hessian_grad_and_value")
+
+
+def mtp_hessian_grad_and_value(func: Function) -> Function:
+    """Make a function returning the MTP, Hessian, gradient and value.
+
+    ``mtp(m)[i] = Σ_jk m[j, k] ∂³f/(∂x[i] ∂x[j] ∂x[k])``, the VJP of the Hessian pass.
+
+    Args:
+        func: Scalar-valued function ``func(x, *args)`` of an array of shape ``S``.
+
+    Returns:
+        Function ``(x, *args) -> (mtp, hessian, grad, value)``; ``mtp`` maps shape
+        ``S + S`` to shape ``S``.
+    """
+    hessian_func = _hessian_grad_and_value(func, "mtp_hessian_grad_and_value")
+
+    def mtp_hessian_grad_and_value_func(
+        x: Any, *args: Any
+    ) -> tuple[Any, Any, Any, Any]:
+        def hessian_with_aux(y: Any) -> tuple[Any, tuple[Any, Any]]:
+            hessian, grad, value = hessian_func(y, *args)
+            return hessian, (grad, value)
+
+        mtp, hessian, (grad, value) = _vjp_with_aux(hessian_with_aux, x)
+        return mtp, hessian, grad, value
+
+    return mtp_hessian_grad_and_value_func
+
+
+def jacobian_and_value(func: Function) -> Function:
+    """Make a function returning the Jacobian and value of a function.
+
+    ``jacobian[i, k] = ∂f[i]/∂x[k]``, one reverse pass per output element.
+
+    Args:
+        func: Function ``func(x, *args)`` of an array of shape ``S`` returning
+            shape ``F``.
+
+    Returns:
+        Function ``(x, *args) -> (jacobian, value)``; ``jacobian`` has shape
+        ``F + S``.
+    """
+    return _jacobian_and_value(func, "jacobian_and_value")
+
+
+def mhp_jacobian_and_value(func: Function) -> Function:
+    """Make a function returning the MHP, Jacobian and value of a function.
+
+    ``mhp(m)[k] = Σ_ij m[i, j] ∂²f[i]/(∂x[j] ∂x[k])``, the VJP of the Jacobian pass.
+
+    Args:
+        func: Function ``func(x, *args)`` of an array of shape ``S`` returning
+            shape ``F``.
+
+    Returns:
+        Function ``(x, *args) -> (mhp, jacobian, value)``; ``mhp`` maps shape
+        ``F + S`` to shape ``S``.
+    """
+    jacobian_func = _jacobian_and_value(func, "mhp_jacobian_and_value")
+
+    def mhp_jacobian_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
+        return _vjp_with_aux(lambda y: jacobian_func(y, *args), x)
+
+    return mhp_jacobian_and_value_func
+
+
+class AutogradBackend(Backend):
+    """``autograd``: reverse mode on NumPy arrays; no conversions needed."""
+
+    name = "autograd"
+    framework = "autograd"
+    extra = "autograd"
+
+    def explain_error(self, err: Exception, func: Function) -> Exception | None:
+        """A :class:`~diffops.errors.TracingError` with a hint (NumPy on a box)."""
+        traced = [
+            e for e in causes(err) if isinstance(e, TypeError) and "ArrayBox" in str(e)
+        ]
+        if not traced:
+            return None
+        name = getattr(func, "__name__", "the function")
+        msg = (
+            f"Autograd could not trace {name!r}: {traced[0]}\n"
+            f"Hint: write {name!r} with autograd.numpy (`import autograd.numpy as "
+            f"np`) and autograd.scipy instead of numpy and scipy."
+        )
+        return TracingError(msg)
+
+    def namespace(self) -> SimpleNamespace:
+        """The example models' operations in this framework."""
+        import autograd.numpy as anp
+
+        return example_namespace(
+            anp, stack=anp.stack, const=lambda a, like: np.asarray(a, like.dtype)
+        )
+
+
+AUTOGRAD = AutogradBackend()
+"""The ``autograd`` backend."""

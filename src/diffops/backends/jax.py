@@ -1,0 +1,428 @@
+"""JAX backend: the operators for functions written with ``jax.numpy``.
+
+JAX is imported on first use, never at ``import diffops``. The operators here are
+framework-level: they take and return JAX arrays, compose with other JAX transforms,
+and return product closures as :class:`jax.tree_util.Partial` pytrees, so that they
+can leave a ``jax.jit``-compiled function. Two backends use them: ``jax`` compiles
+each operator with ``jax.jit`` (closures too), ``jax_nojit`` runs it op by op.
+
+float64 inputs are computed in float64 without touching the user's global
+``jax_enable_x64`` flag: :meth:`JaxBackend.run` enters ``jax.enable_x64(True)`` for
+that call only (and skips it when the flag already gives float64).
+
+How the derivatives are computed: gradients are one VJP; Hessians are
+forward-over-reverse (``jacfwd`` of the gradient, carrying gradient and value as
+auxiliary outputs); the MTP is the VJP of the Hessian pass and the MHP the VJP of the
+Jacobian pass, so they reuse it. Jacobians use forward mode (one JVP per input,
+vmapped) when the output has more elements than the input, reverse mode otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Mapping
+from types import ModuleType, SimpleNamespace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from diffops.backends.protocol import (
+    Backend,
+    check_jacobian_mode,
+    example_namespace,
+    jacobian_mode,
+)
+from diffops.boundary import FLOAT64, NumpyFunction, check_value
+from diffops.errors import TracingError, causes
+from diffops.operators import OPERATORS
+
+Function = Callable[..., Any]
+
+_JAX: ModuleType | None = None
+_CONFIG: Any = None
+_ENABLE_X64: Callable[[bool], contextlib.AbstractContextManager[Any]] | None = None
+_APPLY: list[Function] = []
+
+
+def _jax() -> ModuleType:
+    global _JAX, _CONFIG, _ENABLE_X64
+    if _JAX is None:
+        import jax
+
+        _CONFIG = jax.config
+        if hasattr(jax, "enable_x64"):
+            _ENABLE_X64 = jax.enable_x64
+        else:  # older JAX
+            from jax.experimental import (  # type: ignore[attr-defined]
+                enable_x64 as _old_enable_x64,
+            )
+
+            _ENABLE_X64 = lambda on: _old_enable_x64(on)  # noqa: E731
+        _JAX = jax
+    return _JAX
+
+
+def _apply_compiled(closure: Function, arg: Any) -> Any:
+    """Call a pytree closure through one shared ``jax.jit`` (one compile per shape)."""
+    if not _APPLY:
+        _APPLY.append(_jax().jit(lambda c, v: c(v)))
+    return _APPLY[0](closure, arg)
+
+
+# ---------------------------------------------------------------------------------
+# Building blocks
+
+
+def _evaluated(func: Function, op_name: str) -> Function:
+    """``func``, checked at trace time to return an array (0-d for scalar ops)."""
+    jax = _jax()
+    op = OPERATORS[op_name]
+
+    def checked(x: Any, *args: Any) -> Any:
+        value = func(x, *args)
+        array = isinstance(value, jax.Array)
+        check_value(value, op, func, jax.numpy.shape(value) if array else None)
+        return value
+
+    return checked
+
+
+def _pull_first(pullback: Function, cotangent: Any) -> Any:
+    return pullback(cotangent)[0]
+
+
+def _closure(pullback: Function) -> Any:
+    """A pytree closure ``v -> pullback(v)[0]`` that can leave a jitted function."""
+    return _jax().tree_util.Partial(_pull_first, pullback)
+
+
+def _grad_and_value(func: Function, op_name: str) -> Function:
+    jax = _jax()
+    f = _evaluated(func, op_name)
+
+    def grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
+        value, pullback = jax.vjp(lambda y: f(y, *args), x)
+        (grad,) = pullback(jax.numpy.ones_like(value))
+        return grad, value
+
+    return grad_and_value_func
+
+
+def _hessian_grad_and_value(func: Function, op_name: str) -> Function:
+    jax = _jax()
+    grad_and_value_func = _grad_and_value(func, op_name)
+
+    def hessian_grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
+        def grad_with_aux(y: Any) -> tuple[Any, tuple[Any, Any]]:
+            grad, value = grad_and_value_func(y, *args)
+            return grad, (grad, value)
+
+        # Forward-over-reverse: one JVP of the gradient per input direction.
+        hessian, (grad, value) = jax.jacfwd(grad_with_aux, has_aux=True)(x)
+        return hessian, grad, value
+
+    return hessian_grad_and_value_func
+
+
+def _jacobian_and_value(func: Function, op_name: str, mode: str) -> Function:
+    jax = _jax()
+    f = _evaluated(func, op_name)
+
+    def jacobian_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
+        jnp = jax.numpy
+
+        def g(y: Any) -> Any:
+            return f(y, *args)
+
+        out_shape = jax.eval_shape(g, x).shape
+        n_in, n_out = math.prod(x.shape), math.prod(out_shape)
+        if jacobian_mode(mode, n_in, n_out) == "forward":
+            basis = jnp.eye(n_in, dtype=x.dtype).reshape((n_in, *x.shape))
+            value, columns = jax.vmap(
+                lambda t: jax.jvp(g, (x,), (t,)), out_axes=(None, -1)
+            )(basis)
+            return columns.reshape(out_shape + x.shape), value
+        value, pullback = jax.vjp(g, x)
+        basis = jnp.eye(n_out, dtype=value.dtype).reshape((n_out, *out_shape))
+        (rows,) = jax.vmap(pullback)(basis)
+        return rows.reshape(out_shape + x.shape), value
+
+    return jacobian_and_value_func
+
+
+# ---------------------------------------------------------------------------------
+# Operators
+
+
+def grad_and_value(func: Function) -> Function:
+    """Make a function returning the gradient and value of a scalar function.
+
+    Args:
+        func: Scalar-valued function ``func(x, *args)`` of a JAX array ``x`` of
+            shape ``S``.
+
+    Returns:
+        Function ``(x, *args) -> (grad, value)`` with ``grad`` of shape ``S``:
+        ``grad[k] = ∂f/∂x[k]``.
+    """
+    return _grad_and_value(func, "grad_and_value")
+
+
+def vjp_and_value(func: Function) -> Function:
+    """Make a function returning the vector-Jacobian product and value of a function.
+
+    ``vjp(v) = v @ j`` contracting all of ``F``, i.e.
+    ``vjp(v)[k] = Σ_i v[i] ∂f[i]/∂x[k]``.
+
+    Args:
+        func: Function ``func(x, *args)`` of a JAX array of shape ``S`` returning
+            shape ``F``.
+
+    Returns:
+        Function ``(x, *args) -> (vjp, value)``; ``vjp`` maps shape ``F`` to ``S``.
+    """
+    jax = _jax()
+    f = _evaluated(func, "vjp_and_value")
+
+    def vjp_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
+        value, pullback = jax.vjp(lambda y: f(y, *args), x)
+        return _closure(pullback), value
+
+    return vjp_and_value_func
+
+
+def hessian_grad_and_value(func: Function) -> Function:
+    """Make a function returning the Hessian, gradient and value of a scalar function.
+
+    ``hessian[j, k] = ∂²f/(∂x[j] ∂x[k])``, computed forward-over-reverse.
+
+    Args:
+        func: Scalar-valued function ``func(x, *args)`` of a JAX array of shape
+            ``S``.
+
+    Returns:
+        Function ``(x, *args) -> (hessian, grad, value)``; ``hessian`` has shape
+        ``S + S``.
+    """
+    return _hessian_grad_and_value(func, "hessian_grad_and_value")
+
+
+def mtp_hessian_grad_and_value(func: Function) -> Function:
+    """Make a function returning the MTP, Hessian, gradient and value.
+
+    The matrix-Tressian product is ``mtp(m) = sum(m[None, :, :] * t, axis=(-1, -2))``,
+    i.e. ``mtp(m)[i] = Σ_jk m[j, k] ∂³f/(∂x[i] ∂x[j] ∂x[k])``; it is the VJP of the
+    Hessian pass, which it reuses.
+
+    Args:
+        func: Scalar-valued function ``func(x, *args)`` of a JAX array of shape
+            ``S``.
+
+    Returns:
+        Function ``(x, *args) -> (mtp, hessian, grad, value)``; ``mtp`` maps shape
+        ``S + S`` to shape ``S``.
+    """
+    jax = _jax()
+    hessian_func = _hessian_grad_and_value(func, "mtp_hessian_grad_and_value")
+
+    def mtp_hessian_grad_and_value_func(
+        x: Any, *args: Any
+    ) -> tuple[Any, Any, Any, Any]:
+        def hessian_with_aux(y: Any) -> tuple[Any, tuple[Any, Any]]:
+            hessian, grad, value = hessian_func(y, *args)
+            return hessian, (grad, value)
+
+        hessian, pullback, (grad, value) = jax.vjp(hessian_with_aux, x, has_aux=True)
+        return _closure(pullback), hessian, grad, value
+
+    return mtp_hessian_grad_and_value_func
+
+
+def jacobian_and_value(func: Function, mode: str = "auto") -> Function:
+    """Make a function returning the Jacobian and value of a function.
+
+    ``jacobian[i, k] = ∂f[i]/∂x[k]`` (for N-d shapes, indices flatten in C order).
+
+    Args:
+        func: Function ``func(x, *args)`` of a JAX array of shape ``S`` returning
+            shape ``F``.
+        mode: ``"forward"`` (one JVP per input), ``"reverse"`` (one VJP per output)
+            or ``"auto"`` (default): forward when outputs outnumber inputs.
+
+    Returns:
+        Function ``(x, *args) -> (jacobian, value)``; ``jacobian`` has shape
+        ``F + S``.
+    """
+    check_jacobian_mode(mode)
+    return _jacobian_and_value(func, "jacobian_and_value", mode)
+
+
+def mhp_jacobian_and_value(func: Function, mode: str = "auto") -> Function:
+    """Make a function returning the MHP, Jacobian and value of a function.
+
+    The matrix-Hessian product is ``mhp(m) = sum(m[:, :, None] * h, axis=(0, 1))``,
+    i.e. ``mhp(m)[k] = Σ_ij m[i, j] ∂²f[i]/(∂x[j] ∂x[k])``; it is the VJP of the
+    Jacobian pass.
+
+    Args:
+        func: Function ``func(x, *args)`` of a JAX array of shape ``S`` returning
+            shape ``F``.
+        mode: Jacobian mode, as for :func:`jacobian_and_value`.
+
+    Returns:
+        Function ``(x, *args) -> (mhp, jacobian, value)``; ``mhp`` maps shape
+        ``F + S`` to shape ``S``.
+    """
+    jax = _jax()
+    check_jacobian_mode(mode)
+    jacobian_func = _jacobian_and_value(func, "mhp_jacobian_and_value", mode)
+
+    def mhp_jacobian_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
+        jacobian, pullback, value = jax.vjp(
+            lambda y: jacobian_func(y, *args), x, has_aux=True
+        )
+        return _closure(pullback), jacobian, value
+
+    return mhp_jacobian_and_value_func
+
+
+# ---------------------------------------------------------------------------------
+# mici's function wrappers
+
+
+def return_numpy_arrays(function: Function) -> Function:
+    """Wrap a function returning JAX arrays so that it returns NumPy arrays.
+
+    Calls with 64-bit NumPy arguments run with ``jax.enable_x64(True)``, so float64
+    stays float64 whatever the global ``jax_enable_x64`` flag says (the flag itself is
+    left unchanged).
+
+    Args:
+        function: Function returning a JAX array, a callable returning JAX arrays, or
+            a tuple of these.
+
+    Returns:
+        Function with the same arguments whose JAX array results are NumPy arrays and
+        whose returned callables also return NumPy arrays.
+    """
+    return NumpyFunction(JAX_NOJIT, function)
+
+
+def jit_and_return_numpy_arrays(function: Function, **jit_kwargs: Any) -> Function:
+    """JIT-compile a JAX function and make it return NumPy arrays.
+
+    Product closures it returns (pytrees such as :class:`jax.tree_util.Partial`) are
+    called through a compiled function too, never op by op.
+
+    Args:
+        function: Function returning JAX arrays, pytree closures or tuples of these.
+        **jit_kwargs: Keyword arguments passed on to :func:`jax.jit` (for example
+            ``static_argnums`` or ``donate_argnums``).
+
+    Returns:
+        Compiled function returning NumPy arrays, as :func:`return_numpy_arrays`.
+    """
+    return NumpyFunction(JAX, _jax().jit(function, **jit_kwargs))
+
+
+# ---------------------------------------------------------------------------------
+# The backend
+
+
+class JaxBackend(Backend):
+    """``jax`` (compiled with ``jax.jit``) and ``jax_nojit`` (op by op)."""
+
+    framework = "jax"
+    extra = "jax"
+    options: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "jacobian_and_value": ("mode",),
+        "mhp_jacobian_and_value": ("mode",),
+    }
+    framework_arrays = True
+
+    def __init__(self, *, jit: bool):
+        self.jit = jit
+        self.name = "jax" if jit else "jax_nojit"
+        # Compiled programs never return views of their input.
+        self.fresh_outputs = jit
+        # Small results leave the compiled program packed into one flat array: one
+        # device-to-host conversion per call instead of one per output (each costs
+        # about as much as a small program's dispatch). Large results are returned
+        # separately, so large gradients are not copied into a joint buffer.
+        self.pack_limit = 4096 if jit else 0
+
+    def compile(self, program: Function) -> Function:
+        """Compile with ``jax.jit`` (``jax``); unchanged on ``jax_nojit``."""
+        return _jax().jit(program) if self.jit else program
+
+    def run(self, function: Function, dtype: np.dtype, *args: Any) -> Any:
+        """Call ``function`` inside ``jax.enable_x64(True)`` for float64 input."""
+        # Enter the float64 scope only when the global flag does not already give
+        # float64 (reading the flag costs a sixth of entering the scope).
+        if dtype is FLOAT64:
+            if _CONFIG is None:
+                _jax()
+            if not _CONFIG.jax_enable_x64:
+                assert _ENABLE_X64 is not None
+                with _ENABLE_X64(True):
+                    return function(*args)
+        return function(*args)
+
+    def apply_closure(self, closure: Function, arg: Any) -> Any:
+        """Apply a pytree closure, through one shared ``jax.jit`` when compiling."""
+        return _apply_compiled(closure, arg) if self.jit else closure(arg)
+
+    def cast(self, value: Any, dtype: Any) -> Any:
+        """``value`` as a JAX array of ``dtype`` (inside the program)."""
+        return _jax().numpy.asarray(value, dtype=dtype)
+
+    def concat(self, arrays: list[Any]) -> Any:
+        """The arrays raveled and concatenated (inside the program)."""
+        jnp = _jax().numpy
+        return jnp.concatenate([jnp.ravel(a) for a in arrays])
+
+    def is_framework_array(self, value: Any) -> bool:
+        """Whether ``value`` is a ``jax.Array``."""
+        return _JAX is not None and isinstance(value, _JAX.Array)
+
+    def framework_astype(self, value: Any, dtype: np.dtype) -> Any:
+        """A JAX array converted to ``dtype`` (float64 kept as such)."""
+        return self.run(_jax().numpy.asarray, dtype, value, dtype)
+
+    def explain_error(self, err: Exception, func: Function) -> Exception | None:
+        """A :class:`~diffops.errors.TracingError` with a hint, for tracing errors."""
+        errors = getattr(_jax(), "errors", None)
+        if errors is None:
+            return None
+        traced = [e for e in causes(err) if isinstance(e, errors.JAXTypeError)]
+        if not traced:
+            return None
+        cause = traced[0]
+        name = getattr(func, "__name__", "the function")
+        msg = (
+            f"JAX could not trace {name!r}: {type(cause).__name__}: {cause}\n"
+            f"Hint: write {name!r} with jax.numpy (`import jax.numpy as jnp`) "
+            f"instead of numpy, and use jnp.where / jax.lax.cond instead of Python "
+            f"`if` on array values."
+        )
+        if self.jit:
+            msg += (
+                " Code whose Python control flow depends on array values runs on "
+                "the 'jax_nojit' backend; code JAX cannot trace at all can use "
+                "'autograd'."
+            )
+        return TracingError(msg)
+
+    def namespace(self) -> SimpleNamespace:
+        """The example models' operations in this framework."""
+        jnp = _jax().numpy
+        return example_namespace(
+            jnp, stack=jnp.stack, const=lambda a, like: jnp.asarray(a, like.dtype)
+        )
+
+
+JAX = JaxBackend(jit=True)
+"""The ``jax`` backend."""
+JAX_NOJIT = JaxBackend(jit=False)
+"""The ``jax_nojit`` backend."""

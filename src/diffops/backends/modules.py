@@ -1,0 +1,46 @@
+"""Backends registered the ``mici.autodiff`` way, as a module of operators.
+
+``diffops.register_backend(name, AutodiffBackend(module, available, wrapper))`` takes
+a module that defines one factory per operator (``module.grad_and_value(func)``, ...)
+and an optional function wrapper applied to what each factory builds (for example
+one that makes it return NumPy arrays). :class:`ModuleBackend` puts such a module
+behind the NumPy boundary with the protocol's default hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from diffops.backends.protocol import Backend
+
+if TYPE_CHECKING:
+    from diffops.registry import AutodiffBackend
+
+Function = Callable[..., Any]
+
+
+class ModuleBackend(Backend):
+    """A third-party backend given as mici's ``AutodiffBackend`` record."""
+
+    def __init__(self, name: str, record: AutodiffBackend):
+        self.name = name
+        self.record = record
+        self.framework = record.module.__name__
+        self.extra = str(getattr(record.module, "EXTRA", name))
+
+    @property
+    def available(self) -> bool:
+        """The record's ``available`` flag."""
+        return bool(self.record.available)
+
+    def check(self, op_name: str, func: Function, options: Mapping[str, Any]) -> None:
+        """Nothing to check: the module's factories say which options they take."""
+        # The module's own factories say which options they take.
+        return
+
+    def operator(self, op_name: str, func: Function, **options: Any) -> Function:
+        """The module's factory for the operator, wrapped by the record's wrapper."""
+        derivative: Function = getattr(self.record.module, op_name)(func, **options)
+        wrapper = self.record.function_wrapper
+        return derivative if wrapper is None else wrapper(derivative)

@@ -1,0 +1,275 @@
+"""The backend protocol: what a backend provides to diffops, and what is optional.
+
+A backend is an instance of a :class:`Backend` subclass. It knows one array framework
+and nothing about the NumPy boundary: :mod:`diffops.boundary` does every conversion,
+check and closure wrapping for all backends alike, calling the hooks below.
+
+Required:
+
+- :attr:`Backend.name`, :attr:`Backend.framework` (the package to import, found
+  without importing it), :attr:`Backend.extra` (the ``pip install diffops[extra]``);
+- the operators themselves, at the framework level: each takes the user's function
+  and returns ``d(x, *args) -> tuple`` in the order of the operator table
+  (:mod:`diffops.operators`), with framework arrays in and out and product closures
+  as plain framework callables. By default :meth:`Backend.operator` finds them as
+  module-level functions named after the operators, in the module that defines the
+  backend's class (the ``mici.autodiff`` layout).
+
+Optional (the defaults suit a framework that works on NumPy arrays directly):
+
+- :attr:`Backend.options` and :meth:`Backend.check`: the keyword options each
+  operator takes, and what can be checked when a derivative function is built;
+- :meth:`Backend.compile`: compile the per-call program (JAX: ``jax.jit``);
+- :meth:`Backend.input_shape`: the one input shape generated code takes (SymNum);
+- :meth:`Backend.run`: call a framework function so that float64 stays float64 (JAX:
+  a ``jax.enable_x64`` scope for that call only);
+- :meth:`Backend.to_framework`, :meth:`Backend.to_numpy`: move one array across;
+- :meth:`Backend.cast`, :meth:`Backend.concat`, :attr:`Backend.pack_limit`: cast and
+  pack outputs inside the compiled program (one host transfer per call);
+- :meth:`Backend.apply_closure`: call a product closure (JAX: through one compiled
+  function);
+- :attr:`Backend.framework_arrays`, :meth:`Backend.is_framework_array`,
+  :meth:`Backend.framework_dtype`, :meth:`Backend.framework_astype`: the
+  ``as_numpy=False`` path that keeps the framework's own arrays;
+- :meth:`Backend.explain_error`: turn a framework's tracing error into a
+  :class:`~diffops.errors.TracingError` with a hint;
+- :meth:`Backend.namespace`: array operations for the example models.
+
+Importing a backend module must not import its framework: import it inside the hooks,
+on first use (``import diffops`` stays fast and a broken install of one framework
+cannot break the others).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Mapping
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from diffops.errors import UnknownOptionError, closest
+from diffops.operators import JACOBIAN_MODES
+
+Function = Callable[..., Any]
+"""A function of framework arrays."""
+
+
+class Backend:
+    """One array framework behind the NumPy boundary.
+
+    Subclasses set the class attributes and override :meth:`operator`; every other
+    hook has a default that suits a framework working on NumPy arrays.
+
+    Attributes:
+        name: Registry name, e.g. ``"jax"``.
+        framework: Top-level package of the framework, e.g. ``"jax"``.
+        extra: Name of the ``diffops[...]`` extra that installs it.
+        options: Keyword options each operator takes, by operator name.
+        framework_arrays: Whether ``as_numpy=False`` keeps the framework's arrays
+            (JAX, PyTorch); NumPy-native backends ignore the option.
+        fresh_outputs: Whether results never share memory with the input, so the
+            boundary can skip that check.
+        pack_limit: Results with at most this many elements in all leave the
+            compiled program as one flat array (``0``: never packed).
+    """
+
+    name: str
+    framework: str
+    extra: str
+    options: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    framework_arrays: bool = False
+    fresh_outputs: bool = False
+    pack_limit: int = 0
+
+    @property
+    def available(self) -> bool:
+        """Whether the framework is installed (found without importing it)."""
+        return importlib.util.find_spec(self.framework) is not None
+
+    # -- required ------------------------------------------------------------------
+
+    def operator(self, op_name: str, func: Function, **options: Any) -> Function:
+        """The operator ``op_name`` of ``func`` at the framework level.
+
+        The default looks up a function named after the operator in the module that
+        defines the backend's class (the ``mici.autodiff`` layout: one module-level
+        factory per operator, usable on its own with the framework's arrays).
+
+        Args:
+            op_name: Operator name, a key of :data:`diffops.operators.OPERATORS`.
+            func: The user's function ``func(x, *args)``.
+            **options: Options the operator takes (see :attr:`options`).
+
+        Returns:
+            ``d(x, *args)`` returning the operator's tuple (closure first, value
+            last) in framework arrays.
+        """
+        module = sys.modules[type(self).__module__]
+        factory: Callable[..., Function] = getattr(module, op_name)
+        return factory(func, **options)
+
+    # -- optional hooks ------------------------------------------------------------
+
+    def check(self, op_name: str, func: Function, options: Mapping[str, Any]) -> None:
+        """Check a function and its options when its derivative function is built.
+
+        The default checks the options against :attr:`options`; backends that can
+        say more before the first call (SymNum: the argument shapes) add to it.
+
+        Args:
+            op_name: Operator name.
+            func: The user's function (not called).
+            options: Keyword options given by the user.
+
+        Raises:
+            UnknownOptionError: (a ``TypeError``) for an option the operator does not
+                take on this backend.
+            ValueError: For an unknown Jacobian ``mode``.
+        """
+        allowed = self.options.get(op_name, ())
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            takes = f"takes only {allowed}" if allowed else "takes no options"
+            hint = closest(unknown[0], allowed)
+            msg = f"{op_name} on the {self.name} backend {takes}, not {unknown}.{hint}"
+            raise UnknownOptionError(msg)
+        if "mode" in options:
+            check_jacobian_mode(options["mode"])
+
+    def input_shape(
+        self, op_name: str, func: Function, **options: Any
+    ) -> tuple[int, ...] | None:
+        """The one input shape the operator's code was generated for, if any.
+
+        Backends that generate code for one shape (SymNum) return it, and the
+        boundary checks every input against it; ``None`` (the default) means any
+        shape.
+        """
+        return None
+
+    def compile(self, program: Function) -> Function:
+        """Compile the per-call program (default: unchanged)."""
+        return program
+
+    def run(self, function: Function, dtype: np.dtype, *args: Any) -> Any:
+        """Call ``function(*args)`` so that it computes in ``dtype``'s precision.
+
+        Args:
+            function: Framework function.
+            dtype: Float dtype of the input (float32 or float64).
+            *args: Its arguments.
+
+        Returns:
+            What ``function`` returns.
+        """
+        return function(*args)
+
+    def apply_closure(self, closure: Function, arg: Any) -> Any:
+        """Apply a product closure returned by :meth:`operator` to ``arg``."""
+        return closure(arg)
+
+    def to_framework(self, arr: np.ndarray) -> Any:
+        """A NumPy array as the framework's array (default: unchanged)."""
+        return arr
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        """A framework array (or number) as a NumPy array."""
+        return np.asarray(value)
+
+    def cast(self, value: Any, dtype: Any) -> Any:
+        """Inside the program: ``value`` as a framework array of ``dtype``."""
+        return value
+
+    def concat(self, arrays: list[Any]) -> Any:
+        """Inside the program: the arrays raveled and concatenated (for packing)."""
+        raise NotImplementedError
+
+    def is_framework_array(self, value: Any) -> bool:
+        """Whether ``value`` is an array of this framework (not NumPy)."""
+        return False
+
+    def framework_dtype(self, value: Any) -> np.dtype:
+        """The NumPy equivalent of a framework array's dtype."""
+        return np.dtype(value.dtype)
+
+    def framework_astype(self, value: Any, dtype: np.dtype) -> Any:
+        """A framework array converted to ``dtype`` (a NumPy dtype)."""
+        return value.astype(dtype)
+
+    def explain_error(self, err: Exception, func: Function) -> Exception | None:
+        """The exception to raise instead of ``err``, or ``None`` to keep it.
+
+        Args:
+            err: Exception raised while calling a derivative function.
+            func: The user's function.
+
+        Returns:
+            Usually a :class:`~diffops.errors.TracingError` with a hint.
+        """
+        return None
+
+    def namespace(self) -> SimpleNamespace:
+        """Array operations for writing the example models with this framework.
+
+        Returns:
+            Namespace with ``sqrt, sin, cos, exp, log, log1p, sum, stack`` and
+            ``const(array, like)`` (a constant in the framework's type and the
+            dtype of ``like``).
+        """
+        msg = f"The {self.name} backend has no namespace for the example models."
+        raise NotImplementedError(msg)
+
+    def __repr__(self) -> str:
+        return f"<diffops backend {self.name!r} ({type(self).__name__})>"
+
+
+def check_jacobian_mode(mode: object) -> None:
+    """Raise ``ValueError`` unless ``mode`` names a Jacobian mode (any case).
+
+    Args:
+        mode: Jacobian mode requested by the user.
+
+    Raises:
+        ValueError: For an unknown mode.
+    """
+    if not (isinstance(mode, str) and mode.lower() in JACOBIAN_MODES):
+        msg = (
+            f"Jacobian mode {mode!r} is not one of {JACOBIAN_MODES}: 'forward' takes "
+            f"one JVP per input, 'reverse' one VJP per output, 'auto' the fewer."
+        )
+        raise ValueError(msg)
+
+
+def jacobian_mode(mode: str, n_in: int, n_out: int) -> str:
+    """``"forward"`` or ``"reverse"``: the mode to use for a Jacobian.
+
+    Args:
+        mode: ``"auto"``, ``"forward"`` or ``"reverse"`` (any case).
+        n_in: Number of input elements.
+        n_out: Number of output elements.
+
+    Returns:
+        ``mode`` itself unless it is ``"auto"``; then forward when outputs outnumber
+        inputs, reverse otherwise.
+    """
+    mode = mode.lower()
+    if mode == "auto":
+        return "forward" if n_out > n_in else "reverse"
+    return mode
+
+
+def example_namespace(xp: Any, **extra: Any) -> SimpleNamespace:
+    """A model namespace from an array module plus framework-specific entries.
+
+    Args:
+        xp: Module with ``sqrt, sin, cos, exp, log, log1p, sum`` (e.g. ``jax.numpy``).
+        **extra: ``stack`` and ``const``, and anything else.
+
+    Returns:
+        The namespace for :meth:`Backend.namespace`.
+    """
+    names = ("sqrt", "sin", "cos", "exp", "log", "log1p", "sum")
+    return SimpleNamespace(**{name: getattr(xp, name) for name in names}, **extra)

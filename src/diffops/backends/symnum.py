@@ -1,0 +1,242 @@
+"""SymNum backend: the operators for functions written with ``symnum.numpy``.
+
+SymNum differentiates symbolically and generates NumPy code, so the derivative
+functions take and return NumPy arrays. It needs the shape of the argument when code
+is generated: decorate the function with ``symnum.numpify(shape)`` (an int ``n``
+means ``(n,)``), or pass the undecorated symbolic function together with
+``arg_shape=shape``. SymNum itself cannot generate code for 0-d arguments, so for
+``arg_shape=()`` diffops differentiates ``y -> f(y[0])`` with ``y`` of shape ``(1,)``
+and reshapes the results and closures back to 0-d.
+
+SymNum is imported on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from diffops.backends.protocol import Backend, example_namespace
+from diffops.errors import MissingArgumentShapeError, require_scalar, require_shape
+from diffops.operators import ALL_DIFF_OPS, OPERATORS, shape_of
+
+Function = Callable[..., Any]
+Shape = tuple[int, ...]
+
+_SYMNUM_OPS = {
+    "vjp_and_value": "vector_jacobian_product",
+    "grad_and_value": "grad",
+    "hessian_grad_and_value": "hessian",
+    "mtp_hessian_grad_and_value": "matrix_tressian_product",
+    "jacobian_and_value": "jacobian",
+    "mhp_jacobian_and_value": "matrix_hessian_product",
+}
+
+
+def as_shape(shape: Any, what: str) -> Shape:
+    """A shape given as an int or a sequence of non-negative ints, as a tuple.
+
+    Args:
+        shape: ``3``, ``(3,)``, ``[2, 3]``, ``()``...
+        what: What the shape is of, for messages.
+
+    Returns:
+        The shape as a tuple of ints (``3`` becomes ``(3,)``).
+
+    Raises:
+        MissingArgumentShapeError: (a ``ValueError``) for anything else.
+    """
+    if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
+        shape = (shape,)
+    if isinstance(shape, tuple | list) and all(
+        isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 0
+        for n in shape
+    ):
+        return tuple(int(n) for n in shape)
+    msg = (
+        f"The {what} {shape!r} is not a shape: give a tuple of non-negative ints "
+        f"such as (3,) or (2, 3), an int n for (n,), or () for a scalar."
+    )
+    raise MissingArgumentShapeError(msg)
+
+
+def _symbolic_and_shape(
+    func: Function, op_name: str, arg_shape: Any
+) -> tuple[Function, Shape]:
+    name = getattr(func, "__name__", "the function")
+    if arg_shape is not None:
+        return getattr(func, "_sympy_func", func), as_shape(arg_shape, "arg_shape")
+    shapes = getattr(func, "_arg_shapes", None)
+    if shapes is None:
+        msg = (
+            f"{op_name} on the 'symnum' backend needs the shape of the argument of "
+            f"{name!r}. Decorate it with `@symnum.numpify(shape)` (e.g. "
+            f"`@symnum.numpify((3,))`), or pass `arg_shape=shape` to {op_name}."
+        )
+        raise MissingArgumentShapeError(msg)
+    if len(shapes) != 1:
+        msg = (
+            f"{name!r} takes {len(shapes)} arguments; diffops differentiates "
+            f"functions of one array on SymNum. Close over the other arguments, e.g. "
+            f"`symnum.numpify(shape)(lambda x: f(x, y))`."
+        )
+        raise MissingArgumentShapeError(msg)
+    symbolic: Function = getattr(func, "_sympy_func")  # noqa: B009
+    return symbolic, as_shape(shapes[0], f"argument shape of {name!r}")
+
+
+def _generate(func: Function, op_name: str, arg_shape: Any) -> tuple[Function, Shape]:
+    """SymNum's generated code for ``op_name`` of ``func``, at the input's shape.
+
+    Returns:
+        ``(code, shape)``: ``code(x)`` returns the operator's tuple for ``x`` of
+        shape ``shape``; it is SymNum's own generated function when no reshaping is
+        needed.
+    """
+    import symnum
+    from symnum.array import SymbolicArray
+
+    op = OPERATORS[op_name]
+    symbolic, shape = _symbolic_and_shape(func, op_name, arg_shape)
+    # SymNum generates code only for arguments of shape (n, ...) and, for Jacobians
+    # and products, for array values: differentiate at those shapes and reshape.
+    code_shape = shape or (1,)
+    x = symnum.named_array("x", code_shape)
+    out = symbolic(x if shape else SymbolicArray(x[0], ()))
+    value_shape = tuple(getattr(out, "shape", ()))
+    if op.scalar_only:
+        require_scalar(value_shape, op_name)
+    code_value_shape = (1,) if not op.scalar_only and value_shape == () else value_shape
+
+    def code_func(y: Any) -> Any:
+        value = symbolic(y if shape else SymbolicArray(y[0], ()))
+        if code_value_shape != value_shape:
+            if isinstance(value, SymbolicArray):  # 0-d array: take its element
+                value = next(iter(value.flat))
+            return symnum.numpy.array([value])
+        return value
+
+    # The name becomes a Python identifier in the generated code ("<lambda>" is not).
+    name = getattr(symbolic, "__name__", "f")
+    code_func.__name__ = name if name.isidentifier() else "f"
+    generated: Function = getattr(symnum, _SYMNUM_OPS[op_name])(
+        code_func, code_shape, return_aux=True
+    )
+    if code_shape == shape and code_value_shape == value_shape:
+        return generated, shape
+    return _reshaped(generated, op_name, (shape, value_shape), code_shape), shape
+
+
+def _reshaped(
+    generated: Function, op_name: str, shapes: tuple[Shape, Shape], code_s: Shape
+) -> Function:
+    """``generated``, computed at the code shapes, reshaped back to ``S`` and ``F``."""
+    op = OPERATORS[op_name]
+    s, f = shapes
+    code_f = (1,) if not op.scalar_only and f == () else f
+    array_shapes = op.array_shapes(s, f)
+    closure = op.closure
+
+    def reshaped(x: Any) -> tuple[Any, ...]:
+        result = generated(np.reshape(x, code_s))
+        arrays = result[1:] if closure else result
+        out = tuple(
+            np.reshape(a, shp) for a, shp in zip(arrays, array_shapes, strict=True)
+        )
+        if closure is None:
+            return out
+        inner = result[0]
+        arg_shape = shape_of(closure.arg, code_s, code_f)
+        out_shape = shape_of(closure.out, s, f)
+
+        def product(m: Any) -> Any:
+            return np.reshape(inner(np.reshape(m, arg_shape)), out_shape)
+
+        return (product, *out)
+
+    return reshaped
+
+
+def _operator(op_name: str) -> Callable[..., Function]:
+    def operator(func: Function, arg_shape: Any = None) -> Function:
+        code, shape = _generate(func, op_name, arg_shape)
+        name = getattr(func, "__name__", "f")
+
+        def derivative_func(x: Any) -> tuple[Any, ...]:
+            if np.shape(x) != shape:
+                require_shape(
+                    np.shape(x),
+                    shape,
+                    "input",
+                    f"SymNum generated code for {name!r} at shape {shape}; call it "
+                    f"with that shape or build the derivative again for the new one.",
+                )
+            return code(x)
+
+        return derivative_func
+
+    op = OPERATORS[op_name]
+    operator.__name__ = operator.__qualname__ = op_name
+    operator.__doc__ = (
+        f"Make a generated NumPy function returning {op.summary}.\n\n"
+        f"{op.math}.\n\n"
+        f"Args:\n"
+        f"    func: Function written with ``symnum.numpy`` and decorated with\n"
+        f"        ``symnum.numpify(shape)``, or a symbolic function with\n"
+        f"        ``arg_shape``.\n"
+        f"    arg_shape: Shape ``S`` of the argument of an undecorated ``func``.\n\n"
+        f"Returns:\n"
+        f"    Function ``x -> {op.returns}``."
+    )
+    return operator
+
+
+grad_and_value = _operator("grad_and_value")
+vjp_and_value = _operator("vjp_and_value")
+hessian_grad_and_value = _operator("hessian_grad_and_value")
+mtp_hessian_grad_and_value = _operator("mtp_hessian_grad_and_value")
+jacobian_and_value = _operator("jacobian_and_value")
+mhp_jacobian_and_value = _operator("mhp_jacobian_and_value")
+
+
+class SymnumBackend(Backend):
+    """``symnum``: symbolic derivatives compiled to NumPy code, one input shape."""
+
+    name = "symnum"
+    framework = "symnum"
+    extra = "symnum"
+    options: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        op: ("arg_shape",) for op in ALL_DIFF_OPS
+    }
+    # Generated code builds new arrays for every output.
+    fresh_outputs = True
+
+    def check(self, op_name: str, func: Function, options: Mapping[str, Any]) -> None:
+        """Check the options and that the argument's shape is known."""
+        super().check(op_name, func, options)
+        _symbolic_and_shape(func, op_name, options.get("arg_shape"))
+
+    def operator(self, op_name: str, func: Function, **options: Any) -> Function:
+        """SymNum's generated code (the boundary checks the input shape)."""
+        # The boundary checks the input shape (input_shape), so the generated code
+        # is called directly.
+        return _generate(func, op_name, options.get("arg_shape"))[0]
+
+    def input_shape(self, op_name: str, func: Function, **options: Any) -> Shape:
+        """The shape the code is generated for."""
+        return _symbolic_and_shape(func, op_name, options.get("arg_shape"))[1]
+
+    def namespace(self) -> SimpleNamespace:
+        """The example models' operations in this framework."""
+        import symnum.numpy as snp
+
+        return example_namespace(
+            snp, stack=snp.array, const=lambda a, like: snp.array(a)
+        )
+
+
+SYMNUM = SymnumBackend()
+"""The ``symnum`` backend."""
