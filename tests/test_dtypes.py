@@ -1,10 +1,12 @@
-"""Issues 1 and 3: dtypes at the NumPy boundary.
+"""Dtypes at the NumPy boundary.
 
 float64 stays float64 (on JAX without touching ``jax_enable_x64``), float32 stays
 float32, other real inputs (lists, ints, bools) become float64, complex is a TypeError.
 """
 
 from __future__ import annotations
+
+import pickle
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ JAX_BACKENDS = [b for b in ("jax", "jax_nojit") if b in SELECTED_BACKENDS]
 
 
 # ---------------------------------------------------------------------------------
-# Issue 1: float64 on JAX with jax_enable_x64 False
+# float64 on JAX with jax_enable_x64 False
 
 
 @pytest.mark.parametrize("backend", JAX_BACKENDS)
@@ -82,7 +84,7 @@ def test_x64_flag_untouched_by_jax_closures_after_the_call(jax_x64_disabled):
 
 
 # ---------------------------------------------------------------------------------
-# Issue 1: float32 in, float32 out
+# float32 in, float32 out
 
 
 FLOAT32_CASES = ("banana", "torus", "log1p_norm-2x3", "sq_sin-0d")
@@ -112,7 +114,7 @@ def test_float32_in_float32_out(backend, case_id):
 
 
 # ---------------------------------------------------------------------------------
-# Issue 3: lists, ints and bools become float64; complex is a TypeError
+# Lists, ints and bools become float64; complex is a TypeError
 
 
 REAL_INPUTS = {
@@ -213,3 +215,22 @@ def test_non_numeric_input_is_a_type_error(backend):
         derivative(np.array(["a", "b"]))
     with pytest.raises(TypeError):
         derivative([object(), object()])
+
+
+@pytest.mark.parametrize("backend", ["jax", "jax_nojit", "autograd", "torch"])
+def test_unpickled_float64_input_keeps_float64_and_structure(backend):
+    require_backend(backend)
+    from diffops.models import namespace
+
+    x = pickle.loads(pickle.dumps(np.array([1.0, 2.0])))
+    assert x.dtype == np.float64
+    f = _cubic_sum(namespace(backend))
+    hessian, grad, value = diffops.hessian_grad_and_value(f, backend=backend)(x)
+    assert hessian.dtype == grad.dtype == np.float64
+    assert type(value) is np.float64
+    np.testing.assert_allclose(grad, x**2, rtol=1e-14)
+    np.testing.assert_allclose(hessian, np.diag(2 * x), rtol=1e-14)
+
+
+def _cubic_sum(xp):
+    return lambda x: xp.sum(x**3) / 3

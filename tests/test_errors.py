@@ -1,4 +1,4 @@
-"""The DESIGN.md error list, and issue 6 (scalar operators on non-scalar functions)."""
+"""The DESIGN.md error list: each error, its class and its message."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def plain_function(x):
 
 
 # ---------------------------------------------------------------------------------
-# Issue 6: a scalar operator on a non-scalar function
+# A scalar operator on a non-scalar function
 
 
 NON_SCALAR = {
@@ -379,3 +379,21 @@ def test_jacobian_modes_agree(backend, mode):
     expected_jac, expected_value = reference(model, "jacobian_and_value", x)
     np.testing.assert_allclose(jac, expected_jac, rtol=1e-12)
     np.testing.assert_allclose(value, expected_value, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("backend", "options"),
+    [("autograd", {"mode": "forward"}), ("symnum", {"mode": "forward"})],
+)
+def test_unknown_options_rejected_when_built(backend, options):
+    require_backend(backend)
+
+    def f(x):
+        return x[0] ** 2 + x[1]
+
+    if backend == "symnum":
+        import symnum
+
+        f = symnum.numpify((2,))(f)
+    with pytest.raises(TypeError, match="mode"):
+        diffops.jacobian_and_value(f, backend=backend, **options)

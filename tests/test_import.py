@@ -1,4 +1,4 @@
-"""Issue 5: ``import diffops`` imports no framework; availability does not import."""
+"""``import diffops`` imports no framework; availability does not import."""
 
 from __future__ import annotations
 

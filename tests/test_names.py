@@ -1,4 +1,4 @@
-"""Issue 7: informative ``__name__``, ``__qualname__``, ``repr`` and docstrings."""
+"""Informative ``__name__``, ``__qualname__``, ``repr`` and docstrings."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_name_qualname_repr(backend, op):
     assert "banana" in derivative.__doc__
 
 
-def test_repr_examples_from_the_issue():
+def test_repr_examples():
     assert repr(diffops.grad_and_value(banana, backend="jax")) == (
         "grad_and_value(banana, backend='jax')"
     )

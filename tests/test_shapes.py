@@ -1,4 +1,4 @@
-"""Issue 2: any input shape on every backend, with the shapes of the DESIGN.md table.
+"""Any input shape on every backend, with the shapes of the DESIGN.md table.
 
 hessian ``S + S``, jacobian ``F + S``; closures take ``F`` (vjp), ``F + S`` (mhp) or
 ``S + S`` (mtp) and return ``S``. The expected shapes come from the table, not from
@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 import pytest
 
+import diffops
 from _backends import SELECTED_BACKENDS, require_backend
 from _cases import (
     CASES,
@@ -27,7 +28,7 @@ SHAPED_CASES = tuple(case for case in CASES if "-" in case.id)
 F_SHAPES = {"log1p_norm": (), "sq_sin": (2,)}
 
 
-def test_shaped_cases_cover_the_issue_shapes():
+def test_shaped_cases_cover_the_design_shapes():
     assert {case.shape for case in SHAPED_CASES} == {(), (3,), (2, 3)} == set(SHAPES)
 
 
@@ -83,7 +84,7 @@ def test_zero_d_results_are_numpy_scalars(backend, case):
 @pytest.mark.parametrize("backend", SELECTED_BACKENDS)
 @pytest.mark.parametrize("shape", [(1,), (4,), (1, 1), (2, 2, 2)], ids=shape_id)
 def test_other_shapes(backend, shape):
-    # Beyond the three issue shapes: length-1 axes and a 3-d input.
+    # Beyond the three design shapes: length-1 axes and a 3-d input.
     require_backend(backend)
     from _cases import derivative
     from diffops.models import SHAPED_MODELS, reference
@@ -176,3 +177,15 @@ def test_nd_output_shapes(backend, shape, op):
         what=f"{op} of [x, x²] at S={shape} on {backend}",
     )
     assert_fd_close(fd_comparisons(derivative, op, x, rng_for("stacked-fd", shape)))
+
+
+@pytest.mark.parametrize("op", ["jacobian_and_value", "vjp_and_value"])
+def test_symnum_zero_d_elementwise_function(op):
+    require_backend("symnum")
+    import symnum.numpy as snp
+
+    d = getattr(diffops, op)(
+        lambda x: snp.sin(x) * x**2, backend="symnum", arg_shape=()
+    )
+    out = d(np.array(0.5))
+    assert np.isclose(out[-1], np.sin(0.5) * 0.25)

@@ -70,6 +70,26 @@ def closest(name: str, options: Iterable[str]) -> str:
     return f" Did you mean {matches[0]!r}?" if matches else ""
 
 
+def tracing_error(
+    framework: str, func: object, cause: object, fix: str
+) -> TracingError:
+    """The :class:`TracingError` raised when a framework could not trace a function.
+
+    Args:
+        framework: The framework's name, e.g. ``"JAX"``.
+        func: The user's function (for its name).
+        cause: The framework's own error, quoted.
+        fix: What to do, e.g. ``"write it with jax.numpy"``; the function's name is
+            put in front.
+
+    Returns:
+        The exception to raise.
+    """
+    name = getattr(func, "__name__", "the function")
+    msg = f"{framework} could not trace {name!r}: {cause}\nHint: write {name!r} {fix}"
+    return TracingError(msg)
+
+
 def require_scalar(value_shape: tuple[int, ...], op_name: str) -> None:
     """Raise :class:`NonScalarOutputError` unless ``value_shape`` is ``()``.
 

@@ -1,28 +1,7 @@
-"""The jax backend's operators under their ``mici.autodiff`` module name.
+"""``mici.autodiff.jax_wrapper``'s name for the jax backend's operators.
 
-``from diffops import jax_wrapper`` works as ``from mici.autodiff import
-jax_wrapper`` does: one factory per operator, taking and returning the framework's
-own arrays. The backend itself lives in :mod:`diffops.backends.jax`.
+Everything public in :mod:`diffops.backends.jax` (one factory per
+operator, framework arrays in and out).
 """
 
-from diffops.backends.jax import (
-    grad_and_value,
-    hessian_grad_and_value,
-    jacobian_and_value,
-    jit_and_return_numpy_arrays,
-    mhp_jacobian_and_value,
-    mtp_hessian_grad_and_value,
-    return_numpy_arrays,
-    vjp_and_value,
-)
-
-__all__ = [
-    "grad_and_value",
-    "hessian_grad_and_value",
-    "jacobian_and_value",
-    "jit_and_return_numpy_arrays",
-    "mhp_jacobian_and_value",
-    "mtp_hessian_grad_and_value",
-    "return_numpy_arrays",
-    "vjp_and_value",
-]
+from diffops.backends.jax import *  # noqa: F403

@@ -1,24 +1,7 @@
-"""The symnum backend's operators under their ``mici.autodiff`` module name.
+"""``mici.autodiff.symnum_wrapper``'s name for the symnum backend's operators.
 
-``from diffops import symnum_wrapper`` works as ``from mici.autodiff import
-symnum_wrapper`` does: one factory per operator, taking and returning the framework's
-own arrays. The backend itself lives in :mod:`diffops.backends.symnum`.
+Everything public in :mod:`diffops.backends.symnum` (one factory per
+operator, framework arrays in and out).
 """
 
-from diffops.backends.symnum import (
-    grad_and_value,
-    hessian_grad_and_value,
-    jacobian_and_value,
-    mhp_jacobian_and_value,
-    mtp_hessian_grad_and_value,
-    vjp_and_value,
-)
-
-__all__ = [
-    "grad_and_value",
-    "hessian_grad_and_value",
-    "jacobian_and_value",
-    "mhp_jacobian_and_value",
-    "mtp_hessian_grad_and_value",
-    "vjp_and_value",
-]
+from diffops.backends.symnum import *  # noqa: F403

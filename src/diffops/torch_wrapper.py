@@ -1,26 +1,7 @@
-"""The torch backend's operators under their ``mici.autodiff`` module name.
+"""``mici.autodiff.torch_wrapper``'s name for the torch backend's operators.
 
-``from diffops import torch_wrapper`` works as ``from mici.autodiff import
-torch_wrapper`` does: one factory per operator, taking and returning the framework's
-own arrays. The backend itself lives in :mod:`diffops.backends.torch`.
+Everything public in :mod:`diffops.backends.torch` (one factory per
+operator, framework arrays in and out).
 """
 
-from diffops.backends.torch import (
-    grad_and_value,
-    hessian_grad_and_value,
-    jacobian_and_value,
-    mhp_jacobian_and_value,
-    mtp_hessian_grad_and_value,
-    return_numpy_arrays,
-    vjp_and_value,
-)
-
-__all__ = [
-    "grad_and_value",
-    "hessian_grad_and_value",
-    "jacobian_and_value",
-    "mhp_jacobian_and_value",
-    "mtp_hessian_grad_and_value",
-    "return_numpy_arrays",
-    "vjp_and_value",
-]
+from diffops.backends.torch import *  # noqa: F403

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from diffops.backends.protocol import Backend, example_namespace
+from diffops.backends.protocol import Backend, example_namespace, split_highest
 from diffops.boundary import check_value
-from diffops.errors import TracingError, causes
+from diffops.errors import causes, tracing_error
 from diffops.operators import OPERATORS
 
 Function = Callable[..., Any]
@@ -116,29 +116,31 @@ def _jacobian_and_value(func: Function, op_name: str) -> Function:
 
 
 def grad_and_value(func: Function) -> Function:
-    """Make a function returning the gradient and value of a scalar function.
+    """Make ``(x, *args) -> (grad, value)``.
+
+    Computed by one reverse pass.
 
     Args:
-        func: Scalar-valued function ``func(x, *args)`` of an array of shape ``S``.
+        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
 
     Returns:
-        Function ``(x, *args) -> (grad, value)`` with ``grad[k] = ∂f/∂x[k]`` of
-        shape ``S``.
+        A function of NumPy arrays (Autograd traces it); its outputs and shapes
+        are ``diffops.operators.OPERATORS['grad_and_value']``).
     """
     return _grad_and_value(func, "grad_and_value")
 
 
 def vjp_and_value(func: Function) -> Function:
-    """Make a function returning the vector-Jacobian product and value.
+    """Make ``(x, *args) -> (vjp, value)``.
 
-    ``vjp(v) = v @ j``, i.e. ``vjp(v)[k] = Σ_i v[i] ∂f[i]/∂x[k]``.
+    Computed by Autograds own VJP closure.
 
     Args:
-        func: Function ``func(x, *args)`` of an array of shape ``S`` returning
-            shape ``F``.
+        func: ``func(x, *args)`` written with ``autograd.numpy``.
 
     Returns:
-        Function ``(x, *args) -> (vjp, value)``; ``vjp`` maps shape ``F`` to ``S``.
+        A function of NumPy arrays (Autograd traces it); its outputs and shapes
+        are ``diffops.operators.OPERATORS['vjp_and_value']``).
     """
     from autograd import make_vjp
 
@@ -150,75 +152,73 @@ def vjp_and_value(func: Function) -> Function:
 
 
 def hessian_grad_and_value(func: Function) -> Function:
-    """Make a function returning the Hessian, gradient and value of a scalar function.
+    """Make ``(x, *args) -> (hessian, grad, value)``.
 
-    ``hessian[j, k] = ∂²f/(∂x[j] ∂x[k])``, computed reverse-over-reverse.
+    Computed by one VJP of the gradient per row (reverse-over-reverse).
 
     Args:
-        func: Scalar-valued function ``func(x, *args)`` of an array of shape ``S``.
+        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
 
     Returns:
-        Function ``(x, *args) -> (hessian, grad, value)``; ``hessian`` has shape
-        ``S + S``.
+        A function of NumPy arrays (Autograd traces it); its outputs and shapes
+        are ``diffops.operators.OPERATORS['hessian_grad_and_value']``).
     """
     return _hessian_grad_and_value(func, "hessian_grad_and_value")
 
 
 def mtp_hessian_grad_and_value(func: Function) -> Function:
-    """Make a function returning the MTP, Hessian, gradient and value.
+    """Make ``(x, *args) -> (mtp, hessian, grad, value)``.
 
-    ``mtp(m)[i] = Σ_jk m[j, k] ∂³f/(∂x[i] ∂x[j] ∂x[k])``, the VJP of the Hessian pass.
+    Computed by one more reverse pass over the Hessian computation, whose
+    results it carries along.
 
     Args:
-        func: Scalar-valued function ``func(x, *args)`` of an array of shape ``S``.
+        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
 
     Returns:
-        Function ``(x, *args) -> (mtp, hessian, grad, value)``; ``mtp`` maps shape
-        ``S + S`` to shape ``S``.
+        A function of NumPy arrays (Autograd traces it); its outputs and shapes
+        are ``diffops.operators.OPERATORS['mtp_hessian_grad_and_value']``).
     """
     hessian_func = _hessian_grad_and_value(func, "mtp_hessian_grad_and_value")
 
     def mtp_hessian_grad_and_value_func(
         x: Any, *args: Any
     ) -> tuple[Any, Any, Any, Any]:
-        def hessian_with_aux(y: Any) -> tuple[Any, tuple[Any, Any]]:
-            hessian, grad, value = hessian_func(y, *args)
-            return hessian, (grad, value)
-
-        mtp, hessian, (grad, value) = _vjp_with_aux(hessian_with_aux, x)
+        mtp, hessian, (grad, value) = _vjp_with_aux(
+            split_highest(hessian_func, args), x
+        )
         return mtp, hessian, grad, value
 
     return mtp_hessian_grad_and_value_func
 
 
 def jacobian_and_value(func: Function) -> Function:
-    """Make a function returning the Jacobian and value of a function.
+    """Make ``(x, *args) -> (jacobian, value)``.
 
-    ``jacobian[i, k] = ∂f[i]/∂x[k]``, one reverse pass per output element.
+    Computed by one VJP per output element.
 
     Args:
-        func: Function ``func(x, *args)`` of an array of shape ``S`` returning
-            shape ``F``.
+        func: ``func(x, *args)`` written with ``autograd.numpy``.
 
     Returns:
-        Function ``(x, *args) -> (jacobian, value)``; ``jacobian`` has shape
-        ``F + S``.
+        A function of NumPy arrays (Autograd traces it); its outputs and shapes
+        are ``diffops.operators.OPERATORS['jacobian_and_value']``).
     """
     return _jacobian_and_value(func, "jacobian_and_value")
 
 
 def mhp_jacobian_and_value(func: Function) -> Function:
-    """Make a function returning the MHP, Jacobian and value of a function.
+    """Make ``(x, *args) -> (mhp, jacobian, value)``.
 
-    ``mhp(m)[k] = Σ_ij m[i, j] ∂²f[i]/(∂x[j] ∂x[k])``, the VJP of the Jacobian pass.
+    Computed by one more reverse pass over the Jacobian computation, whose
+    results it carries along.
 
     Args:
-        func: Function ``func(x, *args)`` of an array of shape ``S`` returning
-            shape ``F``.
+        func: ``func(x, *args)`` written with ``autograd.numpy``.
 
     Returns:
-        Function ``(x, *args) -> (mhp, jacobian, value)``; ``mhp`` maps shape
-        ``F + S`` to shape ``S``.
+        A function of NumPy arrays (Autograd traces it); its outputs and shapes
+        are ``diffops.operators.OPERATORS['mhp_jacobian_and_value']``).
     """
     jacobian_func = _jacobian_and_value(func, "mhp_jacobian_and_value")
 
@@ -242,13 +242,13 @@ class AutogradBackend(Backend):
         ]
         if not traced:
             return None
-        name = getattr(func, "__name__", "the function")
-        msg = (
-            f"Autograd could not trace {name!r}: {traced[0]}\n"
-            f"Hint: write {name!r} with autograd.numpy (`import autograd.numpy as "
-            f"np`) and autograd.scipy instead of numpy and scipy."
+        return tracing_error(
+            "Autograd",
+            func,
+            traced[0],
+            "with autograd.numpy (`import autograd.numpy as np`) and autograd.scipy "
+            "instead of numpy and scipy.",
         )
-        return TracingError(msg)
 
     def namespace(self) -> SimpleNamespace:
         """The example models' operations in this framework."""

@@ -21,20 +21,22 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import ModuleType, SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from diffops.backends.protocol import (
+    JACOBIAN_OPTIONS,
     Backend,
     check_jacobian_mode,
     example_namespace,
     jacobian_mode,
+    split_highest,
 )
 from diffops.boundary import FLOAT64, NumpyFunction, check_value
-from diffops.errors import TracingError, causes
+from diffops.errors import causes, tracing_error
 from diffops.operators import OPERATORS
 
 Function = Callable[..., Any]
@@ -156,31 +158,31 @@ def _jacobian_and_value(func: Function, op_name: str, mode: str) -> Function:
 
 
 def grad_and_value(func: Function) -> Function:
-    """Make a function returning the gradient and value of a scalar function.
+    """Make ``(x, *args) -> (grad, value)``.
+
+    Computed by one VJP.
 
     Args:
-        func: Scalar-valued function ``func(x, *args)`` of a JAX array ``x`` of
-            shape ``S``.
+        func: Scalar-valued ``func(x, *args)`` written with ``jax.numpy``.
 
     Returns:
-        Function ``(x, *args) -> (grad, value)`` with ``grad`` of shape ``S``:
-        ``grad[k] = ∂f/∂x[k]``.
+        The derivative function, JAX arrays in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['grad_and_value']``).
     """
     return _grad_and_value(func, "grad_and_value")
 
 
 def vjp_and_value(func: Function) -> Function:
-    """Make a function returning the vector-Jacobian product and value of a function.
+    """Make ``(x, *args) -> (vjp, value)``.
 
-    ``vjp(v) = v @ j`` contracting all of ``F``, i.e.
-    ``vjp(v)[k] = Σ_i v[i] ∂f[i]/∂x[k]``.
+    Computed by the pullback of one VJP, as a pytree closure.
 
     Args:
-        func: Function ``func(x, *args)`` of a JAX array of shape ``S`` returning
-            shape ``F``.
+        func: ``func(x, *args)`` written with ``jax.numpy``.
 
     Returns:
-        Function ``(x, *args) -> (vjp, value)``; ``vjp`` maps shape ``F`` to ``S``.
+        The derivative function, JAX arrays in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['vjp_and_value']``).
     """
     jax = _jax()
     f = _evaluated(func, "vjp_and_value")
@@ -193,35 +195,31 @@ def vjp_and_value(func: Function) -> Function:
 
 
 def hessian_grad_and_value(func: Function) -> Function:
-    """Make a function returning the Hessian, gradient and value of a scalar function.
+    """Make ``(x, *args) -> (hessian, grad, value)``.
 
-    ``hessian[j, k] = ∂²f/(∂x[j] ∂x[k])``, computed forward-over-reverse.
+    Computed by forward-over-reverse (``jacfwd`` of the gradient).
 
     Args:
-        func: Scalar-valued function ``func(x, *args)`` of a JAX array of shape
-            ``S``.
+        func: Scalar-valued ``func(x, *args)`` written with ``jax.numpy``.
 
     Returns:
-        Function ``(x, *args) -> (hessian, grad, value)``; ``hessian`` has shape
-        ``S + S``.
+        The derivative function, JAX arrays in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['hessian_grad_and_value']``).
     """
     return _hessian_grad_and_value(func, "hessian_grad_and_value")
 
 
 def mtp_hessian_grad_and_value(func: Function) -> Function:
-    """Make a function returning the MTP, Hessian, gradient and value.
+    """Make ``(x, *args) -> (mtp, hessian, grad, value)``.
 
-    The matrix-Tressian product is ``mtp(m) = sum(m[None, :, :] * t, axis=(-1, -2))``,
-    i.e. ``mtp(m)[i] = Σ_jk m[j, k] ∂³f/(∂x[i] ∂x[j] ∂x[k])``; it is the VJP of the
-    Hessian pass, which it reuses.
+    Computed by the VJP of the Hessian pass, which it reuses.
 
     Args:
-        func: Scalar-valued function ``func(x, *args)`` of a JAX array of shape
-            ``S``.
+        func: Scalar-valued ``func(x, *args)`` written with ``jax.numpy``.
 
     Returns:
-        Function ``(x, *args) -> (mtp, hessian, grad, value)``; ``mtp`` maps shape
-        ``S + S`` to shape ``S``.
+        The derivative function, JAX arrays in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['mtp_hessian_grad_and_value']``).
     """
     jax = _jax()
     hessian_func = _hessian_grad_and_value(func, "mtp_hessian_grad_and_value")
@@ -229,50 +227,45 @@ def mtp_hessian_grad_and_value(func: Function) -> Function:
     def mtp_hessian_grad_and_value_func(
         x: Any, *args: Any
     ) -> tuple[Any, Any, Any, Any]:
-        def hessian_with_aux(y: Any) -> tuple[Any, tuple[Any, Any]]:
-            hessian, grad, value = hessian_func(y, *args)
-            return hessian, (grad, value)
-
-        hessian, pullback, (grad, value) = jax.vjp(hessian_with_aux, x, has_aux=True)
+        hessian, pullback, (grad, value) = jax.vjp(
+            split_highest(hessian_func, args), x, has_aux=True
+        )
         return _closure(pullback), hessian, grad, value
 
     return mtp_hessian_grad_and_value_func
 
 
 def jacobian_and_value(func: Function, mode: str = "auto") -> Function:
-    """Make a function returning the Jacobian and value of a function.
+    """Make ``(x, *args) -> (jacobian, value)``.
 
-    ``jacobian[i, k] = ∂f[i]/∂x[k]`` (for N-d shapes, indices flatten in C order).
+    Computed by vmapped JVPs (forward) or VJPs (reverse), as ``mode`` says.
 
     Args:
-        func: Function ``func(x, *args)`` of a JAX array of shape ``S`` returning
-            shape ``F``.
-        mode: ``"forward"`` (one JVP per input), ``"reverse"`` (one VJP per output)
-            or ``"auto"`` (default): forward when outputs outnumber inputs.
+        func: ``func(x, *args)`` written with ``jax.numpy``.
+        mode: ``"auto"`` (default; forward when outputs outnumber inputs),
+            ``"forward"`` or ``"reverse"``.
 
     Returns:
-        Function ``(x, *args) -> (jacobian, value)``; ``jacobian`` has shape
-        ``F + S``.
+        The derivative function, JAX arrays in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['jacobian_and_value']``).
     """
     check_jacobian_mode(mode)
     return _jacobian_and_value(func, "jacobian_and_value", mode)
 
 
 def mhp_jacobian_and_value(func: Function, mode: str = "auto") -> Function:
-    """Make a function returning the MHP, Jacobian and value of a function.
+    """Make ``(x, *args) -> (mhp, jacobian, value)``.
 
-    The matrix-Hessian product is ``mhp(m) = sum(m[:, :, None] * h, axis=(0, 1))``,
-    i.e. ``mhp(m)[k] = Σ_ij m[i, j] ∂²f[i]/(∂x[j] ∂x[k])``; it is the VJP of the
-    Jacobian pass.
+    Computed by the VJP of the Jacobian pass, which it reuses.
 
     Args:
-        func: Function ``func(x, *args)`` of a JAX array of shape ``S`` returning
-            shape ``F``.
-        mode: Jacobian mode, as for :func:`jacobian_and_value`.
+        func: ``func(x, *args)`` written with ``jax.numpy``.
+        mode: ``"auto"`` (default; forward when outputs outnumber inputs),
+            ``"forward"`` or ``"reverse"``.
 
     Returns:
-        Function ``(x, *args) -> (mhp, jacobian, value)``; ``mhp`` maps shape
-        ``F + S`` to shape ``S``.
+        The derivative function, JAX arrays in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['mhp_jacobian_and_value']``).
     """
     jax = _jax()
     check_jacobian_mode(mode)
@@ -335,10 +328,7 @@ class JaxBackend(Backend):
 
     framework = "jax"
     extra = "jax"
-    options: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        "jacobian_and_value": ("mode",),
-        "mhp_jacobian_and_value": ("mode",),
-    }
+    options = JACOBIAN_OPTIONS
     framework_arrays = True
 
     def __init__(self, *, jit: bool):
@@ -399,20 +389,17 @@ class JaxBackend(Backend):
         if not traced:
             return None
         cause = traced[0]
-        name = getattr(func, "__name__", "the function")
-        msg = (
-            f"JAX could not trace {name!r}: {type(cause).__name__}: {cause}\n"
-            f"Hint: write {name!r} with jax.numpy (`import jax.numpy as jnp`) "
-            f"instead of numpy, and use jnp.where / jax.lax.cond instead of Python "
-            f"`if` on array values."
+        fix = (
+            "with jax.numpy (`import jax.numpy as jnp`) instead of numpy, and use "
+            "jnp.where / jax.lax.cond instead of Python `if` on array values."
         )
         if self.jit:
-            msg += (
+            fix += (
                 " Code whose Python control flow depends on array values runs on "
                 "the 'jax_nojit' backend; code JAX cannot trace at all can use "
                 "'autograd'."
             )
-        return TracingError(msg)
+        return tracing_error("JAX", func, f"{type(cause).__name__}: {cause}", fix)
 
     def namespace(self) -> SimpleNamespace:
         """The example models' operations in this framework."""

@@ -56,6 +56,12 @@ from diffops.operators import JACOBIAN_MODES
 Function = Callable[..., Any]
 """A function of framework arrays."""
 
+JACOBIAN_OPTIONS: Mapping[str, tuple[str, ...]] = {
+    "jacobian_and_value": ("mode",),
+    "mhp_jacobian_and_value": ("mode",),
+}
+"""The options of backends whose only option is the Jacobian ``mode``."""
+
 
 class Backend:
     """One array framework behind the NumPy boundary.
@@ -273,3 +279,26 @@ def example_namespace(xp: Any, **extra: Any) -> SimpleNamespace:
     """
     names = ("sqrt", "sin", "cos", "exp", "log", "log1p", "sum")
     return SimpleNamespace(**{name: getattr(xp, name) for name in names}, **extra)
+
+
+def split_highest(derivative: Function, args: tuple[Any, ...]) -> Function:
+    """``y -> (highest, rest)`` for a derivative function returning a tuple.
+
+    Higher-order operators are the VJP of the lower-order one with the lower results
+    carried along as auxiliary outputs (e.g. the MTP is the VJP of the Hessian pass,
+    with gradient and value as auxiliaries); this splits the lower-order function's
+    tuple into the differentiated output and the carried ones.
+
+    Args:
+        derivative: ``derivative(y, *args) -> (highest, *rest)``.
+        args: The extra arguments.
+
+    Returns:
+        ``y -> (highest, rest)``.
+    """
+
+    def split(y: Any) -> tuple[Any, tuple[Any, ...]]:
+        highest, *rest = derivative(y, *args)
+        return highest, tuple(rest)
+
+    return split

@@ -38,20 +38,16 @@ side with the ``torch.func`` transforms and plain ``torch.autograd.grad``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import ModuleType, SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from diffops.backends.protocol import (
-    Backend,
-    check_jacobian_mode,
-    example_namespace,
-    jacobian_mode,
-)
+from diffops.backends import protocol
+from diffops.backends.protocol import Backend, check_jacobian_mode, jacobian_mode
 from diffops.boundary import NumpyFunction, check_value
-from diffops.errors import TracingError
+from diffops.errors import TracingError, tracing_error
 from diffops.operators import OPERATORS
 
 Function = Callable[..., Any]
@@ -283,15 +279,16 @@ def _hessian(
 
 
 def grad_and_value(func: Function) -> Function:
-    """Make a function returning the gradient and value of a scalar function.
+    """Make ``(x, *args) -> (grad, value)``.
 
-    ``grad[k] = ∂f/∂x[k]``: one forward and one backward pass.
+    Computed by one forward and one backward pass.
 
     Args:
-        func: Scalar-valued function of one tensor of shape ``S``.
+        func: Scalar-valued ``func(x, *args)`` written with torch operations.
 
     Returns:
-        Function ``x -> (grad, value)``; ``grad`` has shape ``S``.
+        The derivative function, tensors in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['grad_and_value']``).
     """
     torch = _torch()
 
@@ -307,16 +304,16 @@ def grad_and_value(func: Function) -> Function:
 
 
 def vjp_and_value(func: Function) -> Function:
-    """Make a function returning the vector-Jacobian product and value.
+    """Make ``(x, *args) -> (vjp, value)``.
 
-    ``vjp(v) = v @ j``, i.e. ``vjp(v)[k] = Σ_i v[i] ∂f[i]/∂x[k]``: the closure runs
-    one backward pass of the recorded forward pass, which it keeps.
+    Computed by a backward pass of the recorded graph, which the closure keeps.
 
     Args:
-        func: Function of one tensor of shape ``S`` returning shape ``F``.
+        func: ``func(x, *args)`` written with torch operations.
 
     Returns:
-        Function ``x -> (vjp, value)``; ``vjp`` maps shape ``F`` to shape ``S``.
+        The derivative function, tensors in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['vjp_and_value']``).
     """
     torch = _torch()
 
@@ -335,15 +332,16 @@ def vjp_and_value(func: Function) -> Function:
 
 
 def hessian_grad_and_value(func: Function) -> Function:
-    """Make a function returning the Hessian, gradient and value of a scalar function.
+    """Make ``(x, *args) -> (hessian, grad, value)``.
 
-    ``hessian[j, k] = ∂²f/(∂x[j] ∂x[k])``: one backward pass of the gradient per row.
+    Computed by backward passes of the gradient (reverse-over-reverse).
 
     Args:
-        func: Scalar-valued function of one tensor of shape ``S``.
+        func: Scalar-valued ``func(x, *args)`` written with torch operations.
 
     Returns:
-        Function ``x -> (hessian, grad, value)``; ``hessian`` has shape ``S + S``.
+        The derivative function, tensors in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['hessian_grad_and_value']``).
     """
     torch = _torch()
 
@@ -359,18 +357,16 @@ def hessian_grad_and_value(func: Function) -> Function:
 
 
 def mtp_hessian_grad_and_value(func: Function) -> Function:
-    """Make a function returning the MTP, Hessian, gradient and value.
+    """Make ``(x, *args) -> (mtp, hessian, grad, value)``.
 
-    ``mtp(m) = sum(m[None, :, :] * t, axis=(-1, -2))``, i.e.
-    ``mtp(m)[i] = Σ_jk m[j, k] ∂³f/(∂x[i] ∂x[j] ∂x[k])``: a backward pass of the
-    Hessian rows, whose graph the closure keeps.
+    Computed by a backward pass of the Hessian rows, whose graph the closure keeps.
 
     Args:
-        func: Scalar-valued function of one tensor of shape ``S``.
+        func: Scalar-valued ``func(x, *args)`` written with torch operations.
 
     Returns:
-        Function ``x -> (mtp, hessian, grad, value)``; ``mtp`` maps shape ``S + S``
-        to shape ``S``.
+        The derivative function, tensors in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['mtp_hessian_grad_and_value']``).
     """
     torch = _torch()
 
@@ -393,18 +389,18 @@ def mtp_hessian_grad_and_value(func: Function) -> Function:
 
 
 def jacobian_and_value(func: Function, mode: str = "auto") -> Function:
-    """Make a function returning the Jacobian and value of a function.
+    """Make ``(x, *args) -> (jacobian, value)``.
 
-    ``jacobian[i, k] = ∂f[i]/∂x[k]`` (for N-d shapes, indices flatten in C order).
+    Computed by backward passes (reverse) or double-VJP columns (forward).
 
     Args:
-        func: Function of one tensor of shape ``S`` returning shape ``F``.
-        mode: ``"forward"`` (one pass per input), ``"reverse"`` (one backward pass
-            per output) or ``"auto"`` (default): forward when outputs outnumber
-            inputs.
+        func: ``func(x, *args)`` written with torch operations.
+        mode: ``"auto"`` (default; forward when outputs outnumber inputs),
+            ``"forward"`` or ``"reverse"``.
 
     Returns:
-        Function ``x -> (jacobian, value)``; ``jacobian`` has shape ``F + S``.
+        The derivative function, tensors in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['jacobian_and_value']``).
     """
     check_jacobian_mode(mode)
     torch = _torch()
@@ -420,19 +416,18 @@ def jacobian_and_value(func: Function, mode: str = "auto") -> Function:
 
 
 def mhp_jacobian_and_value(func: Function, mode: str = "auto") -> Function:
-    """Make a function returning the MHP, Jacobian and value of a function.
+    """Make ``(x, *args) -> (mhp, jacobian, value)``.
 
-    ``mhp(m) = sum(m[:, :, None] * h, axis=(0, 1))``, i.e.
-    ``mhp(m)[k] = Σ_ij m[i, j] ∂²f[i]/(∂x[j] ∂x[k])``: a backward pass of the
-    Jacobian pass, whose graph the closure keeps.
+    Computed by a backward pass of the Jacobian pass, whose graph the closure keeps.
 
     Args:
-        func: Function of one tensor of shape ``S`` returning shape ``F``.
-        mode: Jacobian mode, as for :func:`jacobian_and_value` (default ``"auto"``).
+        func: ``func(x, *args)`` written with torch operations.
+        mode: ``"auto"`` (default; forward when outputs outnumber inputs),
+            ``"forward"`` or ``"reverse"``.
 
     Returns:
-        Function ``x -> (mhp, jacobian, value)``; ``mhp`` maps shape ``F + S`` to
-        shape ``S``.
+        The derivative function, tensors in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['mhp_jacobian_and_value']``).
     """
     check_jacobian_mode(mode)
     torch = _torch()
@@ -547,13 +542,13 @@ def _explain_error(err: Exception, func: Function) -> Exception | None:
         or _raised_inside_numpy(err)
     ):
         return None
-    name = getattr(func, "__name__", "the function")
-    msg = (
-        f"PyTorch could not differentiate {name!r}: {err}\n"
-        f"Hint: write {name!r} with torch operations (torch.sin, torch.sum, `@`, ...) "
-        f"on the tensor it receives, instead of numpy functions."
+    return tracing_error(
+        "PyTorch",
+        func,
+        err,
+        "with torch operations (torch.sin, torch.sum, `@`, ...) on the tensor it "
+        "receives, instead of numpy functions.",
     )
-    return TracingError(msg)
 
 
 # ---------------------------------------------------------------------------------
@@ -585,10 +580,7 @@ class TorchBackend(Backend):
     name = "torch"
     framework = "torch"
     extra = "torch"
-    options: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        "jacobian_and_value": ("mode",),
-        "mhp_jacobian_and_value": ("mode",),
-    }
+    options = protocol.JACOBIAN_OPTIONS
     framework_arrays = True
     # The operators detach every result and copy views (see ``_owned``).
     fresh_outputs = True
@@ -638,7 +630,7 @@ class TorchBackend(Backend):
     def namespace(self) -> SimpleNamespace:
         """The example models' operations in this framework."""
         torch = _torch()
-        return example_namespace(
+        return protocol.example_namespace(
             torch,
             stack=torch.stack,
             const=lambda a, like: torch.as_tensor(a, dtype=like.dtype),
