@@ -472,7 +472,7 @@ def _numpy_caller(
                     return tuple(unpack(to_numpy(out[0])))
             elif learn:
                 if exact.get(x.dtype):
-                    return out
+                    return out  # type: ignore[no-any-return]
                 results = convert(out, x)
                 if x.dtype not in exact:
                     exact[x.dtype] = _is_exact(out, results, x.dtype)
@@ -540,7 +540,7 @@ def _framework_caller(backend: Backend, op: Operator, program: Function) -> Call
         dtype = backend.framework_dtype(x)
         out = run(program, dtype, x, *args)
         if op.closure is None:
-            return out
+            return out  # type: ignore[no-any-return]
         s, f = tuple(x.shape), tuple(out[-1].shape)
         product = ProductClosure(
             backend,

@@ -197,7 +197,7 @@ def _by_value_pickler(cloudpickle: Any) -> type:
             if callable(value) and not isinstance(value, type):
                 lookup.setdefault(id(value), (module_name, attr))
 
-    class Pickler(cloudpickle.Pickler):
+    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
         def reducer_override(self, obj: Any) -> Any:
             where = lookup.get(id(obj))
             if where is not None and _namespace_attribute(*where) is obj:

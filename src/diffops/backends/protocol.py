@@ -199,7 +199,8 @@ class Backend:
 
     def framework_dtype(self, value: Any) -> np.dtype:
         """The NumPy equivalent of a framework array's dtype."""
-        return np.dtype(value.dtype)
+        dtype: np.dtype = np.dtype(value.dtype)
+        return dtype
 
     def framework_astype(self, value: Any, dtype: np.dtype) -> Any:
         """A framework array converted to ``dtype`` (a NumPy dtype)."""

@@ -174,7 +174,7 @@ def _operator(op_name: str) -> Callable[..., Function]:
                     f"SymNum generated code for {name!r} at shape {shape}; call it "
                     f"with that shape or build the derivative again for the new one.",
                 )
-            return code(x)
+            return code(x)  # type: ignore[no-any-return]
 
         return derivative_func
 

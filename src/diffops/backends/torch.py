@@ -604,7 +604,7 @@ class TorchBackend(Backend):
     def to_numpy(self, value: Any) -> np.ndarray:
         """A tensor as a NumPy array (copied to the host if needed)."""
         if isinstance(value, _TENSOR):
-            return value.numpy(force=True)
+            return value.numpy(force=True)  # type: ignore[no-any-return]
         return np.asarray(value)
 
     def is_framework_array(self, value: Any) -> bool:
