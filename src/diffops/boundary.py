@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from diffops.errors import (
+    DiffopsError,
     InputTypeError,
     NonArrayOutputError,
+    OutputTooLargeError,
     TracingError,
     causes,
     require_scalar,
@@ -76,10 +78,17 @@ def as_input_array(x: Any, *, copy: bool = False, what: str = "input") -> np.nda
     try:
         arr = np.asarray(x)
     except (TypeError, ValueError, RuntimeError) as err:
-        msg = (
-            f"The {what} could not be converted to a NumPy array ({err}). Pass a "
-            f"NumPy array of floats, or a nested list of numbers of one shape."
-        )
+        if getattr(x, "requires_grad", False):
+            msg = (
+                f"The {what} is a torch.Tensor that requires grad. Pass "
+                f"`x.detach()` (diffops differentiates with respect to the input "
+                f"afresh), or pass tensors with backend='torch' and as_numpy=False."
+            )
+        else:
+            msg = (
+                f"The {what} could not be converted to a NumPy array ({err}). Pass "
+                f"a NumPy array of floats, or a nested list of numbers of one shape."
+            )
         raise InputTypeError(msg) from err
     kind = arr.dtype.kind
     if kind == "f" and arr.dtype in FLOAT_DTYPES:
@@ -342,6 +351,7 @@ def make_caller(
     options: dict[str, Any],
     *,
     as_numpy: bool = True,
+    program: Function | None = None,
 ) -> Caller:
     """Build the per-call function of ``op(func)`` on ``backend``.
 
@@ -358,12 +368,14 @@ def make_caller(
         options: Options for the backend's operator.
         as_numpy: Whether outputs cross the NumPy boundary (default) or stay
             framework arrays.
+        program: The backend's operator of ``func``, if already built (e.g.
+            restored after unpickling); built here otherwise.
 
     Returns:
         ``call(x, *args)``: ``x`` a float32/float64 NumPy array (or, with
         ``as_numpy=False``, also a framework array), returning the operator's tuple.
     """
-    raw = backend.operator(op.name, func, **options)
+    raw = backend.operator(op.name, func, **options) if program is None else program
     first = 1 if op.closure is not None else 0
     pack = as_numpy and backend.pack_limit > 0
     layouts: dict[tuple[Any, ...], tuple[tuple[int, ...], ...]] = {}
@@ -592,6 +604,61 @@ def _sample(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------
+# Memory
+
+
+def memory_bytes() -> float:
+    """This machine's physical memory in bytes (``inf`` if it cannot be read)."""
+    import os
+
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not Linux/mac
+        return math.inf
+
+
+_ALTERNATIVES = {
+    "hessian": "hvp_grad_and_value (Hessian-vector products without forming the "
+    "Hessian), sparsity='detect' for a sparse Hessian, or a smaller problem",
+    "jacobian": "vjp_and_value / jvp_and_value (products without forming the "
+    "Jacobian), sparsity='detect' for a sparse Jacobian, or a smaller problem",
+}
+
+
+def require_fits(what: str, shape: tuple[int, ...], dtype: Any, op_name: str) -> None:
+    """Raise before allocating a Jacobian or Hessian larger than this machine's memory.
+
+    Args:
+        what: ``"hessian"`` or ``"jacobian"``.
+        shape: Its shape.
+        dtype: Its dtype.
+        op_name: The operator (for the message).
+
+    Raises:
+        OutputTooLargeError: (a ``MemoryError``) naming the size and what to use
+            instead.
+    """
+    needed = math.prod(shape) * np.dtype(dtype).itemsize
+    available = memory_bytes()
+    if needed <= available:
+        return
+    msg = (
+        f"{op_name}: the {what} would have shape {tuple(shape)} and need "
+        f"{_bytes(needed)}, more than this machine's {_bytes(available)} of memory. "
+        f"Use {_ALTERNATIVES[what]}."
+    )
+    raise OutputTooLargeError(msg)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------
 # Errors
 
 
@@ -607,9 +674,56 @@ def explain(backend: Backend, err: Exception, func: Function) -> Exception | Non
         A :class:`~diffops.errors.TracingError` (or other diffops error) with a hint,
         from the backend's own explanation or the generic ones.
     """
-    if any(isinstance(e, TracingError | NonArrayOutputError) for e in causes(err)):
+    if any(isinstance(e, DiffopsError) for e in causes(err)):
         return None
-    return backend.explain_error(err, func)
+    return _foreign_framework(backend, err, func) or backend.explain_error(err, func)
+
+
+# The frameworks a user's function may be written with, by top-level package, and
+# the backend and module that run such functions.
+_FRAMEWORKS = {
+    "jax": ("jax", "jax.numpy"),
+    "jaxlib": ("jax", "jax.numpy"),
+    "torch": ("torch", "torch operations"),
+    "autograd": ("autograd", "autograd.numpy"),
+    "symnum": ("symnum", "symnum.numpy"),
+}
+
+
+def _foreign_framework(
+    backend: Backend, err: Exception, func: Function
+) -> Exception | None:
+    """A hint when ``func`` uses another framework than the backend's.
+
+    Found from where the error was raised (a frame in another framework's code) or,
+    for frameworks whose checks run in C, from the message.
+    """
+    own = backend.framework
+    found = None
+    for e in causes(err):
+        tb = e.__traceback__
+        while tb is not None:
+            module = tb.tb_frame.f_globals.get("__name__", "").split(".")[0]
+            if module in _FRAMEWORKS and _FRAMEWORKS[module][0] != own:
+                found = module
+            tb = tb.tb_next
+        text = str(e)
+        if found is None and own != "torch" and "must be Tensor" in text:
+            found = "torch"
+        if found is None and own != "jax" and "JAX type" in text:
+            found = "jax"  # JAX hides its own frames from tracebacks
+    if found is None:
+        return None
+    other, module_text = _FRAMEWORKS[found]
+    name = getattr(func, "__name__", "the function")
+    first_line = str(err).strip().split("\n")[0]
+    msg = (
+        f"{name!r} uses {other} ({type(err).__name__}: {first_line}), but the "
+        f"{backend.name!r} backend runs it on {own} arrays.\nHint: functions "
+        f"written with {module_text} use backend={other!r}; or write {name!r} with "
+        f"the {own} backend's own operations."
+    )
+    return TracingError(msg)
 
 
 # ---------------------------------------------------------------------------------

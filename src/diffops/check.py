@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from diffops.boundary import as_input_array
-from diffops.errors import DiffopsError
+from diffops.errors import DiffopsError, closest
 from diffops.operators import CLOSURES, OPERATORS
 
 
@@ -76,12 +76,26 @@ def check_derivatives(
             disagrees, with the largest error and the tolerance.
         ValueError: If the operator is unknown.
     """
+    if not callable(derivative):
+        msg = (
+            f"check_derivatives needs a derivative function (e.g. "
+            f"diffops.grad_and_value(f) or one written by hand), not "
+            f"{type(derivative).__name__} {derivative!r}."
+        )
+        raise TypeError(msg)
     name = op_name or getattr(derivative, "op_name", None)
     if name not in OPERATORS:
-        msg = (
-            f"check_derivatives needs the operator name (one of {tuple(OPERATORS)}); "
-            f"pass op_name=... for functions not built by diffops."
-        )
+        if op_name is not None:
+            msg = (
+                f"op_name={op_name!r} is not an operator: valid names are "
+                f"{tuple(OPERATORS)}.{closest(str(op_name), OPERATORS)}"
+            )
+        else:
+            msg = (
+                f"check_derivatives needs the operator name (one of "
+                f"{tuple(OPERATORS)}); pass op_name=... for functions not built by "
+                f"diffops."
+            )
         raise ValueError(msg)
     x = as_input_array(x, copy=True)
     if step is None:
@@ -101,10 +115,17 @@ def check_derivatives(
                 f"{label} has shape {got.shape}; finite differences give {want.shape}."
             )
             raise DerivativeCheckError(msg)
-        error = float(np.max(np.abs(got - want), initial=0.0))
+        finite = np.isfinite(want)
+        if not np.all(np.isfinite(got[finite])):
+            msg = (
+                f"{label} of {name} has NaN or inf entries where finite differences "
+                f"are finite, at x = {x!r}."
+            )
+            raise DerivativeCheckError(msg)
+        error = float(np.max(np.abs(got - want)[finite], initial=0.0))
         errors[label] = error
-        bound = atol + rtol * float(np.max(np.abs(want), initial=0.0))
-        if error > bound:
+        bound = atol + rtol * float(np.max(np.abs(want[finite]), initial=0.0))
+        if not error <= bound:
             msg = (
                 f"{label} of {name} disagrees with central finite differences at "
                 f"x = {x!r}: largest error {error:.3e} > tolerance {bound:.3e}."

@@ -11,14 +11,56 @@ import sys
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
-    return tuple(t.strip() for t in text.split(",") if t.strip()) if text else None
+    if not text:
+        return None
+    names = [t.strip().lower() for t in text.split(",") if t.strip()]
+    return tuple(dict.fromkeys(names))  # without repeats, in order
+
+
+class UsageError(Exception):
+    """A command-line argument names something that does not exist."""
+
+
+def _check_names(
+    kind: str, names: tuple[str, ...] | None, valid: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    """``names`` if each is in ``valid``; else a :class:`UsageError` with a hint."""
+    from diffops.errors import closest
+
+    for name in names or ():
+        if name not in valid:
+            msg = f"unknown {kind} {name!r}: choose from {', '.join(valid)}."
+            raise UsageError(msg + closest(name, valid))
+    return names
+
+
+def _demo_selection(
+    args: argparse.Namespace,
+) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    from diffops.models import MODELS
+    from diffops.registry import available_backends, registered_backends
+    from diffops.registry import backend as lookup
+
+    backends = _check_names("backend", _names(args.backends), registered_backends())
+    for name in backends or ():
+        if name not in available_backends():
+            extra = lookup(name).extra
+            msg = (
+                f"backend {name!r} is not installed: `pip install diffops[{extra}]` "
+                f"(from the repository: `pip install -e .[{extra}]`), or choose from "
+                f"the installed ones: {', '.join(available_backends())}."
+            )
+            raise UsageError(msg)
+    models = _check_names("model", _names(args.models), tuple(MODELS))
+    return backends, models
 
 
 def _demo(args: argparse.Namespace) -> int:
     from diffops.demo import TOLERANCE, failures, render, run_demo
 
-    results = run_demo(_names(args.backends), _names(args.models))
-    print(render(results))
+    backends, models = _demo_selection(args)
+    results = run_demo(backends, models)
+    render(results)
     bad = failures(results)
     for r in bad:
         print(
@@ -49,19 +91,29 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         Process exit code (0 on success).
     """
+    from diffops import __version__
+    from diffops.models import MODELS
+
     parser = argparse.ArgumentParser(
         prog="diffops",
         description="Derivative functions that return the value too, on JAX, "
         "Autograd, SymNum and PyTorch.",
     )
+    parser.add_argument("--version", action="version", version=f"diffops {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    models = ", ".join(f"{name} ({m.description})" for name, m in MODELS.items())
     demo = commands.add_parser(
-        "demo", help="check and time every example model on every installed backend"
+        "demo",
+        help="check and time every example model on every installed backend",
+        description="Check every example model on every installed backend against "
+        "its closed-form derivatives, and time it. Models: " + models + ".",
     )
     demo.add_argument(
         "--backends", help="comma-separated backends (default: all installed)"
     )
-    demo.add_argument("--models", help="comma-separated models (default: all)")
+    demo.add_argument(
+        "--models", help=f"comma-separated models (default: all): {', '.join(MODELS)}"
+    )
     demo.set_defaults(run=_demo)
     backends = commands.add_parser(
         "backends", help="list backends and whether installed"
@@ -69,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     backends.set_defaults(run=_backends)
 
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except UsageError as err:
+        parser.exit(2, f"diffops {args.command}: error: {err}\n")
 
 
 def run() -> None:

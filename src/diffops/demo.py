@@ -10,8 +10,9 @@ compile) time, and returns a non-zero exit code if any error exceeds the toleran
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -86,13 +87,17 @@ def run_case(model: Model, backend: str, op_name: str, seed: int = 0) -> DemoRes
 
     x = model.sample(np.random.default_rng(seed), model.shape)
     try:
-        start = time.perf_counter()
-        func, options = model.function(backend)
-        derivative = getattr(diffops, op_name)(func, backend=backend, **options)
-        result = derivative(x)
-        first_call = time.perf_counter() - start
-        error = max_error(result, reference(model, op_name, x), seed)
-        per_call = median_call_time(lambda: derivative(x))
+        with warnings.catch_warnings():
+            # A constant derivative (the linear model's Hessian) is right, not a
+            # problem: Autograd's "Output seems independent of input" is noise here.
+            warnings.filterwarnings("ignore", "Output seems independent of input")
+            start = time.perf_counter()
+            func, options = model.function(backend)
+            derivative = getattr(diffops, op_name)(func, backend=backend, **options)
+            result = derivative(x)
+            first_call = time.perf_counter() - start
+            error = max_error(result, reference(model, op_name, x), seed)
+            per_call = median_call_time(lambda: derivative(x))
     except Exception as err:  # reported in the table
         return DemoResult(
             model.name,
@@ -152,7 +157,9 @@ class _progress:
             from rich.progress import Progress
         except ImportError:
             return lambda description: None
-        self._bar = Progress(transient=True)
+        from rich.console import Console
+
+        self._bar = Progress(transient=True, console=Console(stderr=True))
         self._bar.start()
         task = self._bar.add_task("demo", total=None)
 
@@ -167,14 +174,12 @@ class _progress:
             bar.stop()
 
 
-def render(results: list[DemoResult]) -> str:
-    """Render the results as one table per model (rich if installed, else text).
+def render(results: list[DemoResult], file: TextIO | None = None) -> None:
+    """Print the results as one table per model (rich if installed, else text).
 
     Args:
         results: Output of :func:`run_demo`.
-
-    Returns:
-        The rendered tables as a string.
+        file: Where to print (default: standard output).
     """
     rows_by_model: dict[str, list[DemoResult]] = {}
     for r in results:
@@ -183,25 +188,45 @@ def render(results: list[DemoResult]) -> str:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        return _render_text(rows_by_model)
-    console = Console(record=True, width=120)
+        print(_render_text(rows_by_model), file=file)
+        return
+    console = Console(file=file)
     for name, rows in rows_by_model.items():
-        table = Table(title=f"{name}: {MODELS[name].description}", title_justify="left")
-        for col in ("operator", "backend", "max error", "per call", "first call"):
+        notes = [f"[{i}] {r.backend}: {r.note}" for i, r in _noted(rows)]
+        table = Table(
+            title=f"{name}: {MODELS[name].description}",
+            title_justify="left",
+            caption="\n".join(notes) or None,
+            caption_justify="left",
+        )
+        for col in _COLUMNS:
+            right = col in ("max error", "per call", "first call")
             table.add_column(
-                col, justify="left" if col in ("operator", "backend") else "right"
+                col,
+                justify="right" if right else "left",
+                no_wrap=True,
+                min_width={"operator": 26, "backend": 9}.get(col),
             )
+        numbers = {id(r): i for i, r in _noted(rows)}
         for r in rows:
-            table.add_row(r.op_name, r.backend, *_cells(r))
+            table.add_row(r.op_name, r.backend, *_cells(r, numbers.get(id(r))))
         console.print(table)
-    return console.export_text()
 
 
-def _cells(r: DemoResult) -> tuple[str, str, str]:
+_COLUMNS = ("operator", "backend", "max error", "per call", "first call")
+
+
+def _noted(rows: list[DemoResult]) -> list[tuple[int, DemoResult]]:
+    """The rows with a note (skips, failures), numbered from 1."""
+    return list(enumerate((r for r in rows if r.note), start=1))
+
+
+def _cells(r: DemoResult, number: int | None = None) -> tuple[str, str, str]:
+    mark = f" [{number}]" if number else ""
     if r.note.startswith("skipped"):
-        return (r.note, "", "")
+        return (f"skipped{mark}", "", "")
     if r.note:
-        return (f"FAILED {r.note[:60]}", "", "")
+        return (f"FAILED{mark}", "", "")
     flag = "" if r.max_error <= TOLERANCE else "  ✗"
     return (
         f"{r.max_error:.1e}{flag}",
@@ -215,14 +240,16 @@ def _render_text(rows_by_model: dict[str, list[DemoResult]]) -> str:
     for name, rows in rows_by_model.items():
         lines.append(f"\n{name}: {MODELS[name].description}")
         lines.append(
-            f"{'operator':28} {'backend':10} {'max error':>10} "
+            f"{'operator':28} {'backend':10} {'max error':>12} "
             f"{'per call':>10} {'first call':>10}"
         )
+        numbers = {id(r): i for i, r in _noted(rows)}
         for r in rows:
-            err, per, first = _cells(r)
+            err, per, first = _cells(r, numbers.get(id(r)))
             lines.append(
-                f"{r.op_name:28} {r.backend:10} {err:>10} {per:>10} {first:>10}"
+                f"{r.op_name:28} {r.backend:10} {err:>12} {per:>10} {first:>10}"
             )
+        lines.extend(f"[{i}] {r.backend}: {r.note}" for i, r in _noted(rows))
     return "\n".join(lines)
 
 

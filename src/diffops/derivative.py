@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import _thread
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from diffops.boundary import FLOAT32, FLOAT64, as_input_array, explain, make_cal
 from diffops.errors import NotCallableError, UnknownOperatorError, closest
 from diffops.operators import ALL_DIFF_OPS, OPERATORS
 from diffops.registry import require_available
+
+if TYPE_CHECKING:
+    from diffops.backends.protocol import Backend
 
 
 def _func_name(func: Callable[..., Any], attr: str = "__name__") -> str:
@@ -92,6 +95,8 @@ class DerivativeFunction:
         self._op = OPERATORS[op_name]
         self._copy_input = self._op.closure is not None
         self._impl: Callable[..., tuple[Any, ...]] | None = None
+        self._program: Callable[..., Any] | None = None
+        self._saved: Any = None  # the backend's export, when unpickled
         self._lock = _thread.allocate_lock()
         self.__name__ = f"{op_name}_of_{_func_name(func)}"
         self.__qualname__ = f"{op_name}_of_{_func_name(func, '__qualname__')}"
@@ -104,13 +109,20 @@ class DerivativeFunction:
     def _build(self) -> Callable[..., tuple[Any, ...]]:
         with self._lock:
             if self._impl is None:
+                backend = self._backend
+                if self._saved is not None:
+                    program = backend.restore(self._saved)
+                else:
+                    program = backend.operator(self.op_name, self.func, **self.options)
                 self._impl = make_caller(
-                    self._backend,
+                    backend,
                     self._op,
                     self.func,
                     self.options,
                     as_numpy=self.as_numpy or not self._pass_through,
+                    program=program,
                 )
+                self._program = program
             return self._impl
 
     def __call__(self, x: Any, *args: Any) -> tuple[Any, ...]:
@@ -129,8 +141,8 @@ class DerivativeFunction:
             arr = x  # the boundary checks framework arrays
         else:
             arr = as_input_array(x, copy=self._copy_input)
-        call = self._impl or self._build()
         try:
+            call = self._impl or self._build()
             return call(arr, *args) if args else call(arr)
         except Exception as err:
             better = explain(self._backend, err, self.func)
@@ -145,16 +157,39 @@ class DerivativeFunction:
             f"{self.op_name}({_func_name(self.func)}, backend={self.backend!r}{opts})"
         )
 
+    def __copy__(self) -> DerivativeFunction:
+        # Immutable once built: a copy is the same object, so copies (Mici copies
+        # its transitions for every chain) share the compiled program.
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DerivativeFunction:
+        return self
+
     def __reduce__(self) -> tuple[Any, ...]:
         options = {**self.options, "as_numpy": self.as_numpy}
-        return (_rebuild, (_portable(self.func), self.op_name, self.backend, options))
+        saved = self._saved
+        if self._program is not None:
+            saved = self._backend.export(self._program)
+        func = _portable(self.func, self._backend)
+        return (_rebuild, (func, self.op_name, self.backend, options, saved))
 
 
-def _portable(func: Callable[..., Any]) -> Any:
-    """Return ``func`` if pickle can store it by reference, else cloudpickle bytes."""
+def _portable(func: Any, backend: Backend) -> Any:
+    """``func`` in a form that unpickles in a fresh process.
+
+    The backend's recipe if it has one (SymNum's generated functions live in
+    temporary modules), else ``func`` itself if pickle can store it by reference,
+    else cloudpickle bytes.
+    """
     import io
     import pickle
 
+    recipe = backend.function_recipe(func)
+    if recipe is not None:
+        rebuild, args = recipe
+        return _Recipe(rebuild, tuple(_portable(a, backend) for a in args))
+    if not callable(func):
+        return func
     try:
         pickle.dump(func, io.BytesIO())
     except (pickle.PicklingError, AttributeError, TypeError):
@@ -216,11 +251,33 @@ class _CloudPickled:
         self.data = data
 
 
-def _rebuild(
-    func: Any, op_name: str, backend: str, options: dict[str, Any]
-) -> DerivativeFunction:
-    if isinstance(func, _CloudPickled):
+class _Recipe:
+    """A function to rebuild by calling ``rebuild(*args)`` after unpickling."""
+
+    __slots__ = ("args", "rebuild")
+
+    def __init__(self, rebuild: Callable[..., Any], args: tuple[Any, ...]):
+        self.rebuild = rebuild
+        self.args = args
+
+
+def _restore(obj: Any) -> Any:
+    if isinstance(obj, _CloudPickled):
         import pickle
 
-        func = pickle.loads(func.data)  # the caller's own data
-    return DerivativeFunction(func, op_name, backend, **options)
+        return pickle.loads(obj.data)  # the caller's own data
+    if isinstance(obj, _Recipe):
+        return obj.rebuild(*[_restore(a) for a in obj.args])
+    return obj
+
+
+def _rebuild(
+    func: Any,
+    op_name: str,
+    backend: str,
+    options: dict[str, Any],
+    saved: Any = None,
+) -> DerivativeFunction:
+    derivative = DerivativeFunction(_restore(func), op_name, backend, **options)
+    derivative._saved = saved
+    return derivative

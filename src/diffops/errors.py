@@ -58,6 +58,10 @@ class NonArrayOutputError(DiffopsError, TypeError):
     """The user's function returned something that is not an array (None, a tuple)."""
 
 
+class OutputTooLargeError(DiffopsError, MemoryError):
+    """A Jacobian or Hessian would not fit in this machine's memory."""
+
+
 class UnknownOptionError(DiffopsError, TypeError):
     """An operator was given a keyword option it does not take on that backend."""
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from diffops.backends.protocol import Backend, example_namespace, split_highest
-from diffops.boundary import check_value
+from diffops.boundary import check_value, require_fits
 from diffops.errors import causes, tracing_error
 from diffops.operators import OPERATORS
 
@@ -65,11 +65,17 @@ def _vjp_with_aux(
 
 
 def _stack_rows(
-    vjp: Function, out_shape: tuple[int, ...], dtype: Any, in_shape: tuple[int, ...]
+    vjp: Function,
+    out_shape: tuple[int, ...],
+    dtype: Any,
+    in_shape: tuple[int, ...],
+    what: str,
+    op_name: str,
 ) -> Any:
     """The Jacobian, one VJP per output element: shape ``out_shape + in_shape``."""
     import autograd.numpy as anp
 
+    require_fits(what, out_shape + in_shape, dtype, op_name)
     size = math.prod(out_shape)
     if size == 0 or math.prod(in_shape) == 0:
         return np.zeros(out_shape + in_shape, dtype=dtype)
@@ -98,7 +104,7 @@ def _hessian_grad_and_value(func: Function, op_name: str) -> Function:
     def hessian_grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
         vjp, grad, value = _vjp_with_aux(lambda y: grad_and_value_func(y, *args), x)
         shape = np.shape(x)
-        hessian = _stack_rows(vjp, shape, _dtype(x), shape)
+        hessian = _stack_rows(vjp, shape, _dtype(x), shape, "hessian", op_name)
         return hessian, grad, value
 
     return hessian_grad_and_value_func
@@ -109,7 +115,9 @@ def _jacobian_and_value(func: Function, op_name: str) -> Function:
 
     def jacobian_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
         vjp, value = make_vjp(_evaluated(func, op_name, args))(x)
-        jacobian = _stack_rows(vjp, np.shape(value), _dtype(value), np.shape(x))
+        jacobian = _stack_rows(
+            vjp, np.shape(value), _dtype(value), np.shape(x), "jacobian", op_name
+        )
         return jacobian, value
 
     return jacobian_and_value_func

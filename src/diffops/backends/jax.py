@@ -35,7 +35,7 @@ from diffops.backends.protocol import (
     jacobian_mode,
     split_highest,
 )
-from diffops.boundary import FLOAT64, NumpyFunction, check_value
+from diffops.boundary import FLOAT64, NumpyFunction, check_value, require_fits
 from diffops.errors import causes, tracing_error
 from diffops.operators import OPERATORS
 
@@ -120,6 +120,7 @@ def _hessian_grad_and_value(func: Function, op_name: str) -> Function:
             grad, value = grad_and_value_func(y, *args)
             return grad, (grad, value)
 
+        require_fits("hessian", x.shape * 2, x.dtype, op_name)
         # Forward-over-reverse: one JVP of the gradient per input direction.
         hessian, (grad, value) = jax.jacfwd(grad_with_aux, has_aux=True)(x)
         return hessian, grad, value
@@ -138,6 +139,7 @@ def _jacobian_and_value(func: Function, op_name: str, mode: str) -> Function:
             return f(y, *args)
 
         out_shape = jax.eval_shape(g, x).shape
+        require_fits("jacobian", out_shape + x.shape, x.dtype, op_name)
         n_in, n_out = math.prod(x.shape), math.prod(out_shape)
         if jacobian_mode(mode, n_in, n_out) == "forward":
             basis = jnp.eye(n_in, dtype=x.dtype).reshape((n_in, *x.shape))

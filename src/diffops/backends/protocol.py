@@ -31,6 +31,8 @@ Optional (the defaults suit a framework that works on NumPy arrays directly):
 - :attr:`Backend.framework_arrays`, :meth:`Backend.is_framework_array`,
   :meth:`Backend.framework_dtype`, :meth:`Backend.framework_astype`: the
   ``as_numpy=False`` path that keeps the framework's own arrays;
+- :meth:`Backend.export`, :meth:`Backend.restore`, :meth:`Backend.function_recipe`:
+  pickling (ship generated code; rebuild functions that pickle cannot store);
 - :meth:`Backend.explain_error`: turn a framework's tracing error into a
   :class:`~diffops.errors.TracingError` with a hint;
 - :meth:`Backend.namespace`: array operations for the example models.
@@ -205,6 +207,32 @@ class Backend:
     def framework_astype(self, value: Any, dtype: np.dtype) -> Any:
         """A framework array converted to ``dtype`` (a NumPy dtype)."""
         return value.astype(dtype)
+
+    def export(self, program: Function) -> Any:
+        """Picklable state from which :meth:`restore` rebuilds ``program``.
+
+        ``program`` is what :meth:`operator` returned. Backends whose operators are
+        expensive to build and whose results can be shipped (SymNum's generated code)
+        return it, so that an unpickled derivative function does not redo the work;
+        the default ``None`` means: rebuild from the recipe.
+        """
+        return None
+
+    def restore(self, state: Any) -> Function:
+        """Rebuild a program from what :meth:`export` returned."""
+        raise NotImplementedError
+
+    def function_recipe(
+        self, func: Function
+    ) -> tuple[Callable[..., Function], tuple[Any, ...]] | None:
+        """How to rebuild the user's function in another process, if pickle cannot.
+
+        Returns:
+            ``(rebuild, args)`` such that ``rebuild(*args)`` gives the function back
+            (its arguments are pickled in turn), or ``None`` (the default) to pickle
+            ``func`` itself.
+        """
+        return None
 
     def explain_error(self, err: Exception, func: Function) -> Exception | None:
         """The exception to raise instead of ``err``, or ``None`` to keep it.

@@ -13,6 +13,8 @@ SymNum is imported on first use.
 
 from __future__ import annotations
 
+import math
+import weakref
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -20,7 +22,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from diffops.backends.protocol import Backend, example_namespace
-from diffops.errors import MissingArgumentShapeError, require_scalar, require_shape
+from diffops.errors import (
+    MissingArgumentShapeError,
+    require_scalar,
+    require_shape,
+    tracing_error,
+)
 from diffops.operators import ALL_DIFF_OPS, OPERATORS, shape_of
 
 Function = Callable[..., Any]
@@ -125,9 +132,40 @@ def _generate(func: Function, op_name: str, arg_shape: Any) -> tuple[Function, S
     generated: Function = getattr(symnum, _SYMNUM_OPS[op_name])(
         code_func, code_shape, return_aux=True
     )
-    if code_shape == shape and code_value_shape == value_shape:
-        return generated, shape
-    return _reshaped(generated, op_name, (shape, value_shape), code_shape), shape
+    reshape = None
+    if code_shape != shape or code_value_shape != value_shape:
+        reshape = (op_name, (shape, value_shape), code_shape)
+    program = _program(generated, reshape)
+    # SymNum keeps the source in the generated function's docstring.
+    source = (generated.__doc__ or "").partition("\n\n")[2]
+    _SOURCES[program] = (generated.__name__, source, reshape)
+    return program, shape
+
+
+def _program(generated: Function, reshape: Any) -> Function:
+    return generated if reshape is None else _reshaped(generated, *reshape)
+
+
+_SOURCES: weakref.WeakKeyDictionary[Function, tuple[str, str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The source code of each program, so a pickled derivative can ship it."""
+
+
+def _compile_source(name: str, source: str) -> Function:
+    """The generated function again, from its source (no SymPy involved)."""
+    namespace: dict[str, Any] = {"numpy": np, "math": math}
+    exec(compile(source, f"<diffops symnum {name}>", "exec"), namespace)
+    function: Function = namespace[name]
+    return function
+
+
+def _numpify(symbolic: Function, arg_shapes: tuple[Any, ...]) -> Function:
+    """``symnum.numpify_func(symbolic, *arg_shapes)``, for unpickling."""
+    import symnum
+
+    numpified: Function = symnum.numpify_func(symbolic, *arg_shapes)
+    return numpified
 
 
 def _reshaped(
@@ -228,6 +266,46 @@ class SymnumBackend(Backend):
     def input_shape(self, op_name: str, func: Function, **options: Any) -> Shape:
         """The shape the code is generated for."""
         return _symbolic_and_shape(func, op_name, options.get("arg_shape"))[1]
+
+    def export(self, program: Function) -> Any:
+        """The generated source code, so that unpickling runs no SymPy."""
+        return _SOURCES.get(program)
+
+    def restore(self, state: Any) -> Function:
+        """The program again, from its generated source."""
+        name, source, reshape = state
+        program = _program(_compile_source(name, source), reshape)
+        _SOURCES[program] = state
+        return program
+
+    def function_recipe(
+        self, func: Function
+    ) -> tuple[Callable[..., Function], tuple[Any, ...]] | None:
+        """Rebuild numpified functions from their symbolic function and shapes.
+
+        ``symnum.numpify`` defines them in temporary modules that another process
+        cannot import.
+        """
+        symbolic = getattr(func, "_sympy_func", None)
+        shapes = getattr(func, "_arg_shapes", None)
+        if symbolic is None or shapes is None:
+            return None
+        return _numpify, (symbolic, tuple(shapes))
+
+    def explain_error(self, err: Exception, func: Function) -> Exception | None:
+        """A hint when NumPy functions meet SymNum's symbolic arrays."""
+        text = str(err)
+        if not isinstance(err, TypeError | AttributeError) or not (
+            "ufunc" in text or "Symbol" in text or "Symbolic" in text
+        ):
+            return None
+        return tracing_error(
+            "SymNum",
+            func,
+            f"{type(err).__name__}: {err}",
+            "with symnum.numpy (`import symnum.numpy as snp`: snp.sin, snp.sum, "
+            "snp.array, ...) instead of numpy; SymNum passes it symbolic arrays.",
+        )
 
     def namespace(self) -> SimpleNamespace:
         """The example models' operations in this framework."""

@@ -46,7 +46,7 @@ import numpy as np
 
 from diffops.backends import protocol
 from diffops.backends.protocol import Backend, check_jacobian_mode, jacobian_mode
-from diffops.boundary import NumpyFunction, check_value
+from diffops.boundary import NumpyFunction, check_value, require_fits
 from diffops.errors import TracingError, tracing_error
 from diffops.operators import OPERATORS
 
@@ -84,8 +84,13 @@ def _torch() -> ModuleType:
 
 
 def _leaf(x: Any) -> Any:
-    """A fresh leaf tensor that shares ``x``'s data and records operations on it."""
-    return x.detach().requires_grad_(True)
+    """A fresh leaf tensor holding a copy of ``x``, recording operations on it.
+
+    A copy, so that in-place changes the user's function makes to the tensor it
+    receives (``t.detach().mul_(2)``, ``t.data[0] = 7``) cannot reach the caller's
+    array.
+    """
+    return x.detach().clone().requires_grad_(True)
 
 
 def _evaluate(func: Function, leaf: Any, args: tuple[Any, ...], op_name: str) -> Any:
@@ -206,7 +211,9 @@ def _products(out: Any, leaf: Any, cotangents: Any, *, create: bool) -> Any:
     )
 
 
-def _rows(out: Any, leaf: Any, *, create: bool) -> Any:
+def _rows(
+    out: Any, leaf: Any, *, create: bool, what: str = "jacobian", op_name: str = ""
+) -> Any:
     """Reverse-mode Jacobian of ``out`` wrt ``leaf``: one VJP per element of ``out``.
 
     Returns:
@@ -214,6 +221,7 @@ def _rows(out: Any, leaf: Any, *, create: bool) -> Any:
     """
     torch = _torch()
     shape = out.shape + leaf.shape
+    require_fits(what, tuple(shape), np.float64, op_name)
     n_out = out.numel()
     if n_out == 0 or not out.requires_grad:
         return torch.zeros(shape, dtype=leaf.dtype, device=leaf.device)
@@ -224,7 +232,7 @@ def _rows(out: Any, leaf: Any, *, create: bool) -> Any:
     return _products(out, leaf, basis, create=create).reshape(shape)
 
 
-def _columns(out: Any, leaf: Any, *, create: bool) -> Any:
+def _columns(out: Any, leaf: Any, *, create: bool, op_name: str = "") -> Any:
     """Forward-mode Jacobian of ``out`` wrt ``leaf``: one JVP per element of ``leaf``.
 
     Column ``J t`` is the derivative of ``uᵀ J t`` wrt a dummy cotangent ``u``: the
@@ -236,6 +244,7 @@ def _columns(out: Any, leaf: Any, *, create: bool) -> Any:
     """
     torch = _torch()
     shape = out.shape + leaf.shape
+    require_fits("jacobian", tuple(shape), np.float64, op_name)
     n_in = leaf.numel()
     if n_in == 0 or not out.requires_grad:
         return torch.zeros(shape, dtype=leaf.dtype, device=leaf.device)
@@ -245,17 +254,17 @@ def _columns(out: Any, leaf: Any, *, create: bool) -> Any:
     return columns.reshape(n_in, out.numel()).T.reshape(shape)
 
 
-def _jacobian(out: Any, leaf: Any, mode: str, *, create: bool) -> Any:
+def _jacobian(out: Any, leaf: Any, mode: str, *, create: bool, op_name: str) -> Any:
     """Jacobian of ``out`` wrt ``leaf`` in ``mode``; ``auto`` picks the fewer passes."""
     if jacobian_mode(mode, leaf.numel(), out.numel()) == "forward":
         try:
-            return _columns(out, leaf, create=create)
+            return _columns(out, leaf, create=create, op_name=op_name)
         except RuntimeError:
             # A backward formula that cannot be differentiated (e.g. a custom
             # autograd.Function marked once_differentiable): reverse mode needs
             # first derivatives only.
             pass
-    return _rows(out, leaf, create=create)
+    return _rows(out, leaf, create=create, op_name=op_name)
 
 
 def _value_and_grad(
@@ -271,7 +280,8 @@ def _hessian(
     func: Function, leaf: Any, args: tuple[Any, ...], op_name: str, *, create: bool
 ) -> tuple[Any, Any, Any]:
     value, grad = _value_and_grad(func, leaf, args, op_name, create=True)
-    return _rows(grad, leaf, create=create), grad, value
+    rows = _rows(grad, leaf, create=create, what="hessian", op_name=op_name)
+    return rows, grad, value
 
 
 # ---------------------------------------------------------------------------------
@@ -409,7 +419,9 @@ def jacobian_and_value(func: Function, mode: str = "auto") -> Function:
         with torch.enable_grad():
             leaf = _leaf(x)
             value = _evaluate(func, leaf, args, "jacobian_and_value")
-            jacobian = _jacobian(value, leaf, mode, create=False)
+            jacobian = _jacobian(
+                value, leaf, mode, create=False, op_name="jacobian_and_value"
+            )
         return _owned(jacobian, None), _owned(value, leaf)
 
     return jacobian_and_value_func
@@ -436,7 +448,9 @@ def mhp_jacobian_and_value(func: Function, mode: str = "auto") -> Function:
         with torch.enable_grad():
             leaf = _leaf(x)
             value = _evaluate(func, leaf, args, "mhp_jacobian_and_value")
-            jacobian = _jacobian(value, leaf, mode, create=True)
+            jacobian = _jacobian(
+                value, leaf, mode, create=True, op_name="mhp_jacobian_and_value"
+            )
 
         def mhp(m: Any) -> Any:
             m = m.reshape(jacobian.shape).to(jacobian.device, jacobian.dtype)
