@@ -143,3 +143,95 @@ def test_function_using_imported_autograd_functions_round_trip():
     grad, value = clone(x)
     np.testing.assert_allclose(grad, np.cos(x), rtol=1e-14)
     np.testing.assert_allclose(value, np.sum(np.sin(x)), rtol=1e-14)
+
+
+# ---------------------------------------------------------------------------------
+# SymNum functions in fresh processes, generated code shipped, copies shared
+
+
+def _spawn_results(derivative, x):
+    import multiprocessing
+
+    import _spawn_models
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply_async(_spawn_models.evaluate, (derivative, x)).get(
+            timeout=120
+        )
+
+
+@pytest.mark.parametrize("name", ["banana3_sym", "lambda_sym"])
+@pytest.mark.parametrize("op", ["hessian_grad_and_value", "mtp_hessian_grad_and_value"])
+def test_numpified_symnum_derivatives_work_in_a_spawn_pool(name, op):
+    require_backend("symnum")
+    import _spawn_models
+
+    derivative = getattr(diffops, op)(getattr(_spawn_models, name), backend="symnum")
+    x = np.array([0.3, -0.2, 0.5])
+    expected = _spawn_models.evaluate(derivative, x)  # built in the parent
+    got = _spawn_results(derivative, x)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_unbuilt_numpified_symnum_derivative_works_in_a_spawn_pool():
+    require_backend("symnum")
+    import _spawn_models
+
+    derivative = diffops.grad_and_value(_spawn_models.banana3_sym, backend="symnum")
+    got = _spawn_results(derivative, np.array([0.3, -0.2, 0.5]))
+    expected = _spawn_models.evaluate(derivative, np.array([0.3, -0.2, 0.5]))
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.parametrize("op", ["grad_and_value", "mhp_jacobian_and_value"])
+def test_pickled_symnum_derivative_does_not_run_sympy_again(op, monkeypatch):
+    require_backend("symnum")
+    from diffops.backends import symnum as symnum_backend
+
+    model = MODELS["torus"] if op == "mhp_jacobian_and_value" else MODELS["banana"]
+    func, options = model.function("symnum")
+    derivative = getattr(diffops, op)(func, backend="symnum", **options)
+    x = model.sample(np.random.default_rng(0), model.shape)
+    expected = derivative(x)
+    data = pickle.dumps(derivative)
+
+    def no_sympy(*args, **kwargs):
+        raise AssertionError("SymPy code generation ran again after unpickling")
+
+    monkeypatch.setattr(symnum_backend, "_generate", no_sympy)
+    restored = pickle.loads(data)
+    got = restored(x)
+    for g, e in zip(got, expected, strict=True):
+        if callable(g):
+            m = np.ones(g.arg_shape)
+            g, e = g(m), e(m)
+        np.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.parametrize("backend", SELECTED_BACKENDS)
+def test_copies_share_the_built_program(backend):
+    import copy
+
+    require_backend(backend)
+    func, options = MODELS["banana"].function(backend)
+    derivative = diffops.hessian_grad_and_value(func, backend=backend, **options)
+    derivative(np.array([0.3, 0.5]))
+    assert copy.copy(derivative) is derivative
+    assert copy.deepcopy(derivative) is derivative
+    assert copy.deepcopy({"f": derivative})["f"] is derivative
+
+
+def test_deep_copies_compile_nothing_new(jax_compiles):
+    import copy
+
+    func, _ = MODELS["torus"].function("jax")
+    derivative = diffops.mhp_jacobian_and_value(func)
+    x = np.array([1.5, 0.0, 0.0])
+    derivative(x)
+    before = jax_compiles.count
+    for _ in range(3):
+        copy.deepcopy(derivative)(x)
+    assert jax_compiles.count == before

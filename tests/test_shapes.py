@@ -189,3 +189,46 @@ def test_symnum_zero_d_elementwise_function(op):
     )
     out = d(np.array(0.5))
     assert np.isclose(out[-1], np.sin(0.5) * 0.25)
+
+
+@pytest.mark.parametrize("backend", SELECTED_BACKENDS)
+@pytest.mark.parametrize(
+    "op", ["hessian_grad_and_value", "mtp_hessian_grad_and_value", "grad_and_value"]
+)
+def test_empty_input(backend, op):
+    from diffops.models import SHAPED_MODELS
+
+    require_backend(backend)
+    if backend == "symnum":
+        with pytest.raises(diffops.errors.MissingArgumentShapeError, match="empty"):
+            getattr(diffops, op)(lambda x: x.sum(), backend=backend, arg_shape=(0,))
+        return
+    func, options = SHAPED_MODELS["log1p_norm"].function(backend, (0,))
+    out = getattr(diffops, op)(func, backend=backend, **options)(np.zeros(0))
+    arrays = [o for o in out if not callable(o)]
+    expected = {
+        "grad_and_value": [(0,), ()],
+        "hessian_grad_and_value": [(0, 0), (0,), ()],
+    }
+    expected["mtp_hessian_grad_and_value"] = expected["hessian_grad_and_value"]
+    assert [np.shape(a) for a in arrays] == expected[op]
+    if callable(out[0]):
+        assert np.shape(out[0](np.zeros((0, 0)))) == (0,)
+
+
+@pytest.mark.parametrize("shape", [3, (3,)])
+def test_symnum_int_and_tuple_shapes(shape):
+    require_backend("symnum")
+    import symnum
+    import symnum.numpy as snp
+
+    numpified = symnum.numpify(shape)(lambda x: snp.sum(x**2))
+    for func, options in (
+        (numpified, {}),
+        (lambda x: snp.sum(x**2), {"arg_shape": shape}),
+    ):
+        grad, value = diffops.grad_and_value(func, backend="symnum", **options)(
+            np.array([1.0, 2.0, 3.0])
+        )
+        np.testing.assert_allclose(grad, [2.0, 4.0, 6.0])
+        assert value == 14.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import diffops
 from _backends import SELECTED_BACKENDS, require_backend
 from _cases import CASES_BY_ID, assert_outputs_match, case_derivative, points
 
@@ -103,3 +104,38 @@ def test_float32_default_dtype_not_changed(torch):
     case = CASES_BY_ID["banana"]
     case_derivative("torch", case, "hessian_grad_and_value")(points(case)[0])
     assert torch.get_default_dtype() == default
+
+
+# ---------------------------------------------------------------------------------
+# The caller's array is never changed, whatever the function does to its tensor
+
+
+def _mul_detached(t):
+    t.detach().mul_(2)
+    return (t**2).sum()
+
+
+def _set_data(t):
+    t.data[0] = 7
+    return (t**2).sum()
+
+
+def _set_no_grad(t):
+    import torch
+
+    with torch.no_grad():
+        t[0] = 9
+    return (t**2).sum()
+
+
+@pytest.mark.parametrize("func", [_mul_detached, _set_data, _set_no_grad])
+@pytest.mark.parametrize("as_numpy", [True, False])
+def test_in_place_changes_inside_f_never_reach_the_input(func, as_numpy):
+    require_backend("torch")
+    import torch
+
+    x = np.array([1.0, 2.0, 3.0])
+    given = x if as_numpy else torch.tensor(x)
+    for op in ("grad_and_value", "hessian_grad_and_value", "vjp_and_value"):
+        getattr(diffops, op)(func, backend="torch", as_numpy=as_numpy)(given)
+        np.testing.assert_array_equal(np.asarray(given), [1.0, 2.0, 3.0])

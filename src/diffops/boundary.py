@@ -141,7 +141,7 @@ def framework_input(backend: Backend, x: Any, *, copy: bool = False) -> Any:
         return backend.to_framework(as_input_array(x, copy=copy))
     kind = backend.framework_dtype(x).kind
     if kind == "f":
-        return x
+        return backend.framework_copy(x) if copy else x
     if kind in "biu":
         return backend.framework_astype(x, FLOAT64)
     msg = (
@@ -198,7 +198,9 @@ def unaliased(value: Any, x: np.ndarray) -> Any:
     return value
 
 
-def _unpacker(shapes: tuple[tuple[int, ...], ...]) -> Callable[[np.ndarray], list[Any]]:
+def _unpacker(
+    shapes: tuple[tuple[int, ...], ...],
+) -> Callable[[np.ndarray], tuple[Any, ...]]:
     """Split a flat array into views of the given shapes (0-d: NumPy scalars)."""
     pieces = []
     start = 0
@@ -207,15 +209,17 @@ def _unpacker(shapes: tuple[tuple[int, ...], ...]) -> Callable[[np.ndarray], lis
         pieces.append((start, stop, shape, len(shape)))
         start = stop
 
-    def unpack(flat: np.ndarray) -> list[Any]:
-        return [
-            flat[start]
-            if ndim == 0
-            else flat[start:stop]
-            if ndim == 1
-            else flat[start:stop].reshape(shape)
-            for start, stop, shape, ndim in pieces
-        ]
+    def unpack(flat: np.ndarray) -> tuple[Any, ...]:
+        return tuple(
+            [
+                flat[start]
+                if ndim == 0
+                else flat[start:stop]
+                if ndim == 1
+                else flat[start:stop].reshape(shape)
+                for start, stop, shape, ndim in pieces
+            ]
+        )
 
     return unpack
 
@@ -427,7 +431,7 @@ def _numpy_caller(
     convert_input = _overrides(backend, "to_framework")
     plain = not (_overrides(backend, "run") or convert_input)
     fresh = backend.fresh_outputs
-    unpackers: dict[tuple[Any, ...], Callable[[np.ndarray], list[Any]]] = {}
+    unpackers: dict[tuple[Any, ...], Callable[[np.ndarray], tuple[Any, ...]]] = {}
     # Straight-line generated code returns the same types for every input of one
     # dtype: once its outputs were exact, later ones are returned untouched.
     exact: dict[np.dtype, bool] = {}
@@ -479,9 +483,11 @@ def _numpy_caller(
             else:
                 out = run(program, x.dtype, x)
             if layouts:
-                unpack = unpacker(x, args)
+                unpack = unpackers.get((x.shape, x.dtype)) if not args else None
+                if unpack is None:
+                    unpack = unpacker(x, args)
                 if unpack is not None:
-                    return tuple(unpack(to_numpy(out[0])))
+                    return unpack(to_numpy(out[0]))
             elif learn:
                 if exact.get(x.dtype):
                     return out  # type: ignore[no-any-return]
@@ -505,7 +511,7 @@ def _numpy_caller(
             out = run(program, x.dtype, x)
         unpack = unpacker(x, args) if layouts else None
         if unpack is not None:
-            results = unpack(to_numpy(out[1]))
+            results = list(unpack(to_numpy(out[1])))
         else:
             results = convert(out[1:], x)
         key = (x.shape, np.shape(results[-1]))
@@ -545,7 +551,8 @@ def _is_exact(out: tuple[Any, ...], results: list[Any], dtype: np.dtype) -> bool
 def _framework_caller(backend: Backend, op: Operator, program: Function) -> Caller:
     """The per-call function that keeps framework arrays (``as_numpy=False``)."""
     run = backend.run
-    copy = op.closure is not None
+    # Closures keep their input; the user's function may change it in place.
+    copy = op.closure is not None or backend.protect_input
 
     def call(x: Any, *args: Any) -> tuple[Any, ...]:
         x = framework_input(backend, x, copy=copy)

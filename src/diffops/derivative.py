@@ -93,7 +93,9 @@ class DerivativeFunction:
         # own (JAX, PyTorch); Autograd and SymNum are NumPy either way.
         self._pass_through = not as_numpy and found.framework_arrays
         self._op = OPERATORS[op_name]
-        self._copy_input = self._op.closure is not None
+        # Closures keep their input, and some frameworks hand the user's function
+        # the input's own memory: then the boundary works on a copy.
+        self._copy_input = self._op.closure is not None or found.protect_input
         self._impl: Callable[..., tuple[Any, ...]] | None = None
         self._program: Callable[..., Any] | None = None
         self._saved: Any = None  # the backend's export, when unpickled

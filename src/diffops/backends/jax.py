@@ -365,6 +365,17 @@ class JaxBackend(Backend):
         """Apply a pytree closure, through one shared ``jax.jit`` when compiling."""
         return _apply_compiled(closure, arg) if self.jit else closure(arg)
 
+    def to_numpy(self, value: Any) -> np.ndarray:
+        """A JAX array as a (read-only, zero-copy) NumPy array, once it is ready.
+
+        Waiting first turns a failed computation (e.g. out of memory) into a clean
+        exception; converting its buffer directly aborts the process.
+        """
+        try:
+            return np.asarray(value.block_until_ready())
+        except AttributeError:  # not a JAX array
+            return np.asarray(value)
+
     def cast(self, value: Any, dtype: Any) -> Any:
         """``value`` as a JAX array of ``dtype`` (inside the program)."""
         return _jax().numpy.asarray(value, dtype=dtype)

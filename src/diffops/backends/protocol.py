@@ -29,7 +29,8 @@ Optional (the defaults suit a framework that works on NumPy arrays directly):
 - :meth:`Backend.apply_closure`: call a product closure (JAX: through one compiled
   function);
 - :attr:`Backend.framework_arrays`, :meth:`Backend.is_framework_array`,
-  :meth:`Backend.framework_dtype`, :meth:`Backend.framework_astype`: the
+  :meth:`Backend.framework_dtype`, :meth:`Backend.framework_astype`,
+  :meth:`Backend.framework_copy`: the
   ``as_numpy=False`` path that keeps the framework's own arrays;
 - :meth:`Backend.export`, :meth:`Backend.restore`, :meth:`Backend.function_recipe`:
   pickling (ship generated code; rebuild functions that pickle cannot store);
@@ -80,6 +81,8 @@ class Backend:
             (JAX, PyTorch); NumPy-native backends ignore the option.
         fresh_outputs: Whether results never share memory with the input, so the
             boundary can skip that check.
+        protect_input: Whether the user's function receives the input's own memory
+            and could change it in place; the boundary then passes it a copy.
         pack_limit: Results with at most this many elements in all leave the
             compiled program as one flat array (``0``: never packed).
     """
@@ -90,6 +93,7 @@ class Backend:
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     framework_arrays: bool = False
     fresh_outputs: bool = False
+    protect_input: bool = False
     pack_limit: int = 0
 
     @property
@@ -203,6 +207,10 @@ class Backend:
         """The NumPy equivalent of a framework array's dtype."""
         dtype: np.dtype = np.dtype(value.dtype)
         return dtype
+
+    def framework_copy(self, value: Any) -> Any:
+        """A copy of a framework array (default: unchanged, for immutable arrays)."""
+        return value
 
     def framework_astype(self, value: Any, dtype: np.dtype) -> Any:
         """A framework array converted to ``dtype`` (a NumPy dtype)."""

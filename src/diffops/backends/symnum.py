@@ -62,6 +62,13 @@ def as_shape(shape: Any, what: str) -> Shape:
         isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 0
         for n in shape
     ):
+        if 0 in shape:
+            msg = (
+                f"The {what} {tuple(shape)} has no elements, and SymPy cannot "
+                f"generate code for empty arrays. Use another backend for empty "
+                f"inputs (all of them return empty derivatives)."
+            )
+            raise MissingArgumentShapeError(msg)
         return tuple(int(n) for n in shape)
     msg = (
         f"The {what} {shape!r} is not a shape: give a tuple of non-negative ints "

@@ -84,13 +84,13 @@ def _torch() -> ModuleType:
 
 
 def _leaf(x: Any) -> Any:
-    """A fresh leaf tensor holding a copy of ``x``, recording operations on it.
+    """A fresh leaf tensor sharing ``x``'s data, recording operations on it.
 
-    A copy, so that in-place changes the user's function makes to the tensor it
-    receives (``t.detach().mul_(2)``, ``t.data[0] = 7``) cannot reach the caller's
-    array.
+    The boundary hands the operators a copy of the caller's array
+    (``TorchBackend.protect_input``), so in-place changes the user's function makes
+    to the tensor it receives cannot reach the caller.
     """
-    return x.detach().clone().requires_grad_(True)
+    return x.detach().requires_grad_(True)
 
 
 def _evaluate(func: Function, leaf: Any, args: tuple[Any, ...], op_name: str) -> Any:
@@ -598,6 +598,9 @@ class TorchBackend(Backend):
     framework_arrays = True
     # The operators detach every result and copy views (see ``_owned``).
     fresh_outputs = True
+    # The user's function gets the input's memory as a tensor and could change it
+    # in place (``t.detach().mul_(2)``): the boundary passes it a copy.
+    protect_input = True
 
     def operator(self, op_name: str, func: Function, **options: Any) -> Function:
         """The operator, preceded on the first call per shape by the graph-cut probe."""
@@ -632,6 +635,10 @@ class TorchBackend(Backend):
             return np.dtype(name)
         except TypeError:  # bfloat16 and other types NumPy lacks
             return np.dtype(np.float32 if value.is_floating_point() else np.complex64)
+
+    def framework_copy(self, value: Any) -> Any:
+        """A tensor's copy, detached from any graph."""
+        return value.detach().clone()
 
     def framework_astype(self, value: Any, dtype: np.dtype) -> Any:
         """A tensor converted to ``dtype`` (a NumPy dtype)."""
