@@ -217,4 +217,6 @@ def expected_shapes(
         "mtp_hessian_grad_and_value": ((s + s, s), s + s, s, ()),
         "jacobian_and_value": (f + s, f),
         "mhp_jacobian_and_value": ((f + s, s), f + s, f),
+        "jvp_and_value": ((s, f), f),
+        "hvp_grad_and_value": ((s, s), s, ()),
     }[op]

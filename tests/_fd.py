@@ -9,6 +9,8 @@ next lower-order output *of the same derivative function*, taken along direction
 - ``mtp(m) · u``                  vs  d/dt Σ m * hessian(x + t u)
 - ``mhp(m) · u``                  vs  d/dt Σ m * jacobian(x + t u)
 - ``vjp(v) · u``                  vs  d/dt Σ v * value(x + t u)
+- ``jvp(u)``                      vs  d/dt value(x + t u)
+- ``hvp(u)``                      vs  d/dt grad(x + t u)
 
 where ``A · u`` contracts the trailing ``S`` axes of ``A`` with ``u``.
 """
@@ -28,7 +30,8 @@ _WEIGHTS = (1.0, -8.0, 8.0, -1.0)
 # For each operator: (label, index of the checked output, index of the lower-order
 # output it is the derivative of, kind); kind "array" compares A · u directly,
 # "closure" applies the closure at index 0 to a random argument m shaped like the
-# lower-order output (or the value, for vjp) and differentiates Σ m * lower.
+# lower-order output (or the value, for vjp) and differentiates Σ m * lower; "right"
+# applies the closure to the direction u itself (jvp, hvp).
 CHECKS: dict[str, tuple[tuple[str, int, int, str], ...]] = {
     "vjp_and_value": (("vjp", 0, 1, "closure"),),
     "grad_and_value": (("grad", 0, 1, "array"),),
@@ -45,6 +48,11 @@ CHECKS: dict[str, tuple[tuple[str, int, int, str], ...]] = {
     "mhp_jacobian_and_value": (
         ("mhp", 0, 1, "closure"),
         ("jacobian", 1, 2, "array"),
+    ),
+    "jvp_and_value": (("jvp", 0, 1, "right"),),
+    "hvp_grad_and_value": (
+        ("hvp", 0, 1, "right"),
+        ("grad", 1, 2, "array"),
     ),
 }
 
@@ -114,6 +122,9 @@ def fd_comparisons(
         for label, index, lower, kind in checks:
             if kind == "array":
                 computed = contract(out[index], u)
+                estimate = _stencil([o[lower] for o in shifted], step)
+            elif kind == "right":
+                computed = np.asarray(out[index](u), dtype=np.float64)
                 estimate = _stencil([o[lower] for o in shifted], step)
             else:
                 m = closure_args[label]

@@ -128,8 +128,10 @@ def test_inf_propagates(backend, sign):
         value = np.asarray(result[-1])
         assert value[0] == np.inf, f"{op} on {backend}: Σ x² should be inf, got {value}"
         first = result[-2]
-        if callable(first):  # vjp
-            first = first(np.array([1.0, 0.0]))
+        if callable(first):  # vjp, jvp: the product with the first basis vector
+            first = first(
+                np.eye(1, int(np.prod(first.arg_shape))).reshape(first.arg_shape)
+            )
         assert not np.isfinite(np.asarray(first)).all(), f"{op} on {backend}: {first}"
 
 

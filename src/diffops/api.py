@@ -274,3 +274,74 @@ def mhp_jacobian_and_value(
     return DerivativeFunction(
         func, "mhp_jacobian_and_value", backend, as_numpy=as_numpy, **options
     )
+
+
+def jvp_and_value(
+    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+) -> DerivativeFunction:
+    """Build ``x -> (jvp, value)``: the Jacobian-vector product closure and value.
+
+    ``jvp(v) = j @ v`` contracting all of ``S``, i.e.
+    ``jvp(v)[i] = Σ_k ∂f[i]/∂x[k] v[k]``: forward mode where the framework has it
+    (JAX), and the double-VJP construction elsewhere. One ``jvp`` call costs a small
+    multiple of one evaluation of ``func``, whatever the output size: use it for
+    sensitivities of many outputs to one input direction, or a tall Jacobian's
+    columns.
+
+    Args:
+        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S``
+            returning an array of shape ``F``, written with the backend's
+            framework. Extra arguments are passed through undifferentiated.
+        backend: Backend name (case-insensitive), default ``"jax"``.
+        as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
+            arrays on their device.
+        **options: Backend options: ``arg_shape`` (and ``extra_shapes``) on
+            ``symnum``.
+
+    Returns:
+        Function ``x -> (jvp, value)``: ``value`` of shape ``F``; ``jvp`` maps an
+        array of shape ``S`` to shape ``F``.
+
+    Raises:
+        NotCallableError: If ``func`` is not callable.
+        UnknownBackendError: If the backend name is unknown.
+        BackendUnavailableError: If the backend is not installed.
+    """
+    return DerivativeFunction(
+        func, "jvp_and_value", backend, as_numpy=as_numpy, **options
+    )
+
+
+def hvp_grad_and_value(
+    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+) -> DerivativeFunction:
+    """Build ``x -> (hvp, grad, value)`` for a scalar function, never forming H.
+
+    ``hvp(v) = h @ v``, i.e. ``hvp(v)[j] = Σ_k ∂²f/(∂x[j] ∂x[k]) v[k]``, computed
+    forward-over-reverse on JAX and reverse-over-reverse elsewhere, so one ``hvp``
+    call costs a small multiple of one gradient whatever the dimension. Use it for
+    Newton-CG and trust-region optimisers (``hessp``) and for Riemannian samplers on
+    large models.
+
+    Args:
+        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of
+            shape ``S``, written with the backend's framework. Extra
+            arguments are passed through undifferentiated.
+        backend: Backend name (case-insensitive), default ``"jax"``.
+        as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
+            arrays on their device.
+        **options: Backend options: ``arg_shape`` (and ``extra_shapes``) on
+            ``symnum``.
+
+    Returns:
+        Function ``x -> (hvp, grad, value)``: ``hvp`` maps an array of shape ``S``
+        to shape ``S``; ``grad`` of shape ``S``, ``value`` 0-d.
+
+    Raises:
+        NotCallableError: If ``func`` is not callable.
+        UnknownBackendError: If the backend name is unknown.
+        BackendUnavailableError: If the backend is not installed.
+    """
+    return DerivativeFunction(
+        func, "hvp_grad_and_value", backend, as_numpy=as_numpy, **options
+    )

@@ -143,6 +143,10 @@ class DerivativeFunction:
             arr = x  # the boundary checks framework arrays
         else:
             arr = as_input_array(x, copy=self._copy_input)
+        if args and self._copy_input:
+            # Closures see the arguments they were built with, whatever the caller
+            # does to its arrays afterwards.
+            args = tuple([a.copy() if isinstance(a, np.ndarray) else a for a in args])
         try:
             call = self._impl or self._build()
             return call(arr, *args) if args else call(arr)

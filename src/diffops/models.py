@@ -373,6 +373,11 @@ SHAPED_MODELS: dict[str, Model] = {
 def reference(model: Model, op_name: str, x: Array) -> tuple[Any, ...]:
     """Closed-form results of ``op_name`` at ``x``; closures as NumPy functions.
 
+    Read from the operator table: each derivative output is the derivative of the
+    output it names (value → first → second → third closed form), and a closure
+    contracts that derivative with its argument on the left (VJP-like) or the right
+    (JVP-like).
+
     Args:
         model: The model.
         op_name: Operator name.
@@ -380,41 +385,37 @@ def reference(model: Model, op_name: str, x: Array) -> tuple[Any, ...]:
 
     Returns:
         The operator's tuple computed from the closed forms.
+
+    Raises:
+        ValueError: For an operator the model has no closed form for (the MTP of an
+            array-valued model).
     """
-    value, first, second = model.value(x), model.first(x), model.second(x)
-    n = x.size
-    f_shape = np.shape(value)
-    if op_name == "grad_and_value":
-        return first, value
-    if op_name == "hessian_grad_and_value":
-        return second, first, value
-    if op_name == "mtp_hessian_grad_and_value":
-        if model.third is None:
-            msg = f"{model.name} is array-valued; it has no Tressian."
+    from diffops.operators import CLOSURES, OPERATORS
+
+    op = OPERATORS[op_name]
+    order = {"value": 0, "grad": 1, "jacobian": 1, "hessian": 2}
+    forms = (model.value, model.first, model.second, model.third)
+
+    def form(name: str, extra: int = 0) -> Array:
+        function = forms[order[name] + extra]
+        if function is None:
+            msg = f"{model.name} has no closed form for the derivative of {name}."
             raise ValueError(msg)
-        t = model.third(x).reshape(n, n, n)
-        return (
-            lambda m: np.einsum("ijk,jk->i", t, np.reshape(m, (n, n))).reshape(x.shape),
-            second,
-            first,
-            value,
-        )
-    jac = np.reshape(first, (-1, n))
-    if op_name == "jacobian_and_value":
-        return first, value
-    if op_name == "vjp_and_value":
-        return (lambda v: (np.reshape(v, -1) @ jac).reshape(x.shape), value)
-    if op_name == "mhp_jacobian_and_value":
-        h = np.reshape(second, (-1, n, n))
-        return (
-            lambda m: np.einsum("ijk,ij->k", h, np.reshape(m, (-1, n))).reshape(
-                x.shape
-            ),
-            first,
-            value,
-        )
-    msg = f"Unknown operator {op_name!r}; f has shape {f_shape}."
-    raise ValueError(msg)
+        return function(x)
+
+    outputs: list[Any] = []
+    for name in op.outputs:
+        closure = CLOSURES.get(name)
+        if closure is None:
+            outputs.append(form(name))
+            continue
+        derivative = form(closure.of, extra=1)
+        if closure.side == "left":
+            axes = np.ndim(derivative) - x.ndim
+            outputs.append(lambda m, d=derivative, a=axes: np.tensordot(m, d, axes=a))
+        else:
+            outputs.append(lambda v, d=derivative: np.tensordot(d, v, axes=x.ndim))
+    return tuple(outputs)
 
 
 def applicable_ops(model: Model) -> tuple[str, ...]:

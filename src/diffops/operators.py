@@ -131,6 +131,26 @@ CLOSURES: Mapping[str, Closure] = {
         "mhp(m) = sum(m[:, :, None] * h, axis=(0, 1))",
         "mhp(m)[k] = Σ_ij m[i, j] ∂²f[i]/(∂x[j] ∂x[k])",
     ),
+    "jvp": Closure(
+        "jvp",
+        ("S",),
+        ("F",),
+        "value",
+        "right",
+        "input (shape S)",
+        "jvp(v) = j @ v",
+        "jvp(v)[i] = Σ_k ∂f[i]/∂x[k] v[k]",
+    ),
+    "hvp": Closure(
+        "hvp",
+        ("S",),
+        ("S",),
+        "grad",
+        "right",
+        "input (shape S)",
+        "hvp(v) = h @ v",
+        "hvp(v)[j] = Σ_k ∂²f/(∂x[j] ∂x[k]) v[k]",
+    ),
 }
 """The product closures, by name."""
 
@@ -262,6 +282,19 @@ OPERATORS: Mapping[str, Operator] = {
             False,
             "the matrix-Hessian product closure, Jacobian and value of an array "
             "function",
+        ),
+        Operator(
+            "jvp_and_value",
+            ("jvp", "value"),
+            False,
+            "the Jacobian-vector product closure (forward mode) and the value",
+        ),
+        Operator(
+            "hvp_grad_and_value",
+            ("hvp", "grad", "value"),
+            True,
+            "the Hessian-vector product closure, gradient and value of a scalar "
+            "function, without forming the Hessian",
         ),
     )
 }

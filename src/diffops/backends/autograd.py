@@ -236,6 +236,53 @@ def mhp_jacobian_and_value(func: Function) -> Function:
     return mhp_jacobian_and_value_func
 
 
+def jvp_and_value(func: Function) -> Function:
+    """Make ``(x, *args) -> (jvp, value)``.
+
+    Autograd's forward mode does not cover every primitive, so the product is built
+    from reverse mode: ``J v`` is the VJP of the linear map ``u -> uᵀ J`` (itself a
+    VJP, traced once per call of the operator), applied to ``v``.
+
+    Args:
+        func: ``func(x, *args)`` written with ``autograd.numpy``.
+
+    Returns:
+        A function of NumPy arrays (Autograd traces it); its outputs and shapes
+        are ``diffops.operators.OPERATORS['jvp_and_value']``.
+    """
+    from autograd import make_vjp
+
+    def jvp_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
+        vjp, value = make_vjp(_evaluated(func, "jvp_and_value", args))(x)
+        zero = np.zeros(np.shape(value), dtype=_dtype(value))
+        jvp, _ = make_vjp(vjp)(zero)
+        return jvp, value
+
+    return jvp_and_value_func
+
+
+def hvp_grad_and_value(func: Function) -> Function:
+    """Make ``(x, *args) -> (hvp, grad, value)``.
+
+    Reverse-over-reverse: each ``hvp(v)`` is one more reverse pass over the gradient
+    computation (``vᵀ H = (H v)ᵀ``); the Hessian is never formed.
+
+    Args:
+        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
+
+    Returns:
+        A function of NumPy arrays (Autograd traces it); its outputs and shapes
+        are ``diffops.operators.OPERATORS['hvp_grad_and_value']``.
+    """
+    grad_and_value_func = _grad_and_value(func, "hvp_grad_and_value")
+
+    def hvp_grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
+        hvp, grad, value = _vjp_with_aux(split_highest(grad_and_value_func, args), x)
+        return hvp, grad, value[0]
+
+    return hvp_grad_and_value_func
+
+
 class AutogradBackend(Backend):
     """``autograd``: reverse mode on NumPy arrays; no conversions needed."""
 

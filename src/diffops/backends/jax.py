@@ -282,6 +282,54 @@ def mhp_jacobian_and_value(func: Function, mode: str = "auto") -> Function:
     return mhp_jacobian_and_value_func
 
 
+def jvp_and_value(func: Function) -> Function:
+    """Make ``(x, *args) -> (jvp, value)``.
+
+    Computed by ``jax.linearize``: the closure applies the stored linearization, one
+    forward-mode product per call.
+
+    Args:
+        func: ``func(x, *args)`` written with ``jax.numpy``.
+
+    Returns:
+        The derivative function, JAX arrays in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['jvp_and_value']``).
+    """
+    jax = _jax()
+    f = _evaluated(func, "jvp_and_value")
+
+    def jvp_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
+        value, linear = jax.linearize(lambda y: f(y, *args), x)
+        return linear, value
+
+    return jvp_and_value_func
+
+
+def hvp_grad_and_value(func: Function) -> Function:
+    """Make ``(x, *args) -> (hvp, grad, value)``.
+
+    Computed forward-over-reverse: ``jax.linearize`` of the gradient, so each ``hvp``
+    call is one JVP of the gradient and the Hessian is never formed.
+
+    Args:
+        func: Scalar-valued ``func(x, *args)`` written with ``jax.numpy``.
+
+    Returns:
+        The derivative function, JAX arrays in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['hvp_grad_and_value']``).
+    """
+    jax = _jax()
+    grad_and_value_func = _grad_and_value(func, "hvp_grad_and_value")
+
+    def hvp_grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
+        grad, linear, value = jax.linearize(
+            lambda y: grad_and_value_func(y, *args), x, has_aux=True
+        )
+        return linear, grad, value
+
+    return hvp_grad_and_value_func
+
+
 # ---------------------------------------------------------------------------------
 # mici's function wrappers
 

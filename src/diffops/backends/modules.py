@@ -13,11 +13,19 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from diffops.backends.protocol import Backend
+from diffops.errors import UnknownOperatorError
 
 if TYPE_CHECKING:
     from diffops.registry import AutodiffBackend
 
 Function = Callable[..., Any]
+
+
+def supported_ops(name: str) -> tuple[str, ...]:
+    """The operators the module of a registered backend defines."""
+    from diffops.registry import supported_ops as registered
+
+    return registered(name)
 
 
 class ModuleBackend(Backend):
@@ -35,9 +43,14 @@ class ModuleBackend(Backend):
         return bool(self.record.available)
 
     def check(self, op_name: str, func: Function, options: Mapping[str, Any]) -> None:
-        """Nothing to check: the module's factories say which options they take."""
-        # The module's own factories say which options they take.
-        return
+        """Check that the module defines the operator (its options, it checks)."""
+        if not callable(getattr(self.record.module, op_name, None)):
+            msg = (
+                f"The {self.name!r} backend's module {self.record.module.__name__!r} "
+                f"does not define {op_name}; it defines "
+                f"{supported_ops(self.name)}."
+            )
+            raise UnknownOperatorError(msg)
 
     def operator(self, op_name: str, func: Function, **options: Any) -> Function:
         """The module's factory for the operator, wrapped by the record's wrapper."""

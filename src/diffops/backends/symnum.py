@@ -17,13 +17,14 @@ import math
 import weakref
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from diffops.backends.protocol import Backend, example_namespace
 from diffops.errors import (
     MissingArgumentShapeError,
+    ShapeMismatchError,
     require_scalar,
     require_shape,
     tracing_error,
@@ -40,6 +41,8 @@ _SYMNUM_OPS = {
     "mtp_hessian_grad_and_value": "matrix_tressian_product",
     "jacobian_and_value": "jacobian",
     "mhp_jacobian_and_value": "matrix_hessian_product",
+    "jvp_and_value": "jacobian_vector_product",
+    "hvp_grad_and_value": "hessian_vector_product",
 }
 
 
@@ -77,83 +80,154 @@ def as_shape(shape: Any, what: str) -> Shape:
     raise MissingArgumentShapeError(msg)
 
 
-def _symbolic_and_shape(
-    func: Function, op_name: str, arg_shape: Any
-) -> tuple[Function, Shape]:
+class Signature(NamedTuple):
+    """What SymNum needs to know about a function before generating code.
+
+    Attributes:
+        symbolic: The symbolic function ``f(x, *args)``.
+        shape: Shape ``S`` of ``x``.
+        extras: Shapes of the extra arguments (``()`` for a scalar).
+    """
+
+    symbolic: Function
+    shape: Shape
+    extras: tuple[Shape, ...]
+
+
+def signature(func: Function, op_name: str, options: Mapping[str, Any]) -> Signature:
+    """The symbolic function and argument shapes of ``func``.
+
+    Args:
+        func: A function decorated with ``symnum.numpify(shape, *extra_shapes)``, or
+            a symbolic function given with the ``arg_shape`` (and ``extra_shapes``)
+            options.
+        op_name: Operator being built (for messages).
+        options: The operator's options.
+
+    Returns:
+        The :class:`Signature`.
+
+    Raises:
+        MissingArgumentShapeError: If the shapes are unknown or not shapes.
+    """
     name = getattr(func, "__name__", "the function")
+    arg_shape = options.get("arg_shape")
     if arg_shape is not None:
-        return getattr(func, "_sympy_func", func), as_shape(arg_shape, "arg_shape")
+        extras = tuple(
+            as_shape(e, "extra argument shape") for e in options.get("extra_shapes", ())
+        )
+        symbolic = getattr(func, "_sympy_func", func)
+        return Signature(symbolic, as_shape(arg_shape, "arg_shape"), extras)
     shapes = getattr(func, "_arg_shapes", None)
     if shapes is None:
         msg = (
             f"{op_name} on the 'symnum' backend needs the shape of the argument of "
             f"{name!r}. Decorate it with `@symnum.numpify(shape)` (e.g. "
-            f"`@symnum.numpify((3,))`), or pass `arg_shape=shape` to {op_name}."
+            f"`@symnum.numpify((3,))`, and the shapes of any extra arguments after "
+            f"it), or pass `arg_shape=shape` (and `extra_shapes=[...]`) to {op_name}."
         )
         raise MissingArgumentShapeError(msg)
-    if len(shapes) != 1:
-        msg = (
-            f"{name!r} takes {len(shapes)} arguments; diffops differentiates "
-            f"functions of one array on SymNum. Close over the other arguments, e.g. "
-            f"`symnum.numpify(shape)(lambda x: f(x, y))`."
-        )
-        raise MissingArgumentShapeError(msg)
-    symbolic: Function = getattr(func, "_sympy_func")  # noqa: B009
-    return symbolic, as_shape(shapes[0], f"argument shape of {name!r}")
+    symbolic = getattr(func, "_sympy_func")  # noqa: B009
+    shape = as_shape(shapes[0], f"argument shape of {name!r}")
+    extras = tuple(as_shape(e, f"extra argument shape of {name!r}") for e in shapes[1:])
+    return Signature(symbolic, shape, extras)
 
 
-def _generate(func: Function, op_name: str, arg_shape: Any) -> tuple[Function, Shape]:
+def _symbol(name: str, shape: Shape) -> Any:
+    import symnum
+    import sympy
+
+    return symnum.named_array(name, shape) if shape else sympy.Symbol(name)
+
+
+def _generate(
+    func: Function, op_name: str, options: Mapping[str, Any]
+) -> tuple[Function, Shape]:
     """SymNum's generated code for ``op_name`` of ``func``, at the input's shape.
 
     Returns:
-        ``(code, shape)``: ``code(x)`` returns the operator's tuple for ``x`` of
-        shape ``shape``; it is SymNum's own generated function when no reshaping is
-        needed.
+        ``(code, shape)``: ``code(x, *args)`` returns the operator's tuple for ``x``
+        of shape ``shape``; it is SymNum's own generated function when no reshaping
+        or argument check is needed.
     """
     import symnum
     from symnum.array import SymbolicArray
 
     op = OPERATORS[op_name]
-    symbolic, shape = _symbolic_and_shape(func, op_name, arg_shape)
+    symbolic, shape, extras = signature(func, op_name, options)
     # SymNum generates code only for arguments of shape (n, ...) and, for Jacobians
     # and products, for array values: differentiate at those shapes and reshape.
     code_shape = shape or (1,)
+    extra_names = tuple(f"arg_{i}" for i in range(len(extras)))
     x = symnum.named_array("x", code_shape)
-    out = symbolic(x if shape else SymbolicArray(x[0], ()))
+    constants = [_symbol(n, e) for n, e in zip(extra_names, extras, strict=True)]
+    out = symbolic(x if shape else SymbolicArray(x[0], ()), *constants)
     value_shape = tuple(getattr(out, "shape", ()))
     if op.scalar_only:
         require_scalar(value_shape, op_name)
     code_value_shape = (1,) if not op.scalar_only and value_shape == () else value_shape
 
-    def code_func(y: Any) -> Any:
-        value = symbolic(y if shape else SymbolicArray(y[0], ()))
+    def code_func(y: Any, *args: Any) -> Any:
+        value = symbolic(y if shape else SymbolicArray(y[0], ()), *args)
+        if value_shape == () and isinstance(value, SymbolicArray):
+            value = next(iter(value.flat))  # a 0-d array: its element
         if code_value_shape != value_shape:
-            if isinstance(value, SymbolicArray):  # 0-d array: take its element
-                value = next(iter(value.flat))
             return symnum.numpy.array([value])
         return value
 
-    # The name becomes a Python identifier in the generated code ("<lambda>" is not).
+    # SymNum names the generated function and its arguments after these, so they
+    # must be Python identifiers ("<lambda>" is not).
     name = getattr(symbolic, "__name__", "f")
     code_func.__name__ = name if name.isidentifier() else "f"
+    code_func._arg_names = ("x", *extra_names)  # type: ignore[attr-defined]
     generated: Function = getattr(symnum, _SYMNUM_OPS[op_name])(
-        code_func, code_shape, return_aux=True
+        code_func, code_shape, *extras, return_aux=True
     )
     reshape = None
     if code_shape != shape or code_value_shape != value_shape:
         reshape = (op_name, (shape, value_shape), code_shape)
-    program = _program(generated, reshape)
+    program = _program(generated, reshape, extras)
     # SymNum keeps the source in the generated function's docstring.
     source = (generated.__doc__ or "").partition("\n\n")[2]
-    _SOURCES[program] = (generated.__name__, source, reshape)
+    _SOURCES[program] = (generated.__name__, source, reshape, extras)
     return program, shape
 
 
-def _program(generated: Function, reshape: Any) -> Function:
-    return generated if reshape is None else _reshaped(generated, *reshape)
+def _checking_arguments(generated: Function, extras: tuple[Shape, ...]) -> Function:
+    """``generated``, checking the extra arguments' number and shapes first.
+
+    Generated code indexes its arguments element by element, so an argument of
+    another shape would give silently wrong numbers.
+    """
+
+    def checked(x: Any, *args: Any) -> Any:
+        if len(args) != len(extras):
+            msg = (
+                f"The function was declared with {len(extras)} extra argument(s) of "
+                f"shapes {extras}, but was called with {len(args)}."
+            )
+            raise ShapeMismatchError(msg)
+        for i, (arg, expected) in enumerate(zip(args, extras, strict=True)):
+            if np.shape(arg) != expected:
+                require_shape(
+                    np.shape(arg),
+                    expected,
+                    f"extra argument {i + 1}",
+                    "SymNum generated code for the declared shapes.",
+                )
+        return generated(x, *args)
+
+    return checked
 
 
-_SOURCES: weakref.WeakKeyDictionary[Function, tuple[str, str, Any]] = (
+def _program(
+    generated: Function, reshape: Any, extras: tuple[Shape, ...] = ()
+) -> Function:
+    program = generated if reshape is None else _reshaped(generated, *reshape)
+    return _checking_arguments(program, extras) if extras else program
+
+
+_SOURCES: weakref.WeakKeyDictionary[Function, tuple[str, str, Any, Any]] = (
     weakref.WeakKeyDictionary()
 )
 """The source code of each program, so a pickled derivative can ship it."""
@@ -185,8 +259,8 @@ def _reshaped(
     array_shapes = op.array_shapes(s, f)
     closure = op.closure
 
-    def reshaped(x: Any) -> tuple[Any, ...]:
-        result = generated(np.reshape(x, code_s))
+    def reshaped(x: Any, *args: Any) -> tuple[Any, ...]:
+        result = generated(np.reshape(x, code_s), *args)
         arrays = result[1:] if closure else result
         out = tuple(
             np.reshape(a, shp) for a, shp in zip(arrays, array_shapes, strict=True)
@@ -206,11 +280,14 @@ def _reshaped(
 
 
 def _operator(op_name: str) -> Callable[..., Function]:
-    def operator(func: Function, arg_shape: Any = None) -> Function:
-        code, shape = _generate(func, op_name, arg_shape)
+    def operator(
+        func: Function, arg_shape: Any = None, extra_shapes: Any = ()
+    ) -> Function:
+        options = {"arg_shape": arg_shape, "extra_shapes": extra_shapes}
+        code, shape = _generate(func, op_name, options)
         name = getattr(func, "__name__", "f")
 
-        def derivative_func(x: Any) -> tuple[Any, ...]:
+        def derivative_func(x: Any, *args: Any) -> tuple[Any, ...]:
             if np.shape(x) != shape:
                 require_shape(
                     np.shape(x),
@@ -219,7 +296,7 @@ def _operator(op_name: str) -> Callable[..., Function]:
                     f"SymNum generated code for {name!r} at shape {shape}; call it "
                     f"with that shape or build the derivative again for the new one.",
                 )
-            return code(x)  # type: ignore[no-any-return]
+            return code(x, *args)  # type: ignore[no-any-return]
 
         return derivative_func
 
@@ -232,7 +309,8 @@ def _operator(op_name: str) -> Callable[..., Function]:
         f"    func: Function written with ``symnum.numpy`` and decorated with\n"
         f"        ``symnum.numpify(shape)``, or a symbolic function with\n"
         f"        ``arg_shape``.\n"
-        f"    arg_shape: Shape ``S`` of the argument of an undecorated ``func``.\n\n"
+        f"    arg_shape: Shape ``S`` of the argument of an undecorated ``func``.\n"
+        f"    extra_shapes: Shapes of its extra arguments, if any.\n\n"
         f"Returns:\n"
         f"    Function ``x -> {op.returns}``."
     )
@@ -245,6 +323,8 @@ hessian_grad_and_value = _operator("hessian_grad_and_value")
 mtp_hessian_grad_and_value = _operator("mtp_hessian_grad_and_value")
 jacobian_and_value = _operator("jacobian_and_value")
 mhp_jacobian_and_value = _operator("mhp_jacobian_and_value")
+jvp_and_value = _operator("jvp_and_value")
+hvp_grad_and_value = _operator("hvp_grad_and_value")
 
 
 class SymnumBackend(Backend):
@@ -254,7 +334,7 @@ class SymnumBackend(Backend):
     framework = "symnum"
     extra = "symnum"
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        op: ("arg_shape",) for op in ALL_DIFF_OPS
+        op: ("arg_shape", "extra_shapes") for op in ALL_DIFF_OPS
     }
     # Generated code builds new arrays for every output.
     fresh_outputs = True
@@ -262,17 +342,17 @@ class SymnumBackend(Backend):
     def check(self, op_name: str, func: Function, options: Mapping[str, Any]) -> None:
         """Check the options and that the argument's shape is known."""
         super().check(op_name, func, options)
-        _symbolic_and_shape(func, op_name, options.get("arg_shape"))
+        signature(func, op_name, options)
 
     def operator(self, op_name: str, func: Function, **options: Any) -> Function:
         """SymNum's generated code (the boundary checks the input shape)."""
         # The boundary checks the input shape (input_shape), so the generated code
         # is called directly.
-        return _generate(func, op_name, options.get("arg_shape"))[0]
+        return _generate(func, op_name, options)[0]
 
     def input_shape(self, op_name: str, func: Function, **options: Any) -> Shape:
         """The shape the code is generated for."""
-        return _symbolic_and_shape(func, op_name, options.get("arg_shape"))[1]
+        return signature(func, op_name, options).shape
 
     def export(self, program: Function) -> Any:
         """The generated source code, so that unpickling runs no SymPy."""
@@ -280,8 +360,8 @@ class SymnumBackend(Backend):
 
     def restore(self, state: Any) -> Function:
         """The program again, from its generated source."""
-        name, source, reshape = state
-        program = _program(_compile_source(name, source), reshape)
+        name, source, reshape, extras = state
+        program = _program(_compile_source(name, source), reshape, extras)
         _SOURCES[program] = state
         return program
 

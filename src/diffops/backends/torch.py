@@ -461,6 +461,71 @@ def mhp_jacobian_and_value(func: Function, mode: str = "auto") -> Function:
     return mhp_jacobian_and_value_func
 
 
+def jvp_and_value(func: Function) -> Function:
+    """Make ``(x, *args) -> (jvp, value)``.
+
+    Computed by the double-VJP construction: ``u -> uᵀ J`` is recorded once, and
+    each ``jvp(v) = J v`` is one backward pass of it (forward mode built from
+    reverse-mode rules; see :func:`_columns`).
+
+    Args:
+        func: ``func(x, *args)`` written with torch operations.
+
+    Returns:
+        The derivative function, tensors in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['jvp_and_value']``).
+    """
+    torch = _torch()
+
+    def jvp_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
+        with torch.enable_grad():
+            leaf = _leaf(x)
+            value = _evaluate(func, leaf, args, "jvp_and_value")
+            u = torch.zeros_like(value, requires_grad=True)
+            pulled = _backward(value, leaf, u, retain=True, create=True)
+
+        def jvp(v: Any) -> Any:
+            v = v.reshape(leaf.shape).to(leaf.device, leaf.dtype)
+            product = _backward(pulled, u, v, retain=True, create=False)
+            return _owned(product, v)
+
+        return jvp, _owned(value, leaf)
+
+    return jvp_and_value_func
+
+
+def hvp_grad_and_value(func: Function) -> Function:
+    """Make ``(x, *args) -> (hvp, grad, value)``.
+
+    Computed reverse-over-reverse: the gradient is recorded with its graph, and each
+    ``hvp(v) = H v`` is one backward pass of it (``vᵀ H = (H v)ᵀ``); the Hessian is
+    never formed.
+
+    Args:
+        func: Scalar-valued ``func(x, *args)`` written with torch operations.
+
+    Returns:
+        The derivative function, tensors in and out (outputs and shapes:
+        ``diffops.operators.OPERATORS['hvp_grad_and_value']``).
+    """
+    torch = _torch()
+
+    def hvp_grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
+        with torch.enable_grad():
+            leaf = _leaf(x)
+            value, grad = _value_and_grad(
+                func, leaf, args, "hvp_grad_and_value", create=True
+            )
+
+        def hvp(v: Any) -> Any:
+            v = v.reshape(leaf.shape).to(leaf.device, leaf.dtype)
+            return _owned(_backward(grad, leaf, v, retain=True, create=False), v)
+
+        return hvp, _owned(grad, None), _owned(value, leaf)
+
+    return hvp_grad_and_value_func
+
+
 # ---------------------------------------------------------------------------------
 # The first-call probe and error explanations
 
