@@ -30,6 +30,7 @@ from diffops.api import (
     vjp_and_value,
     wrap_function,
 )
+from diffops.batched import BatchedDerivativeFunction, batched
 from diffops.check import DerivativeCheckError, check_derivatives
 from diffops.derivative import DerivativeFunction
 from diffops.operators import ALL_DIFF_OPS, DIFF_OPS
@@ -59,11 +60,13 @@ __all__ = [
     "ALL_DIFF_OPS",
     "DIFF_OPS",
     "AutodiffBackend",
+    "BatchedDerivativeFunction",
     "DerivativeCheckError",
     "DerivativeFunction",
     "autodiff_fallback",
     "autograd_wrapper",
     "available_backends",
+    "batched",
     "check_derivatives",
     "get_backend",
     "grad_and_value",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -63,6 +63,40 @@ def _jax() -> ModuleType:
             _ENABLE_X64 = lambda on: _old_enable_x64(on)  # noqa: E731
         _JAX = jax
     return _JAX
+
+
+class _BatchedProgram:
+    """A vmapped operator whose closure, if any, is applied by a vmapped call."""
+
+    __slots__ = ("program",)
+
+    def __init__(self, program: Function):
+        self.program = program
+
+    def __call__(self, *args: Any) -> Any:
+        out = self.program(*args)
+        first = out[0]
+        if isinstance(first, _jax().tree_util.Partial):
+            return (_BatchedPartial(first), *out[1:])
+        return out
+
+
+class _BatchedPartial:
+    """A batched pytree closure: applied point by point with one vmapped call."""
+
+    __slots__ = ("closure",)
+
+    def __init__(self, closure: Any):
+        self.closure = closure
+
+    def __call__(self, arg: Any) -> Any:
+        if not _APPLY_BATCHED:
+            jax = _jax()
+            _APPLY_BATCHED.append(jax.jit(jax.vmap(lambda c, v: c(v))))
+        return _APPLY_BATCHED[0](self.closure, arg)
+
+
+_APPLY_BATCHED: list[Function] = []
 
 
 def _apply_compiled(closure: Function, arg: Any) -> Any:
@@ -411,7 +445,9 @@ class JaxBackend(Backend):
 
     def apply_closure(self, closure: Function, arg: Any) -> Any:
         """Apply a pytree closure, through one shared ``jax.jit`` when compiling."""
-        return _apply_compiled(closure, arg) if self.jit else closure(arg)
+        if isinstance(closure, _BatchedPartial) or not self.jit:
+            return closure(arg)
+        return _apply_compiled(closure, arg)
 
     def to_numpy(self, value: Any) -> np.ndarray:
         """A JAX array as a (read-only, zero-copy) NumPy array, once it is ready.
@@ -423,6 +459,30 @@ class JaxBackend(Backend):
             return np.asarray(value.block_until_ready())
         except AttributeError:  # not a JAX array
             return np.asarray(value)
+
+    def vectorize(
+        self,
+        op_name: str,
+        func: Function,
+        options: Mapping[str, Any],
+        in_axes: tuple[int | None, ...],
+    ) -> Function | None:
+        """``vmap`` of the operator inside the same ``jit``.
+
+        Outputs are cast to the input's dtype; a closure becomes a batched pytree
+        applied by one vmapped, compiled call.
+        """
+        jax = _jax()
+        raw = self.operator(op_name, func, **options)
+        first = 1 if OPERATORS[op_name].closure is not None else 0
+
+        def typed(x: Any, *args: Any) -> tuple[Any, ...]:
+            out = raw(x, *args)
+            cast = [self.cast(o, x.dtype) for o in out[first:]]
+            return (*out[:first], *cast)
+
+        program = jax.vmap(typed, in_axes=in_axes)
+        return _BatchedProgram(jax.jit(program) if self.jit else program)
 
     def cast(self, value: Any, dtype: Any) -> Any:
         """``value`` as a JAX array of ``dtype`` (inside the program)."""

@@ -28,6 +28,8 @@ Optional (the defaults suit a framework that works on NumPy arrays directly):
   pack outputs inside the compiled program (one host transfer per call);
 - :meth:`Backend.apply_closure`: call a product closure (JAX: through one compiled
   function);
+- :meth:`Backend.vectorize`: evaluate at a stack of points in one call (JAX: ``vmap``
+  inside the same ``jit``; PyTorch: ``torch.func.vmap``); the default loops;
 - :attr:`Backend.framework_arrays`, :meth:`Backend.is_framework_array`,
   :meth:`Backend.framework_dtype`, :meth:`Backend.framework_astype`,
   :meth:`Backend.framework_copy`: the
@@ -215,6 +217,30 @@ class Backend:
     def framework_astype(self, value: Any, dtype: np.dtype) -> Any:
         """A framework array converted to ``dtype`` (a NumPy dtype)."""
         return value.astype(dtype)
+
+    def vectorize(
+        self,
+        op_name: str,
+        func: Function,
+        options: Mapping[str, Any],
+        in_axes: tuple[int | None, ...],
+    ) -> Function | None:
+        """The operator evaluated at a stack of points in one vectorised call.
+
+        Args:
+            op_name: Operator name.
+            func: The user's function ``func(x, *args)``.
+            options: The operator's options.
+            in_axes: ``0`` for ``x`` and each extra argument stacked along its first
+                axis, ``None`` for arguments shared by every point.
+
+        Returns:
+            ``program(X, *args)`` returning the operator's outputs stacked along a
+            new first axis, with a product closure replaced by a batched closure
+            ``closure(M)`` (``M`` stacked the same way); or ``None`` (the default),
+            in which case the boundary loops over the points.
+        """
+        return None
 
     def export(self, program: Function) -> Any:
         """Picklable state from which :meth:`restore` rebuilds ``program``.

@@ -38,7 +38,8 @@ side with the ``torch.func`` transforms and plain ``torch.autograd.grad``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -527,6 +528,113 @@ def hvp_grad_and_value(func: Function) -> Function:
 
 
 # ---------------------------------------------------------------------------------
+# Batched evaluation with torch.func (the operators above set requires_grad, which
+# torch.func.vmap does not allow, so batches use the functional transforms)
+
+
+def _point_functions(
+    op_name: str, func: Function, mode: str
+) -> tuple[Function, Function | None]:
+    """``(arrays, product)`` of one operator at one point, with ``torch.func``.
+
+    ``arrays(x, *args)`` returns the operator's arrays; ``product(x, m, *args)`` its
+    closure applied to ``m`` (``None`` without a closure). Both can be vmapped.
+    """
+    tf = _torch().func
+
+    def value(x: Any, *args: Any) -> Any:
+        return func(x, *args)
+
+    def grad_with_value(x: Any, *args: Any) -> tuple[Any, Any]:
+        grad, val = tf.grad_and_value(func)(x, *args)
+        return grad, val
+
+    def hessian_grad_value(x: Any, *args: Any) -> tuple[Any, Any, Any]:
+        def grad_aux(y: Any) -> tuple[Any, tuple[Any, Any]]:
+            grad, val = tf.grad_and_value(func)(y, *args)
+            return grad, (grad, val)
+
+        hessian, (grad, val) = tf.jacfwd(grad_aux, has_aux=True)(x)
+        return hessian, grad, val
+
+    def jacobian_value(x: Any, *args: Any) -> tuple[Any, Any]:
+        def with_aux(y: Any) -> tuple[Any, Any]:
+            val = func(y, *args)
+            return val, val
+
+        n_out = math.prod(_eval_shape(func, x, args))
+        forward = jacobian_mode(mode, x.numel(), n_out) == "forward"
+        jac = tf.jacfwd if forward else tf.jacrev
+        jacobian, val = jac(with_aux, has_aux=True)(x)
+        return jacobian, val
+
+    def vjp_of(first: Function) -> Function:
+        def product(x: Any, m: Any, *args: Any) -> Any:
+            _, pullback = tf.vjp(lambda y: first(y, *args)[0], x)
+            return pullback(m)[0]
+
+        return product
+
+    def jvp_of(inner: Function) -> Function:
+        def product(x: Any, v: Any, *args: Any) -> Any:
+            return tf.jvp(lambda y: inner(y, *args), (x,), (v,))[1]
+
+        return product
+
+    table: dict[str, tuple[Function, Function | None]] = {
+        "vjp_and_value": (
+            lambda x, *a: (value(x, *a),),
+            vjp_of(lambda y, *a: (value(y, *a),)),
+        ),
+        "grad_and_value": (grad_with_value, None),
+        "hessian_grad_and_value": (hessian_grad_value, None),
+        "mtp_hessian_grad_and_value": (
+            hessian_grad_value,
+            vjp_of(hessian_grad_value),
+        ),
+        "jacobian_and_value": (jacobian_value, None),
+        "mhp_jacobian_and_value": (jacobian_value, vjp_of(jacobian_value)),
+        "jvp_and_value": (lambda x, *a: (value(x, *a),), jvp_of(value)),
+        "hvp_grad_and_value": (
+            grad_with_value,
+            jvp_of(lambda y, *a: tf.grad(func)(y, *a)),
+        ),
+    }
+    return table[op_name]
+
+
+def _eval_shape(func: Function, x: Any, args: tuple[Any, ...]) -> tuple[int, ...]:
+    """Shape of ``func(x, *args)``, without computing it (meta tensors)."""
+    torch = _torch()
+    try:
+        meta = func(torch.empty_like(x, device="meta"), *args)
+        return tuple(meta.shape)
+    except Exception:  # functions that cannot run on meta tensors
+        return tuple(func(x, *args).shape)
+
+
+def _vectorized(
+    op_name: str, func: Function, mode: str, in_axes: tuple[int | None, ...]
+) -> Function:
+    torch = _torch()
+    arrays, product = _point_functions(op_name, func, mode)
+    batched_arrays = torch.func.vmap(arrays, in_dims=in_axes)
+
+    def program(xs: Any, *args: Any) -> tuple[Any, ...]:
+        out = tuple(batched_arrays(xs, *args))
+        if product is None:
+            return out
+        batched_product = torch.func.vmap(product, in_dims=(0, 0, *in_axes[1:]))
+
+        def closure(m: Any) -> Any:
+            return batched_product(xs, m.to(xs.device, xs.dtype), *args)
+
+        return (closure, *out)
+
+    return program
+
+
+# ---------------------------------------------------------------------------------
 # The first-call probe and error explanations
 
 
@@ -670,6 +778,16 @@ class TorchBackend(Backend):
     def operator(self, op_name: str, func: Function, **options: Any) -> Function:
         """The operator, preceded on the first call per shape by the graph-cut probe."""
         return _probed(super().operator(op_name, func, **options), func)
+
+    def vectorize(
+        self,
+        op_name: str,
+        func: Function,
+        options: Mapping[str, Any],
+        in_axes: tuple[int | None, ...],
+    ) -> Function | None:
+        """The operator through ``torch.func`` transforms, under ``torch.func.vmap``."""
+        return _vectorized(op_name, func, str(options.get("mode", "auto")), in_axes)
 
     def to_framework(self, arr: np.ndarray) -> Any:
         """A tensor on the default device sharing ``arr``'s memory where possible."""

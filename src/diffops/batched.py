@@ -1,0 +1,294 @@
+"""Batched evaluation: one derivative function at a stack of points.
+
+``diffops.batched(d)(X)`` evaluates the derivative function ``d`` at every point of
+``X`` (shape ``(B,) + S``) and returns the outputs stacked along a new first axis:
+value ``(B,) + F``, gradient ``(B,) + S``, Hessian ``(B,) + S + S``, ...; a product
+closure becomes a batched closure taking ``(B,) + arg_shape``. Backends that can
+vectorise (:meth:`~diffops.backends.protocol.Backend.vectorize`: ``vmap`` inside the
+same ``jit`` on JAX, ``torch.func.vmap`` on PyTorch) do it in one call; otherwise, or
+when the function cannot be vectorised, the points are evaluated one by one. Results
+cross the same NumPy boundary as single calls.
+"""
+
+from __future__ import annotations
+
+import _thread
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from diffops.boundary import as_input_array, explain, unaliased
+from diffops.derivative import DerivativeFunction
+from diffops.errors import ShapeMismatchError
+from diffops.operators import Closure, shape_of
+
+
+class BatchedClosure:
+    """A product closure of a batched evaluation: one product per point.
+
+    Calling it with ``M`` of shape ``(B,) + arg_shape`` returns the products stacked,
+    shape ``(B,) + out_shape``.
+    """
+
+    __slots__ = ("__name__", "_apply", "_arg_shape", "_dtype", "_out_shape")
+
+    def __init__(
+        self,
+        apply: Callable[[np.ndarray], Any],
+        name: str,
+        arg_shape: tuple[int, ...],
+        out_shape: tuple[int, ...],
+        dtype: np.dtype,
+    ):
+        self._apply = apply
+        self.__name__ = name
+        self._arg_shape = arg_shape
+        self._out_shape = out_shape
+        self._dtype = dtype
+
+    @property
+    def arg_shape(self) -> tuple[int, ...]:
+        """Shape of the argument: ``(B,)`` + the single closure's argument shape."""
+        return self._arg_shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """Shape of the result: ``(B,)`` + the single closure's result shape."""
+        return self._out_shape
+
+    def __call__(self, m: Any) -> np.ndarray:
+        """Apply the product at every point.
+
+        Args:
+            m: Array of shape :attr:`arg_shape`.
+
+        Returns:
+            Array of shape :attr:`out_shape` and the input's dtype.
+        """
+        arr = as_input_array(m, what=f"argument of the batched {self.__name__}")
+        if arr.shape != self._arg_shape:
+            msg = (
+                f"The argument of the batched {self.__name__} has shape {arr.shape}, "
+                f"but shape {self._arg_shape} is required: one {self.__name__} "
+                f"argument per point, stacked along the first axis."
+            )
+            raise ShapeMismatchError(msg)
+        out = np.asarray(self._apply(arr.astype(self._dtype, copy=False)))
+        if out.dtype != self._dtype:
+            out = out.astype(self._dtype)
+        return unaliased(out, arr)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return (
+            f"<batched {self.__name__} closure: takes shape {self._arg_shape}, "
+            f"returns shape {self._out_shape}, dtype {self._dtype}>"
+        )
+
+
+class BatchedDerivativeFunction:
+    """A derivative function evaluated at stacks of points.
+
+    Attributes:
+        derivative: The single-point derivative function.
+        batched_args: Indices of the extra arguments that are stacked along their
+            first axis (one per point); the others are shared by every point.
+    """
+
+    def __init__(
+        self, derivative: DerivativeFunction, batched_args: Sequence[int] = ()
+    ):
+        if not isinstance(derivative, DerivativeFunction):
+            msg = (
+                f"batched needs a derivative function built by diffops (e.g. "
+                f"diffops.grad_and_value(f)), not {type(derivative).__name__}."
+            )
+            raise TypeError(msg)
+        self.derivative = derivative
+        self.batched_args = tuple(int(i) for i in batched_args)
+        self._programs: dict[tuple[int | None, ...], Any] = {}
+        self._lock = _thread.allocate_lock()
+        self._warned = False
+        self.__name__ = f"batched_{derivative.__name__}"
+
+    def __repr__(self) -> str:
+        extra = f", batched_args={self.batched_args}" if self.batched_args else ""
+        return f"batched({self.derivative!r}{extra})"
+
+    def __call__(self, xs: Any, *args: Any) -> tuple[Any, ...]:
+        """Evaluate at every point of ``xs``.
+
+        Args:
+            xs: Points stacked along the first axis, shape ``(B,) + S``.
+            *args: Extra arguments; those in :attr:`batched_args` have a leading
+                axis of length ``B``.
+
+        Returns:
+            The operator's tuple, each array stacked: shape ``(B,) + ...``; a closure
+            becomes a :class:`BatchedClosure`.
+        """
+        d = self.derivative
+        copy = d._op.closure is not None or d._backend.protect_input
+        xs = as_input_array(xs, copy=copy, what="stack of points")
+        if xs.ndim == 0 or xs.shape[0] == 0:
+            msg = (
+                f"batched evaluation needs at least one point, stacked along a first "
+                f"axis: shape (B,) + S with B >= 1; got shape {xs.shape}. Call the "
+                f"derivative function itself for a single point."
+            )
+            raise ShapeMismatchError(msg)
+        if copy:  # closures keep their inputs, as for single calls
+            args = tuple([a.copy() if isinstance(a, np.ndarray) else a for a in args])
+        self._check_args(xs.shape[0], args)
+        in_axes = (
+            0,
+            *[0 if i in self.batched_args else None for i in range(len(args))],
+        )
+        program = self._program(in_axes)
+        if program is not None:
+            try:
+                return self._vectorized(program, xs, args)
+            except Exception as err:  # the function may not be vectorisable
+                looped = self._looped(xs, args)
+                if not self._warned:
+                    self._warned = True
+                    msg = (
+                        f"{d!r} could not be vectorised on the {d.backend} backend "
+                        f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                        f"its points are evaluated one by one instead."
+                    )
+                    warnings.warn(msg, RuntimeWarning, stacklevel=2)
+                return looped
+        return self._looped(xs, args)
+
+    def _check_args(self, size: int, args: tuple[Any, ...]) -> None:
+        for i in self.batched_args:
+            if not 0 <= i < len(args):
+                msg = (
+                    f"batched_args names extra argument {i}, but the call has "
+                    f"{len(args)} extra argument(s)."
+                )
+                raise ShapeMismatchError(msg)
+            shape = np.shape(args[i])
+            if not shape or shape[0] != size:
+                msg = (
+                    f"Extra argument {i} is batched, so its first axis must have one "
+                    f"entry per point ({size}), but its shape is {shape}."
+                )
+                raise ShapeMismatchError(msg)
+
+    def _program(self, in_axes: tuple[int | None, ...]) -> Any:
+        d = self.derivative
+        if in_axes not in self._programs:
+            with self._lock:
+                if in_axes not in self._programs:
+                    self._programs[in_axes] = d._backend.vectorize(
+                        d.op_name, d.func, d.options, in_axes
+                    )
+        return self._programs[in_axes]
+
+    def _vectorized(
+        self, program: Any, xs: np.ndarray, args: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
+        d = self.derivative
+        backend = d._backend
+        dtype = xs.dtype
+        fargs = [
+            backend.to_framework(a) if isinstance(a, np.ndarray) else a for a in args
+        ]
+        try:
+            out = backend.run(program, dtype, backend.to_framework(xs), *fargs)
+        except Exception as err:
+            better = explain(backend, err, d.func)
+            if better is None:
+                raise
+            raise better from err
+        op = d._op
+        first = 1 if op.closure is not None else 0
+        arrays = []
+        for o in out[first:]:
+            r = backend.to_numpy(o)
+            if r.dtype != dtype:
+                r = r.astype(dtype)
+            arrays.append(unaliased(r, xs))
+        if op.closure is None:
+            return tuple(arrays)
+        closure = out[0]
+
+        def apply(m: np.ndarray) -> Any:
+            product = backend.run(
+                backend.apply_closure, dtype, closure, backend.to_framework(m)
+            )
+            return backend.to_numpy(product)
+
+        return (self._closure(apply, op.closure, xs, arrays[-1]), *arrays)
+
+    def _looped(self, xs: np.ndarray, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        d = self.derivative
+        results = []
+        for n in range(xs.shape[0]):
+            point_args = tuple(
+                a[n] if i in self.batched_args else a for i, a in enumerate(args)
+            )
+            results.append(d(xs[n], *point_args))
+        op = d._op
+        first = 1 if op.closure is not None else 0
+        dtype = xs.dtype
+        arrays = []
+        for k in range(first, op.n_outputs):
+            stacked = np.stack([np.asarray(r[k]) for r in results])
+            arrays.append(stacked.astype(dtype, copy=False))
+        if op.closure is None:
+            return tuple(arrays)
+        closures = [r[0] for r in results]
+
+        def apply(m: np.ndarray) -> Any:
+            return np.stack([c(m[n]) for n, c in enumerate(closures)])
+
+        return (self._closure(apply, op.closure, xs, arrays[-1]), *arrays)
+
+    @staticmethod
+    def _closure(
+        apply: Callable[[np.ndarray], Any],
+        spec: Closure,
+        xs: np.ndarray,
+        values: np.ndarray,
+    ) -> BatchedClosure:
+        size, s, f = xs.shape[0], xs.shape[1:], values.shape[1:]
+        return BatchedClosure(
+            apply,
+            spec.name,
+            (size, *shape_of(spec.arg, s, f)),
+            (size, *shape_of(spec.out, s, f)),
+            xs.dtype,
+        )
+
+
+def batched(
+    derivative: DerivativeFunction, *, batched_args: Sequence[int] = ()
+) -> BatchedDerivativeFunction:
+    """Evaluate a derivative function at a stack of points.
+
+    ``batched(d)(X, *args)`` returns what ``d(X[b], *args)`` returns for every ``b``,
+    each array stacked along a new first axis: for ``X`` of shape ``(B,) + S``, the
+    value has shape ``(B,) + F``, the gradient ``(B,) + S``, the Hessian
+    ``(B,) + S + S``; a closure takes ``(B,) + arg_shape`` and returns
+    ``(B,) + out_shape``. On ``jax`` this is one compiled call (``vmap`` inside the
+    ``jit``), on ``torch`` ``torch.func.vmap`` where the function allows it (otherwise
+    a loop, with a one-time warning), elsewhere a loop.
+
+    Args:
+        derivative: A derivative function built by diffops.
+        batched_args: Indices of the extra arguments that hold one entry per point
+            along their first axis; the other extra arguments are shared.
+
+    Returns:
+        The batched derivative function.
+
+    Raises:
+        TypeError: If ``derivative`` was not built by diffops.
+
+    >>> grads = diffops.batched(diffops.grad_and_value(f))(X)  # doctest: +SKIP
+    """
+    return BatchedDerivativeFunction(derivative, batched_args)
