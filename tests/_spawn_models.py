@@ -38,3 +38,46 @@ def evaluate(derivative, x):
 def evaluate_op(op_name, func, backend, x):
     """Build in the parent, evaluate in the child."""
     return evaluate(getattr(diffops, op_name)(func, backend=backend), x)
+
+
+# One potential per framework, importing the framework only when called.
+def jax_potential(x):
+    import jax.numpy as jnp
+
+    return jnp.sum(jnp.sin(x) * x**2) + jnp.prod(jnp.cos(x))
+
+
+def autograd_potential(x):
+    import autograd.numpy as anp
+
+    return anp.sum(anp.sin(x) * x**2) + anp.prod(anp.cos(x))
+
+
+def torch_potential(x):
+    import torch
+
+    return torch.sum(torch.sin(x) * x**2) + torch.prod(torch.cos(x))
+
+
+if importlib.util.find_spec("symnum") is not None:
+
+    @symnum.numpify(3)
+    def symnum_potential(x):
+        """The same potential on SymNum."""
+        return snp.sum(snp.sin(x) * x**2) + snp.cos(x[0]) * snp.cos(x[1]) * snp.cos(
+            x[2]
+        )
+
+
+def potential(backend):
+    """The module-level potential written for ``backend``'s framework."""
+    name = "jax" if backend.startswith("jax") else backend
+    return globals()[f"{name}_potential"]
+
+
+def evaluate_in_fork(derivative, x):
+    """Run in a forked child: the derivative's arrays, or the error's class name."""
+    try:
+        return evaluate(derivative, x)
+    except Exception as err:
+        return f"{type(err).__name__}: {err}"

@@ -44,12 +44,19 @@ from diffops.registry import (
 
 __version__ = "0.2.0"
 
-_LAZY_MODULES = ("jax_wrapper", "autograd_wrapper", "symnum_wrapper", "torch_wrapper")
+_LAZY_MODULES = (
+    "jax_wrapper",
+    "autograd_wrapper",
+    "symnum_wrapper",
+    "torch_wrapper",
+    "dask",
+)
 
 
 def __getattr__(name: str) -> Any:
-    # The mici-compatible backend modules load on first access (``diffops.jax_wrapper``
-    # or ``from diffops import jax_wrapper``), keeping ``import diffops`` light.
+    # The mici-compatible backend modules and ``diffops.dask`` load on first access
+    # (``diffops.jax_wrapper`` or ``from diffops import jax_wrapper``), keeping
+    # ``import diffops`` light.
     if name in _LAZY_MODULES:
         return importlib.import_module(f"diffops.{name}")
     msg = f"module 'diffops' has no attribute {name!r}"

@@ -10,6 +10,7 @@ process) and thread safety (calls share no mutable state once built).
 from __future__ import annotations
 
 import _thread
+import collections
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -111,21 +112,33 @@ class DerivativeFunction:
     def _build(self) -> Callable[..., tuple[Any, ...]]:
         with self._lock:
             if self._impl is None:
-                backend = self._backend
-                if self._saved is not None:
-                    program = backend.restore(self._saved)
-                else:
-                    program = backend.operator(self.op_name, self.func, **self.options)
-                self._impl = make_caller(
-                    backend,
-                    self._op,
-                    self.func,
-                    self.options,
-                    as_numpy=self.as_numpy or not self._pass_through,
-                    program=program,
-                )
-                self._program = program
+                key = self._recipe_key()
+                built = _built(self.func, key)
+                if built is None:
+                    built = self._make()
+                    _remember(self.func, key, built)
+                self._program, self._impl = built
             return self._impl
+
+    def _make(self) -> tuple[Callable[..., Any], Callable[..., tuple[Any, ...]]]:
+        backend = self._backend
+        if self._saved is not None:
+            program = backend.restore(self._saved)
+        else:
+            program = backend.operator(self.op_name, self.func, **self.options)
+        impl = make_caller(
+            backend,
+            self._op,
+            self.func,
+            self.options,
+            as_numpy=self.as_numpy or not self._pass_through,
+            program=program,
+        )
+        return program, impl
+
+    def _recipe_key(self) -> str:
+        options = sorted(self.options.items())
+        return f"{self.op_name}|{self.backend}|{self.as_numpy}|{options!r}"
 
     def __call__(self, x: Any, *args: Any) -> tuple[Any, ...]:
         """Evaluate the derivatives and value at ``x``.
@@ -287,3 +300,34 @@ def _rebuild(
     derivative = DerivativeFunction(_restore(func), op_name, backend, **options)
     derivative._saved = saved
     return derivative
+
+
+# Programs built recently, shared by every derivative function with the same recipe:
+# building the same derivative function again (e.g. inside a loop) compiles nothing
+# new. The programs refer to the user's function, so the cache is bounded (least
+# recently used first out) rather than weakly keyed.
+_BUILT: collections.OrderedDict[tuple[Any, str], Any] = collections.OrderedDict()
+_BUILT_LOCK = _thread.allocate_lock()
+BUILT_CACHE_SIZE = 64
+"""How many recently built derivative programs are kept for reuse."""
+
+
+def _built(func: Callable[..., Any], key: str) -> Any:
+    try:
+        with _BUILT_LOCK:
+            found = _BUILT.get((func, key))
+            if found is not None:
+                _BUILT.move_to_end((func, key))
+            return found
+    except TypeError:  # an unhashable callable: nothing shared
+        return None
+
+
+def _remember(func: Callable[..., Any], key: str, built: Any) -> None:
+    try:
+        with _BUILT_LOCK:
+            _BUILT[(func, key)] = built
+            while len(_BUILT) > BUILT_CACHE_SIZE:
+                _BUILT.popitem(last=False)
+    except TypeError:
+        pass

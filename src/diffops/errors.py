@@ -58,6 +58,10 @@ class NonArrayOutputError(DiffopsError, TypeError):
     """The user's function returned something that is not an array (None, a tuple)."""
 
 
+class ForkedProcessError(DiffopsError, RuntimeError):
+    """A framework initialised in a parent process is used in a ``fork`` child."""
+
+
 class OutputTooLargeError(DiffopsError, MemoryError):
     """A Jacobian or Hessian would not fit in this machine's memory."""
 

@@ -28,11 +28,14 @@ from typing import Any
 import numpy as np
 
 from diffops.backends.protocol import (
+    _FORKED_AFTER,
     JACOBIAN_OPTIONS,
     Backend,
     check_jacobian_mode,
     example_namespace,
+    initialised,
     jacobian_mode,
+    require_not_forked,
     split_highest,
 )
 from diffops.boundary import FLOAT64, NumpyFunction, check_value, require_fits
@@ -62,6 +65,7 @@ def _jax() -> ModuleType:
 
             _ENABLE_X64 = lambda on: _old_enable_x64(on)  # noqa: E731
         _JAX = jax
+        initialised("jax")
     return _JAX
 
 
@@ -432,6 +436,8 @@ class JaxBackend(Backend):
 
     def run(self, function: Function, dtype: np.dtype, *args: Any) -> Any:
         """Call ``function`` inside ``jax.enable_x64(True)`` for float64 input."""
+        if _FORKED_AFTER:
+            require_not_forked("jax")
         # Enter the float64 scope only when the global flag does not already give
         # float64 (reading the flag costs a sixth of entering the scope).
         if dtype is FLOAT64:

@@ -48,6 +48,7 @@ cannot break the others).
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
@@ -55,7 +56,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from diffops.errors import UnknownOptionError, closest
+from diffops.errors import ForkedProcessError, UnknownOptionError, closest
 from diffops.operators import JACOBIAN_MODES
 
 Function = Callable[..., Any]
@@ -365,3 +366,50 @@ def split_highest(derivative: Function, args: tuple[Any, ...]) -> Function:
         return highest, tuple(rest)
 
     return split
+
+
+# ---------------------------------------------------------------------------------
+# Frameworks that cannot survive os.fork()
+
+_INITIALISED: set[str] = set()
+_FORKED_AFTER: set[str] = set()
+
+
+def initialised(framework: str) -> None:
+    """Record that ``framework`` was initialised in this process (threads started).
+
+    JAX and PyTorch run thread pools that do not survive ``os.fork()``: a child
+    forked after they started hangs on its first computation. A fork handler marks
+    such children, and :func:`require_not_forked` turns the hang into an error.
+    """
+    _INITIALISED.add(framework)
+
+
+def _after_fork_in_child() -> None:
+    _FORKED_AFTER.update(_INITIALISED)
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def require_not_forked(framework: str) -> None:
+    """Raise if this process was forked after ``framework`` started its threads.
+
+    Args:
+        framework: ``"jax"`` or ``"torch"``.
+
+    Raises:
+        ForkedProcessError: (a ``RuntimeError``) naming the fix.
+    """
+    if framework in _FORKED_AFTER:
+        msg = (
+            f"This process was created with os.fork() after {framework} was "
+            f"initialised in its parent; {framework} cannot compute in such a child "
+            f"(it would hang). Start worker processes with the 'spawn' or "
+            f"'forkserver' method, e.g. multiprocessing.get_context('spawn').Pool(), "
+            f"or multiprocessing.set_start_method('spawn') before creating pools; "
+            f"diffops derivative functions pickle, so they can be sent to such "
+            f"workers."
+        )
+        raise ForkedProcessError(msg)
