@@ -17,7 +17,11 @@ from diffops.models import MODELS, Model
 
 from .baselines import framework_impls
 from .baselines import jax as jax_baselines
-from .baselines.closed_forms import closed_form_impl, logistic_mtp_impl
+from .baselines.closed_forms import (
+    closed_form_impl,
+    logistic_hvp_impl,
+    logistic_mtp_impl,
+)
 from .config import FRAMEWORK, Config
 from .implementations import Impl, diffops_impl
 from .ops import VALUE, closure_arg_shape, closure_name
@@ -26,9 +30,11 @@ CASES: tuple[str, ...] = (
     "banana",
     "torus",
     "logistic",
+    "hvp",
     "tall",
     "wide",
     "rw_softplus",
+    "args",
     "first_call",
     "import",
 )
@@ -41,19 +47,41 @@ CASE_GROUPS = {
     "large": ("rw_softplus",),
     "closure": ("banana", "torus", "logistic"),
     "mtp": ("logistic",),
+    "products": ("hvp",),
 }
 """Names for groups of cases (``--cases tiny``)."""
 
 SCALAR_OPS = ("grad_and_value", "hessian_grad_and_value", "mtp_hessian_grad_and_value")
 """Operators timed on the scalar cases ``banana`` and ``logistic``."""
 
-ARRAY_OPS = ("jacobian_and_value", "mhp_jacobian_and_value", "vjp_and_value")
+BANANA_OPS = (*SCALAR_OPS, "hvp_grad_and_value")
+"""Operators timed on ``banana``: the scalar ones and the Hessian-vector product."""
+
+ARRAY_OPS = (
+    "jacobian_and_value",
+    "mhp_jacobian_and_value",
+    "vjp_and_value",
+    "jvp_and_value",
+)
 """Operators timed on the array case ``torus``."""
+
+HVP_OPS = ("grad_and_value", "hvp_grad_and_value", "hessian_grad_and_value")
+"""Operators timed on the ``hvp`` case, in one interleaved set of rounds."""
+
+HVP_N_DATA = 200
+"""Data points of the ``hvp`` case (its d is ``Config.hvp_dim``)."""
+
+HESSIAN_BACKENDS = ("jax", "jax_nojit")
+"""Backends whose Hessian is timed on the ``hvp`` case (d = 2000)."""
 
 SYMNUM_SKIP = {
     "logistic": (
         "symnum skipped: SymNum's symbolic differentiation and code generation is "
         "too slow for a d = 100 model (it is meant for small models)"
+    ),
+    "hvp": (
+        "symnum skipped: SymNum's symbolic differentiation and code generation is "
+        "too slow for a d = 2000 model (it is meant for small models)"
     ),
     "tall": (
         "symnum skipped: SymNum's code generation scales badly with the number of "
@@ -74,28 +102,37 @@ SYMNUM_SKIP = {
 # Functions benchmarked besides diffops.models.MODELS
 
 LOGISTIC_DIM, LOGISTIC_N_DATA = 100, 200
+DATA_SEED = 20261122
+"""Seed of the logistic data (the same as ``diffops.models.logistic_model``'s)."""
 
 
-def logistic_data(dim: int, n_data: int) -> tuple[np.ndarray, np.ndarray]:
+def logistic_data(
+    dim: int, n_data: int, seed: int = DATA_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """Design matrix ``A`` (n × d) and 0/1 labels ``y`` of the logistic case."""
-    rng = np.random.default_rng(20261122)
+    rng = np.random.default_rng(seed)
     design = rng.standard_normal((n_data, dim)) / np.sqrt(dim)
     labels = (rng.uniform(size=n_data) < 0.5).astype(np.float64)
     return design, labels
 
 
 def logistic_model(
-    dim: int = LOGISTIC_DIM, n_data: int = LOGISTIC_N_DATA
+    dim: int = LOGISTIC_DIM, n_data: int = LOGISTIC_N_DATA, seed: int = DATA_SEED
 ) -> tuple[Model, np.ndarray]:
     """Logistic-regression log-posterior ``Σ y z - log(1 + e^z) - β·β/2``, ``z = Aβ``.
 
     The same function and data as ``diffops.models.logistic_model``, defined here so
-    that the hand-written O(n d²) MTP can use the design matrix.
+    that the hand-written O(n d²) MTP and O(n d) HVP can use the design matrix.
+
+    Args:
+        dim: Number of coefficients ``d``.
+        n_data: Number of observations ``n``.
+        seed: Seed of the data (:func:`logistic_data`).
 
     Returns:
         The model and its design matrix ``A``.
     """
-    design, labels = logistic_data(dim, n_data)
+    design, labels = logistic_data(dim, n_data, seed)
 
     def formula(ns: SimpleNamespace) -> Callable[[Any], Any]:
         def logistic(beta: Any) -> Any:
@@ -268,6 +305,9 @@ class Problem:
         x: Input point.
         closure_arg: Argument for the product closure (``None`` if there is none).
         impls: Implementations; the last is the NumPy closed form (the reference).
+        group: Problems with the same group (adjacent in run order) are timed in one
+            interleaved set of rounds, so that ratios between them (an HVP against a
+            gradient) are measured under the same load; ``None``: on its own.
         reference: The closed forms' outputs at ``x`` (filled in when first needed).
     """
 
@@ -277,6 +317,7 @@ class Problem:
     x: np.ndarray
     closure_arg: np.ndarray | None
     impls: list[Impl]
+    group: str | None = None
     reference: tuple[Any, ...] | None = None
 
 
@@ -303,6 +344,7 @@ def problem(
     modes: tuple[str, ...] = (),
     skip: dict[str, str] | None = None,
     diagnostics: bool = False,
+    group: str | None = None,
 ) -> Problem:
     """Every implementation of ``op`` on ``model`` for the selected backends.
 
@@ -314,6 +356,7 @@ def problem(
         modes: Jacobian modes to force on ``jax`` and ``torch`` besides auto.
         skip: Backends not to run, with the reason (added to the model's own).
         diagnostics: Add the diagnostic ``enable_x64``-per-call JAX row.
+        group: Timed in one set of rounds with the other problems of this group.
 
     Returns:
         The problem: diffops per backend, each framework's own calls, NumPy last.
@@ -352,7 +395,32 @@ def problem(
         )
     impls.append(closed_form_impl(model, op))
     closure_arg = _closure_arg(op, x, model.value(x))
-    return Problem(section, op, model, x, closure_arg, impls)
+    return Problem(section, op, model, x, closure_arg, impls, group=group)
+
+
+def hvp_problems(cfg: Config) -> list[Problem]:
+    """The ``hvp`` case: gradient, HVP and Hessian of a logistic model, d = 2000.
+
+    ``cfg.hvp_dim`` sets d (500 with ``--quick``). Timed in one interleaved set of
+    rounds. The Hessian (O(n d²), 32 MB at d = 2000) is timed on ``jax`` and
+    ``jax_nojit`` only; the HVP's NumPy closed form is the O(n d) product.
+    """
+    model, design = logistic_model(cfg.hvp_dim, HVP_N_DATA)
+    skip = {"symnum": f"{SYMNUM_SKIP['hvp']}; {model.skip['symnum']}"}
+    no_hessian = {
+        b: f"{b} skipped for the d = {cfg.hvp_dim} Hessian: the targets are JAX's, "
+        f"and the row-loop and Autograd Hessians take seconds per call"
+        for b in cfg.backends
+        if b not in HESSIAN_BACKENDS and b not in skip
+    }
+    out = []
+    for op in HVP_OPS:
+        extra = no_hessian if op == "hessian_grad_and_value" else {}
+        hvp = problem("hvp", model, op, cfg, skip={**skip, **extra}, group="hvp")
+        if op == "hvp_grad_and_value":
+            hvp.impls[-1] = logistic_hvp_impl(model, design)
+        out.append(hvp)
+    return out
 
 
 def problems(cfg: Config) -> list[Problem]:
@@ -360,7 +428,7 @@ def problems(cfg: Config) -> list[Problem]:
     out: list[Problem] = []
     cases = set(cfg.cases)
     if "banana" in cases:
-        for op in SCALAR_OPS:
+        for op in BANANA_OPS:
             out.append(problem("banana", MODELS["banana"], op, cfg, diagnostics=True))
     if "torus" in cases:
         for op in ARRAY_OPS:
@@ -373,8 +441,11 @@ def problems(cfg: Config) -> list[Problem]:
             if op == "mtp_hessian_grad_and_value":
                 logistic.impls[-1] = logistic_mtp_impl(model, design)
             out.append(logistic)
+    if "hvp" in cases:
+        out += hvp_problems(cfg)
     for name, model in (("tall", tall_model()), ("wide", wide_model())):
         if name in cases:
+            skip = {"symnum": SYMNUM_SKIP[name]}
             out.append(
                 problem(
                     name,
@@ -382,9 +453,15 @@ def problems(cfg: Config) -> list[Problem]:
                     "jacobian_and_value",
                     cfg,
                     modes=("forward", "reverse"),
-                    skip={"symnum": SYMNUM_SKIP[name]},
+                    skip=skip,
+                    group=name,
                 )
             )
+            if name == "tall":
+                # Interleaved with the Jacobians: J @ v against the whole J.
+                out.append(
+                    problem(name, model, "jvp_and_value", cfg, skip=skip, group=name)
+                )
     if "rw_softplus" in cases:
         for dim in cfg.large_dims:
             model = rw_softplus_model(dim)

@@ -15,7 +15,15 @@ import diffops
 
 from . import report, runner, targets
 from .cases import CASE_GROUPS, CASES
-from .config import COMMAND, DEFAULT_OUT, PACKAGE, REPO_ROOT, Config
+from .config import (
+    COMMAND,
+    DEFAULT_OUT,
+    HVP_DIM,
+    HVP_QUICK_DIM,
+    PACKAGE,
+    REPO_ROOT,
+    Config,
+)
 from .machine import THREAD_VARS, framework_info, loadavg, machine_info
 from .plot import plot
 
@@ -143,7 +151,7 @@ def config(args: argparse.Namespace, argv: Sequence[str]) -> Config:
     if quick:
         notes.append(
             f"--quick: d = 10⁶ skipped, {repeats} batches of ≥ {min_batch_ms:g} ms "
-            f"per timing"
+            f"per timing, hvp case at d = {HVP_QUICK_DIM} instead of {HVP_DIM}"
         )
     return Config(
         quick=quick,
@@ -153,6 +161,7 @@ def config(args: argparse.Namespace, argv: Sequence[str]) -> Config:
         repeats=max(1, repeats),
         min_batch_s=min_batch_ms / 1e3,
         large_dims=(10**3, 10**5) if quick else (10**3, 10**5, 10**6),
+        hvp_dim=HVP_QUICK_DIM if quick else HVP_DIM,
         first_call_reps=1 if quick else 6,
         import_reps=3 if quick else 7,
         threads=args.threads,

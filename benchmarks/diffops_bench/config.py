@@ -17,6 +17,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO_ROOT / "bench-results"
 """Default output directory; git-ignored. README numbers live in benchmarks/results."""
 
+HVP_DIM, HVP_QUICK_DIM = 2000, 500
+"""d of the ``hvp`` case (Hessian-vector products; its targets are set at
+``HVP_DIM``), and with ``--quick``."""
+
 FRAMEWORK = {
     "jax": "jax",
     "jax_nojit": "jax",
@@ -39,6 +43,7 @@ class Config:
         repeats: Batches per timing.
         min_batch_s: Shortest batch, in seconds.
         large_dims: Input dimensions of the O(d) case.
+        hvp_dim: Input dimension of the ``hvp`` case (Hessian-vector products).
         first_call_reps: Repetitions of the first-call measurement.
         import_reps: Repetitions of the import-time measurement.
         threads: ``--threads`` (``None``: each library's own choice).
@@ -53,6 +58,7 @@ class Config:
     repeats: int
     min_batch_s: float
     large_dims: tuple[int, ...]
+    hvp_dim: int
     first_call_reps: int
     import_reps: int
     threads: int | None = None

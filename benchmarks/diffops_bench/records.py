@@ -65,6 +65,7 @@ class Record:
         loops: Calls per batch.
         repeats: Batches.
         first_call_us: Build plus first call, µs.
+        count: What was counted instead of timed (XLA compilations), if anything.
         correct: Whether the outputs matched the reference (``None``: not checked).
         error: What was wrong, or the exception raised.
         note: Why it was not timed, or what exactly was timed.
@@ -85,6 +86,7 @@ class Record:
     loops: int | None = None
     repeats: int | None = None
     first_call_us: float | None = None
+    count: int | None = None
     correct: bool | None = None
     error: str | None = None
     note: str | None = None

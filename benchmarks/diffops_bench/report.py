@@ -43,7 +43,7 @@ def result_rows(
 ) -> list[list[str]]:
     rows = []
     for i, r in enumerate(records):
-        if r.section != section:
+        if r.section != section or r.count is not None:  # counts: a derived table
             continue
         ratio = ratios.get(i, {})
         iqr = (
@@ -74,7 +74,10 @@ def target_rows(targets: Sequence[Target]) -> list[list[str]]:
     for t in targets:
         detail = t.detail or ("not measured" if t.measured is None else "")
         status = {True: "PASS", False: "FAIL", None: "n/a"}[t.passed]
-        measured = "—" if t.measured is None else f"{t.measured:.3f}"
+        if t.measured is None:
+            measured = "—"
+        else:
+            measured = f"{t.measured:g}" if t.count else f"{t.measured:.3f}"
         rows.append(
             [
                 t.target,
@@ -146,6 +149,78 @@ def derived_rows(
             for j in derived["jacobian_modes"]
         ],
     )
+    tables["hvp: gradient, HVP and Hessian (one interleaved set of rounds)"] = (
+        (
+            "implementation",
+            "d",
+            "grad µs",
+            "hvp op µs",
+            "hvp closure µs",
+            "hessian µs",
+            "closure / grad",
+            "(op + closure) / hessian",
+        ),
+        [
+            [
+                h["impl"],
+                str(h["dim"]),
+                fmt_us(h["grad_us"]),
+                fmt_us(h["hvp_us"]),
+                fmt_us(h["hvp_closure_us"]),
+                fmt_us(h["hessian_us"]),
+                fmt_ratio(h["closure_over_grad"]),
+                _fmt_small(h["hvp_plus_one_over_hessian"]),
+            ]
+            for h in derived["hvp_products"]
+        ],
+    )
+    tables["tall 3 → 300: jvp against the reverse-mode Jacobian"] = (
+        (
+            "implementation",
+            "jvp op µs",
+            "jvp closure µs",
+            "reverse-mode Jacobian",
+            "reverse µs",
+            "(op + closure) / reverse",
+            "closure / reverse",
+        ),
+        [
+            [
+                j["impl"],
+                fmt_us(j["jvp_us"]),
+                fmt_us(j["jvp_closure_us"]),
+                j["reverse_impl"],
+                fmt_us(j["reverse_us"]),
+                fmt_ratio(j["jvp_plus_one_over_reverse"]),
+                fmt_ratio(j["closure_over_reverse"]),
+            ]
+            for j in derived["jvp_vs_reverse"]
+        ],
+    )
+    tables["args: data as extra arguments / data closed over"] = (
+        ("implementation", "µs", "closed over", "closed-over µs", "ratio"),
+        [
+            [
+                a["impl"],
+                fmt_us(a["args_us"]),
+                a["closed_impl"],
+                fmt_us(a["closed_us"]),
+                fmt_ratio(a["ratio"]),
+            ]
+            for a in derived["args"]
+        ],
+    )
+    tables["args: XLA compilations, first call with a second data set"] = (
+        ("implementation", "compilations", "check"),
+        [
+            [
+                c["impl"],
+                "—" if c["compilations"] is None else str(c["compilations"]),
+                "ok" if c["correct"] else f"WRONG: {c['error']}",
+            ]
+            for c in derived["args_compilations"]
+        ],
+    )
     tables["first call (build + trace + compile + run), jax"] = (
         ("case", "op", "diffops ms", "jax.jit ms", "ratio"),
         [
@@ -179,6 +254,11 @@ def derived_rows(
     return tables
 
 
+def _fmt_small(r: float | None) -> str:
+    """A ratio far below 1, e.g. ``"0.0012×"``."""
+    return "—" if r is None else f"{r:.2g}×"
+
+
 def failures(records: Sequence[Record]) -> list[Record]:
     """diffops rows that were wrong or raised (they make the exit status 1)."""
     return [r for r in records if r.correct is False and r.kind == "diffops"]
@@ -207,6 +287,8 @@ _SECTION_TITLES = {
     "banana": "banana (d = 2, scalar)",
     "torus": "torus constraint (3 → 1)",
     "logistic": "logistic regression log-posterior (d = 100, n = 200)",
+    "hvp": "Hessian-vector products: logistic regression log-posterior (n = 200)",
+    "args": "extra arguments: logistic regression (d = 100, n = 1000) on jax",
     "tall": "tall Jacobian (3 → 300)",
     "wide": "wide Jacobian (300 → 3)",
     "rw_softplus": "O(d) log-density: random walk + softplus",
@@ -391,6 +473,7 @@ def write_json(
             "repeats": cfg.repeats,
             "min_batch_s": cfg.min_batch_s,
             "large_dims": list(cfg.large_dims),
+            "hvp_dim": cfg.hvp_dim,
             "first_call_reps": cfg.first_call_reps,
             "import_reps": cfg.import_reps,
             "threads": cfg.threads,

@@ -1,8 +1,10 @@
 """Running the benchmarks: build and check every implementation, then time them.
 
-The batches of all implementations of one problem are interleaved: round k times one
-batch of each implementation (and closure), in an order rotated by k, so that a change
-in machine load affects every implementation alike and the ratios stay meaningful.
+The batches of all implementations of one problem, or of one group of problems (the
+gradient, HVP and Hessian of the ``hvp`` case; the Jacobians and JVP of ``tall``), are
+interleaved: round k times one batch of each implementation (and closure), in an order
+rotated by k, so that a change in machine load affects every implementation alike and
+the ratios stay meaningful.
 Calibration and batches use ``diffops.timing``, the primitive the demo uses too.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from diffops.timing import calibrate, time_batch
 from .cases import Problem, logistic_model, problems
 from .check import Applied, compare
 from .config import Config
+from .extra_args import args_problem, compile_counts
 from .first_call import FIRST_CALL, first_call
 from .implementations import Impl
 from .import_time import import_times
@@ -45,8 +48,9 @@ class _Timed:
     samples: list[float] = field(default_factory=list)
 
 
-def _title(problem: Problem) -> str:
-    return f"{problem.section} d={problem.x.size} {short_name(problem.op)}"
+def _title(problems: Sequence[Problem]) -> str:
+    ops = " + ".join(short_name(p.op) for p in problems)
+    return f"{problems[0].section} d={problems[0].x.size} {ops}"
 
 
 def _reference(problem: Problem) -> tuple[Any, ...]:
@@ -130,31 +134,32 @@ def _prepare(
     return records, timed
 
 
-def run_problem(
-    problem: Problem, cfg: Config, say: Callable[[str], None]
+def run_problems(
+    problems: Sequence[Problem], cfg: Config, say: Callable[[str], None]
 ) -> list[Record]:
     """Build and check every implementation, then time them in interleaved rounds.
 
-    Round k times one batch of each implementation (and closure), in an order rotated
-    by k, so that a change in machine load affects every implementation alike. The
-    first sample of each is its calibration batch.
+    Round k times one batch of each implementation (and closure) of every problem
+    given, in an order rotated by k, so that a change in machine load affects every
+    implementation alike. The first sample of each is its calibration batch.
 
     Args:
-        problem: The problem.
+        problems: One problem, or the problems of one group (timed together).
         cfg: The run's settings (``repeats``, ``min_batch_s``).
         say: Progress callback.
 
     Returns:
         One record per implementation and per product closure.
     """
-    title = _title(problem)
+    title = _title(problems)
     records: list[Record] = []
     timed: list[_Timed] = []
-    for impl in problem.impls:
-        say(f"{title}: build + check {impl.name}")
-        new_records, new_timed = _prepare(problem, impl, cfg)
-        records += new_records
-        timed += new_timed
+    for problem in problems:
+        for impl in problem.impls:
+            say(f"{title}: build + check {short_name(problem.op)} {impl.name}")
+            new_records, new_timed = _prepare(problem, impl, cfg)
+            records += new_records
+            timed += new_timed
     for entry in timed:
         say(f"{title}: warm up {entry.record.impl}")
         with entry.context():
@@ -187,14 +192,39 @@ class _Job:
     weight: int = 1
 
 
+def _grouped(problems: Sequence[Problem]) -> list[list[Problem]]:
+    """Adjacent problems of one group together; the others one by one."""
+    groups: list[list[Problem]] = []
+    for problem in problems:
+        if (
+            groups
+            and problem.group is not None
+            and groups[-1][0].group == problem.group
+        ):
+            groups[-1].append(problem)
+        else:
+            groups.append([problem])
+    return groups
+
+
 def _plan(cfg: Config) -> list[_Job]:
     jobs: list[_Job] = []
-    for problem in problems(cfg):
+    selected = problems(cfg)
+    if "args" in cfg.cases:
+        args = args_problem(cfg)
+        selected += [args] if args else []
+    for group in _grouped(selected):
 
-        def run(say: Callable[[str], None], problem: Problem = problem) -> list[Record]:
-            return run_problem(problem, cfg, say)
+        def run(
+            say: Callable[[str], None], group: list[Problem] = group
+        ) -> list[Record]:
+            return run_problems(group, cfg, say)
 
-        jobs.append(_Job(_title(problem), run, weight=len(problem.impls)))
+        weight = sum(len(p.impls) for p in group)
+        jobs.append(_Job(_title(group), run, weight=weight))
+    if "args" in cfg.cases and "jax" in cfg.backends:
+        label = "args: compilations on a second data set (jax)"
+        jobs.append(_Job(label, lambda say: compile_counts(cfg)))
     if "first_call" in cfg.cases:
         if "jax" in cfg.backends:
             models = {"banana": MODELS["banana"], "torus": MODELS["torus"]}

@@ -17,6 +17,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "jacobian_and_value": ("autograd.jacobian + f",),
     "mhp_jacobian_and_value": ("autograd.make_vjp(jacobian) + f",),
     "vjp_and_value": ("autograd.make_vjp",),
+    "jvp_and_value": ("autograd.make_jvp + f",),
+    "hvp_grad_and_value": ("autograd.make_hvp + f",),
     "value": ("f (autograd.numpy)",),
 }
 """Autograd's public operators per operator."""
@@ -77,5 +79,21 @@ def build(model: Model, op: str, variant: str) -> OpFn:
     if op == "vjp_and_value":
         make_vjp = autograd.make_vjp(f)
         return lambda x: tuple(make_vjp(x))
+    if op == "jvp_and_value":
+        make_jvp = autograd.make_jvp(f)
+
+        def jvp_call(x: np.ndarray) -> tuple[Any, ...]:
+            jvp = make_jvp(x)
+            return (lambda u: jvp(u)[1]), f(x)
+
+        return jvp_call
+    if op == "hvp_grad_and_value":
+        make_hvp = autograd.make_hvp(f)
+
+        def hvp_call(x: np.ndarray) -> tuple[Any, ...]:
+            hvp, g = make_hvp(x)  # (hvp, grad): the value is not returned
+            return hvp, g, f(x)
+
+        return hvp_call
     msg = f"unknown autograd variant {variant!r}"
     raise ValueError(msg)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from diffops.models import Model
+from diffops.operators import CLOSURES
 
 from ..implementations import Impl, OpFn
 from ..ops import outputs
@@ -20,38 +21,41 @@ NAME = "numpy closed form"
 
 
 def _closures(model: Model) -> dict[str, Callable[[np.ndarray], Any]]:
-    """Closure factories by name: ``factory(x)`` returns the product closure at x."""
+    """Closure factories by name: ``factory(x)`` returns the product closure at x.
 
-    def mtp(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        if model.third is None:
-            msg = f"{model.name} has no Tressian"
-            raise ValueError(msg)
-        tressian, n = model.third, x.size
+    Read from ``diffops.operators.CLOSURES``: a closure contracts the derivative of
+    the output it names (value → first → second → third closed form) with its
+    argument, over the derivative's leading axes (``side="left"``, VJP-like) or its
+    trailing ``S`` axes (``side="right"``, JVP-like). The derivative is computed when
+    the closure is called.
+    """
+    derivatives = {
+        "value": model.first,
+        "grad": model.second,
+        "jacobian": model.second,
+        "hessian": model.third,
+    }
 
-        def product(m: np.ndarray) -> np.ndarray:
-            t = tressian(x).reshape(n, n, n)
-            return np.einsum("ijk,jk->i", t, m.reshape(n, n)).reshape(x.shape)
+    def factory(name: str) -> Callable[[np.ndarray], Any]:
+        closure = CLOSURES[name]
+        derivative = derivatives[closure.of]
 
-        return product
+        def at(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+            if derivative is None:
+                msg = f"{model.name} has no closed form of d({closure.of})/dx"
+                raise ValueError(msg)
 
-    def mhp(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        n = x.size
+            def product(u: np.ndarray) -> np.ndarray:
+                d = derivative(x)
+                if closure.side == "left":
+                    return np.tensordot(u, d, axes=np.ndim(d) - x.ndim)
+                return np.tensordot(d, u, axes=x.ndim)
 
-        def product(m: np.ndarray) -> np.ndarray:
-            h = model.second(x).reshape(-1, n, n)
-            return np.einsum("ijk,ij->k", h, m.reshape(-1, n)).reshape(x.shape)
+            return product
 
-        return product
+        return at
 
-    def vjp(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        n = x.size
-
-        def product(v: np.ndarray) -> np.ndarray:
-            return (v.reshape(-1) @ model.first(x).reshape(-1, n)).reshape(x.shape)
-
-        return product
-
-    return {"mtp": mtp, "mhp": mhp, "vjp": vjp}
+    return {name: factory(name) for name in CLOSURES}
 
 
 def closed_form_impl(model: Model, op: str) -> Impl:
@@ -110,5 +114,34 @@ def logistic_mtp_impl(model: Model, design: np.ndarray) -> Impl:
             return mtp, model.second(x), model.first(x), model.value(x)
 
         return mtp_op
+
+    return Impl(NAME, "numpy", "numpy", build)
+
+
+def logistic_hvp_impl(model: Model, design: np.ndarray) -> Impl:
+    """Hand-written NumPy HVP for the logistic model, O(n d) per product.
+
+    ``hvp(v) = -Aᵀ(w ⊙ (A v)) - v`` with ``w = σ(1 − σ)``; the generic route through
+    the full Hessian (``model.second``) is O(n d²).
+
+    Args:
+        model: The logistic model (value and gradient closed forms).
+        design: Its design matrix ``A`` (n × d).
+
+    Returns:
+        The ``hvp_grad_and_value`` implementation.
+    """
+
+    def build() -> OpFn:
+        def hvp_op(x: np.ndarray) -> tuple[Any, ...]:
+            s = 1 / (1 + np.exp(-(design @ x)))
+            w = s * (1 - s)
+
+            def hvp(v: np.ndarray) -> np.ndarray:
+                return -(design.T @ (w * (design @ v))) - v
+
+            return hvp, model.first(x), model.value(x)
+
+        return hvp_op
 
     return Impl(NAME, "numpy", "numpy", build)

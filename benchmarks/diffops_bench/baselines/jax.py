@@ -34,6 +34,11 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "jax.jit(vjp(jacrev, has_aux))",
     ),
     "vjp_and_value": ("jax.jit(vjp)",),
+    "jvp_and_value": ("jax.jit(linearize)", "jax.jit(f) + jax.jit(jvp) per v"),
+    "hvp_grad_and_value": (
+        "jax.jit(linearize(value_and_grad))",
+        "jax.jit(value_and_grad) + jax.jit(jvp(grad)) per v",
+    ),
     "value": ("jax.jit(f)",),
 }
 """Hand-written compositions per operator."""
@@ -62,8 +67,10 @@ def build(model: Model, op: str, variant: str) -> OpFn:
         variant: One of ``VARIANTS[op]`` or its :func:`eager_name`.
 
     Returns:
-        NumPy in, NumPy out; closures are ``jax.vjp`` pullbacks leaving the jit and
-        applied by one compiled function, as a careful JAX user would.
+        NumPy in, NumPy out; closures are ``jax.vjp`` pullbacks or ``jax.linearize``
+        linear functions leaving the jit and applied by one compiled function, as a
+        careful JAX user would; the "per v" variants instead compile one JVP of ``x``
+        and ``v`` (the JAX documentation's HVP recipe for the gradient).
     """
     import jax
 
@@ -75,8 +82,13 @@ def build(model: Model, op: str, variant: str) -> OpFn:
         variant = f"jax.jit({variant[len(EAGER) :]})"
     apply = jit(lambda pullback, u: pullback(u)[0])
 
+    apply_linear = jit(lambda linear, u: linear(u))
+
     def closure(pullback: Any) -> Callable[[np.ndarray], np.ndarray]:
         return lambda u: asarray(apply(pullback, u))
+
+    def linear_closure(linear: Any) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda u: asarray(apply_linear(linear, u))
 
     def f_aux(x: Any) -> Any:
         y = f(x)
@@ -152,6 +164,44 @@ def build(model: Model, op: str, variant: str) -> OpFn:
             return closure(pullback), asarray(v)
 
         return vjp_call
+    if variant == "jax.jit(linearize)":
+        jf = jit(lambda x: jax.linearize(f, x))
+
+        def jvp_call(x: np.ndarray) -> tuple[Any, ...]:
+            v, linear = jf(x)
+            return linear_closure(linear), asarray(v)
+
+        return jvp_call
+    if variant == "jax.jit(f) + jax.jit(jvp) per v":
+        jf = jit(f)
+        jvp = jit(lambda x, u: jax.jvp(f, (x,), (u,))[1])
+
+        def jvp_per_v_call(x: np.ndarray) -> tuple[Any, ...]:
+            return (lambda u: asarray(jvp(x, u))), asarray(jf(x))
+
+        return jvp_per_v_call
+    if variant == "jax.jit(linearize(value_and_grad))":
+
+        def grad_aux(x: Any) -> Any:
+            v, g = jax.value_and_grad(f)(x)
+            return g, v
+
+        jf = jit(lambda x: jax.linearize(grad_aux, x, has_aux=True))
+
+        def hvp_call(x: np.ndarray) -> tuple[Any, ...]:
+            g, linear, v = jf(x)
+            return linear_closure(linear), asarray(g), asarray(v)
+
+        return hvp_call
+    if variant == "jax.jit(value_and_grad) + jax.jit(jvp(grad)) per v":
+        jf = jit(jax.value_and_grad(f))
+        hvp = jit(lambda x, u: jax.jvp(jax.grad(f), (x,), (u,))[1])
+
+        def hvp_per_v_call(x: np.ndarray) -> tuple[Any, ...]:
+            v, g = jf(x)
+            return (lambda u: asarray(hvp(x, u))), asarray(g), asarray(v)
+
+        return hvp_per_v_call
     msg = f"unknown JAX variant {variant!r}"
     raise ValueError(msg)
 

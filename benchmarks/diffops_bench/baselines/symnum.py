@@ -13,6 +13,8 @@ SYMNUM_OPS = {
     "jacobian_and_value": "jacobian",
     "mhp_jacobian_and_value": "matrix_hessian_product",
     "vjp_and_value": "vector_jacobian_product",
+    "jvp_and_value": "jacobian_vector_product",
+    "hvp_grad_and_value": "hessian_vector_product",
 }
 """diffops operator → SymNum function with the same result (``return_aux=True``)."""
 

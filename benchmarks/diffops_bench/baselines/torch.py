@@ -43,6 +43,15 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "torch.autograd.grad (row loop)",
     ),
     "vjp_and_value": ("torch.func.vjp", "torch.autograd.grad"),
+    "jvp_and_value": (
+        "torch.func.jvp per v",
+        "torch.func.linearize",
+        "torch.autograd.forward_ad per v",
+    ),
+    "hvp_grad_and_value": (
+        "torch.func.jvp(grad) per v",
+        "torch.autograd.grad (double backward)",
+    ),
     "value": ("torch (plain call)",),
 }
 """Hand-written calls per operator: ``torch.func`` compositions and plain autograd."""
@@ -240,5 +249,51 @@ def build(model: Model, op: str, variant: str) -> OpFn:
             return closure(lambda u: grad(v, xt, u, retain_graph=True)[0]), out(v)
 
         return autograd_vjp
+    if variant == "torch.func.jvp per v":
+
+        def func_jvp(x: np.ndarray) -> tuple[Any, ...]:
+            xt = tensor(x)
+            return closure(lambda u: tf.jvp(f, (xt,), (u,))[1]), out(f(xt))
+
+        return func_jvp
+    if variant == "torch.func.linearize":
+
+        def func_linearize(x: np.ndarray) -> tuple[Any, ...]:
+            v, jvp_fn = tf.linearize(f, tensor(x))
+            return closure(jvp_fn), out(v)
+
+        return func_linearize
+    if variant == "torch.autograd.forward_ad per v":
+
+        def forward_jvp(x: np.ndarray) -> tuple[Any, ...]:
+            xt = tensor(x)
+
+            def jvp(u: Any) -> Any:
+                with fwad.dual_level():
+                    return fwad.unpack_dual(f(fwad.make_dual(xt, u))).tangent
+
+            return closure(jvp), out(f(xt))
+
+        return forward_jvp
+    if variant == "torch.func.jvp(grad) per v":
+        g_only = tf.grad(f)
+
+        def func_hvp(x: np.ndarray) -> tuple[Any, ...]:
+            xt = tensor(x)
+            g, v = tf.grad_and_value(f)(xt)
+            hvp = closure(lambda u: tf.jvp(g_only, (xt,), (u,))[1])
+            return hvp, out(g), out(v)
+
+        return func_hvp
+    if variant == "torch.autograd.grad (double backward)":
+
+        def autograd_hvp(x: np.ndarray) -> tuple[Any, ...]:
+            xt = tensor(x).requires_grad_()
+            v = f(xt)
+            (g,) = grad(v, xt, create_graph=True)
+            hvp = closure(lambda u: grad(g, xt, u, retain_graph=True)[0])
+            return hvp, out(g), out(v)
+
+        return autograd_hvp
     msg = f"unknown torch variant {variant!r} for {op}"
     raise ValueError(msg)
