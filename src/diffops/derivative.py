@@ -20,9 +20,15 @@ from diffops.boundary import FLOAT32, FLOAT64, as_input_array, explain, make_cal
 from diffops.errors import NotCallableError, UnknownOperatorError, closest
 from diffops.operators import ALL_DIFF_OPS, OPERATORS
 from diffops.registry import require_available
+from diffops.sparse import SparseCaller, check_sparsity
 
 if TYPE_CHECKING:
     from diffops.backends.protocol import Backend
+
+
+def _backend_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options the backend's operator takes (``sparsity`` is diffops' own)."""
+    return {k: v for k, v in options.items() if k != "sparsity"}
 
 
 def _func_name(func: Callable[..., Any], attr: str = "__name__") -> str:
@@ -83,7 +89,9 @@ class DerivativeFunction:
             raise NotCallableError(msg)
         check_operator(op_name)
         found = require_available(backend)
-        found.check(op_name, func, options)
+        sparsity = options.get("sparsity")
+        check_sparsity(op_name, sparsity)
+        found.check(op_name, func, _backend_options(options))
         self.func = func
         self.op_name = op_name
         self.backend = backend.lower()
@@ -113,15 +121,29 @@ class DerivativeFunction:
         with self._lock:
             if self._impl is None:
                 key = self._recipe_key()
-                built = _built(self.func, key)
+                built = _built(self.func, key) if key is not None else None
                 if built is None:
                     built = self._make()
-                    _remember(self.func, key, built)
+                    if key is not None:
+                        _remember(self.func, key, built)
                 self._program, self._impl = built
             return self._impl
 
-    def _make(self) -> tuple[Callable[..., Any], Callable[..., tuple[Any, ...]]]:
+    def _make(self) -> tuple[Callable[..., Any] | None, Callable[..., tuple[Any, ...]]]:
         backend = self._backend
+        as_numpy = self.as_numpy or not self._pass_through
+        sparsity = self.options.get("sparsity")
+        if sparsity is not None:
+            caller = SparseCaller(
+                backend,
+                self._op,
+                self.func,
+                _backend_options(self.options),
+                sparsity,
+                as_numpy,
+            )
+            self.sparse = caller
+            return None, caller
         if self._saved is not None:
             program = backend.restore(self._saved)
         else:
@@ -136,9 +158,32 @@ class DerivativeFunction:
         )
         return program, impl
 
-    def _recipe_key(self) -> str:
+    def _recipe_key(self) -> str | None:
+        simple = (str, int, float, bool, type(None), tuple)
+        if not all(isinstance(v, simple) for v in self.options.values()):
+            return None  # e.g. a sparsity pattern array: not shared
         options = sorted(self.options.items())
         return f"{self.op_name}|{self.backend}|{self.as_numpy}|{options!r}"
+
+    @property
+    def coloring(self) -> dict[str, Any] | None:
+        """For a sparse operator after its first call: how its matrix is computed.
+
+        Returns:
+            ``{"mode", "colors", "nnz", "shape"}`` for the most recent input shape
+            (``mode``: ``"forward"``, ``"reverse"`` or ``"symmetric"``; ``colors``:
+            products per call), or ``None``.
+        """
+        caller = getattr(self, "sparse", None)
+        plan = caller.last if caller is not None else None
+        if plan is None:
+            return None
+        return {
+            "mode": plan.mode,
+            "colors": plan.n_colors,
+            "nnz": int(plan.pattern.nnz),
+            "shape": tuple(plan.pattern.shape),
+        }
 
     def __call__(self, x: Any, *args: Any) -> tuple[Any, ...]:
         """Evaluate the derivatives and value at ``x``.

@@ -128,6 +128,14 @@ def _evaluated(func: Function, op_name: str) -> Function:
     return checked
 
 
+def _sparse_pull(pullback: Function, positions: Any, m: Any) -> Any:
+    """A product closure of a sparse matrix: the VJP of its non-zero values.
+
+    The cotangent ``m`` is shaped like the dense matrix and read at their positions.
+    """
+    return pullback(_jax().numpy.take(_jax().numpy.ravel(m), positions))[0]
+
+
 def _pull_first(pullback: Function, cotangent: Any) -> Any:
     return pullback(cotangent)[0]
 
@@ -489,6 +497,101 @@ class JaxBackend(Backend):
 
         program = jax.vmap(typed, in_axes=in_axes)
         return _BatchedProgram(jax.jit(program) if self.jit else program)
+
+    can_detect_sparsity = True
+
+    def sparsity(
+        self,
+        kind: str,
+        func: Function,
+        x: Any,
+        args: tuple[Any, ...],
+        options: Mapping[str, Any],
+    ) -> Any:
+        """The structure read from the jaxpr (:mod:`diffops.backends.jax_sparsity`)."""
+        from diffops.backends import jax_sparsity
+
+        detect = (
+            jax_sparsity.hessian_pattern
+            if kind == "hessian"
+            else jax_sparsity.jacobian_pattern
+        )
+        return self.run(detect, np.dtype(x.dtype), func, x, args)
+
+    def value_shape(
+        self,
+        op_name: str,
+        func: Function,
+        x: Any,
+        args: tuple[Any, ...],
+        options: Mapping[str, Any],
+    ) -> tuple[int, ...]:
+        """Shape of the value from ``jax.eval_shape`` (nothing is computed)."""
+        shape = self.run(
+            lambda: _jax().eval_shape(lambda y: func(y, *args), x).shape,
+            np.dtype(x.dtype),
+        )
+        return tuple(shape)
+
+    def sparse_operator(
+        self, op_name: str, func: Function, options: Mapping[str, Any], plan: Any
+    ) -> Function:
+        """Colored products and decompression, compiled together.
+
+        The products are ``vmap``-ed over the seeds; a closure is the VJP of the
+        decompressed values.
+        """
+        from diffops.sparse import dense_positions
+
+        jax = _jax()
+        jnp = jax.numpy
+        op = OPERATORS[op_name]
+        f = _evaluated(func, op_name)
+        index = np.asarray(plan.index)
+        seeds = np.asarray(plan.seeds)
+
+        def values(y: Any, args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+            """(non-zero values, lower-order outputs) at ``y``."""
+            seeds_y = jnp.asarray(seeds, dtype=y.dtype)
+            if plan.mode == "symmetric":
+                grad_and_value_func = _grad_and_value(func, op_name)
+
+                def grad(z: Any) -> Any:
+                    return grad_and_value_func(z, *args)[0]
+
+                products = jax.vmap(lambda s: jax.jvp(grad, (y,), (s,))[1])(seeds_y)
+                grad_y, value = grad_and_value_func(y, *args)
+                rest: tuple[Any, ...] = (grad_y, value)
+            elif plan.mode == "forward":
+                value, products = jax.vmap(
+                    lambda s: jax.jvp(lambda z: f(z, *args), (y,), (s,)),
+                    out_axes=(None, 0),
+                )(seeds_y)
+                rest = (value,)
+            else:
+                value, pullback = jax.vjp(lambda z: f(z, *args), y)
+                (products,) = jax.vmap(pullback)(seeds_y.astype(value.dtype))
+                rest = (value,)
+            return jnp.take(jnp.ravel(products), index), rest
+
+        if op.closure is None:
+
+            def program(x: Any, *args: Any) -> tuple[Any, ...]:
+                data, rest = values(x, args)
+                return (data, *rest)
+
+            return program
+
+        positions = dense_positions(plan)
+
+        def program_with_closure(x: Any, *args: Any) -> tuple[Any, ...]:
+            data, pullback, rest = jax.vjp(lambda y: values(y, args), x, has_aux=True)
+            closure = jax.tree_util.Partial(
+                _sparse_pull, pullback, jnp.asarray(positions)
+            )
+            return (closure, data, *rest)
+
+        return program_with_closure
 
     def cast(self, value: Any, dtype: Any) -> Any:
         """``value`` as a JAX array of ``dtype`` (inside the program)."""

@@ -34,6 +34,9 @@ Optional (the defaults suit a framework that works on NumPy arrays directly):
   :meth:`Backend.framework_dtype`, :meth:`Backend.framework_astype`,
   :meth:`Backend.framework_copy`: the
   ``as_numpy=False`` path that keeps the framework's own arrays;
+- :meth:`Backend.sparsity`, :meth:`Backend.value_shape`, :meth:`Backend.products`,
+  :meth:`Backend.gather`, :meth:`Backend.sparse_operator`: sparse Jacobians and
+  Hessians (structure detection; colored products and decompression);
 - :meth:`Backend.export`, :meth:`Backend.restore`, :meth:`Backend.function_recipe`:
   pickling (ship generated code; rebuild functions that pickle cannot store);
 - :meth:`Backend.explain_error`: turn a framework's tracing error into a
@@ -242,6 +245,116 @@ class Backend:
             in which case the boundary loops over the points.
         """
         return None
+
+    can_detect_sparsity: bool = False
+    """Whether :meth:`sparsity` can read structure from the function's program."""
+
+    def sparsity(
+        self,
+        kind: str,
+        func: Function,
+        x: Any,
+        args: tuple[Any, ...],
+        options: Mapping[str, Any],
+    ) -> Any:
+        """The structural pattern of ``func``'s Jacobian or Hessian at ``x``'s shape.
+
+        Args:
+            kind: ``"jacobian"`` or ``"hessian"``.
+            func: The user's function.
+            x: A point (its shape and dtype matter, not its values).
+            args: Extra arguments.
+            options: The operator's options.
+
+        Returns:
+            A 0/1 ``scipy.sparse.csr_array`` of shape ``(prod(F), prod(S))`` (or
+            ``(prod(S), prod(S))`` for a Hessian) that contains every entry that can
+            be non-zero at any point.
+
+        Raises:
+            SparsityError: On backends without a traced program to read (the
+                default).
+        """
+        from diffops.sparse import SparsityError
+
+        msg = (
+            f"sparsity='detect' reads the structure from a traced program, which the "
+            f"{self.name!r} backend does not have. Pass the pattern itself "
+            f"(sparsity=boolean array of the {kind}'s shape), or use the 'jax' "
+            f"backend to detect it."
+        )
+        raise SparsityError(msg)
+
+    def value_shape(
+        self,
+        op_name: str,
+        func: Function,
+        x: Any,
+        args: tuple[Any, ...],
+        options: Mapping[str, Any],
+    ) -> tuple[int, ...]:
+        """Shape ``F`` of ``func(x, *args)``.
+
+        The default evaluates it once, through the backend's ``vjp_and_value``.
+        """
+        allowed = self.options.get("vjp_and_value", ())
+        kept = {k: v for k, v in options.items() if k in allowed}
+        raw = self.operator("vjp_and_value", func, **kept)
+        _, value = raw(self.to_framework(x), *args)
+        return tuple(np.shape(self.to_numpy(value)))
+
+    def products(self, closure: Function, seeds: list[Any]) -> Any:
+        """``closure`` applied to each seed, stacked (default: a loop)."""
+        return np.stack([self.to_numpy(closure(s)) for s in seeds])
+
+    def gather(self, array: Any, index: np.ndarray) -> Any:
+        """The entries ``index`` of ``array`` raveled (default: NumPy)."""
+        return np.take(self.to_numpy(array).reshape(-1), index)
+
+    def sparse_operator(
+        self, op_name: str, func: Function, options: Mapping[str, Any], plan: Any
+    ) -> Function:
+        """The operator with its Jacobian or Hessian as decompressed values.
+
+        The default computes the colored products with the backend's own
+        ``jvp_and_value``, ``vjp_and_value`` or ``hvp_grad_and_value`` (one product
+        per color) and gathers the structural non-zeros; operators that return a
+        closure run the dense operator and gather from its matrix.
+
+        Args:
+            op_name: The operator.
+            func: The user's function.
+            options: The operator's options.
+            plan: A :class:`diffops.sparse.Plan`.
+
+        Returns:
+            ``program(x, *args)`` returning the operator's tuple with the matrix
+            replaced by its non-zero values in CSR order.
+        """
+        from diffops.operators import OPERATORS
+        from diffops.sparse import PRODUCT_OPS, dense_positions
+
+        if OPERATORS[op_name].closure is not None:
+            dense = self.operator(op_name, func, **options)
+            positions = dense_positions(plan)
+
+            def gathered(x: Any, *args: Any) -> tuple[Any, ...]:
+                closure, matrix, *rest = dense(x, *args)
+                return (closure, self.gather(matrix, positions), *rest)
+
+            return gathered
+        product_op = PRODUCT_OPS[plan.mode]
+        allowed = self.options.get(product_op, ())
+        raw = self.operator(
+            product_op, func, **{k: v for k, v in options.items() if k in allowed}
+        )
+        seeds = [self.to_framework(s) for s in plan.seeds]
+
+        def colored(x: Any, *args: Any) -> tuple[Any, ...]:
+            closure, *rest = raw(x, *args)
+            return (self.gather(self.products(closure, seeds), plan.index), *rest)
+
+        return colored
 
     def export(self, program: Function) -> Any:
         """Picklable state from which :meth:`restore` rebuilds ``program``.
