@@ -31,7 +31,13 @@ from diffops.api import (
     wrap_function,
 )
 from diffops.batched import BatchedDerivativeFunction, batched
-from diffops.check import DerivativeCheckError, check_derivatives
+from diffops.check import (
+    CheckReport,
+    CheckUsageError,
+    DerivativeCheckError,
+    PartCheck,
+    check_derivatives,
+)
 from diffops.derivative import DerivativeFunction
 from diffops.operators import ALL_DIFF_OPS, DIFF_OPS
 from diffops.registry import (
@@ -68,8 +74,11 @@ __all__ = [
     "DIFF_OPS",
     "AutodiffBackend",
     "BatchedDerivativeFunction",
+    "CheckReport",
+    "CheckUsageError",
     "DerivativeCheckError",
     "DerivativeFunction",
+    "PartCheck",
     "autodiff_fallback",
     "autograd_wrapper",
     "available_backends",

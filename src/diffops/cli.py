@@ -12,6 +12,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -111,7 +112,9 @@ def _load_module(spec: str) -> tuple[ModuleType, str]:
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module
         # Let the file import its neighbours, as when it is run as a script.
-        sys.path.insert(0, str(path.resolve().parent))
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
         try:
             module_spec.loader.exec_module(module)
         except Exception as err:
@@ -208,7 +211,14 @@ def _point(args: argparse.Namespace, func: Any) -> Any:
             )
             raise UsageError(msg) from err
         if args.shape is not None:
-            point = point.reshape(_shape(args.shape))
+            shape = _shape(args.shape)
+            if point.size != math.prod(shape):
+                msg = (
+                    f"--point has {point.size} numbers, but --shape {args.shape} "
+                    f"needs {math.prod(shape)}."
+                )
+                raise UsageError(msg)
+            point = point.reshape(shape)
         return point.astype(dtype)
     if args.shape is not None:
         shape = _shape(args.shape)

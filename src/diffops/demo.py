@@ -85,6 +85,8 @@ class Row:
         """Whether this row counts as a failure (exit code 1)."""
         if self.status in FAILED:
             return True
+        if self.status in ("skipped", "not applicable"):
+            return False
         return bool(self.model) and not self.closed_form_error <= TOLERANCE
 
     def as_dict(self) -> dict[str, Any]:
@@ -253,6 +255,45 @@ def check_backends(
         One :class:`Row` per backend and operator (one per backend that does not
         apply or is skipped), then one per supplied function.
     """
+    with warnings.catch_warnings():
+        # A constant derivative (a linear model's Hessian) is right: Autograd's
+        # "Output seems independent of input" is noise here.
+        warnings.filterwarnings("ignore", "Output seems independent")
+        return _check_backends(
+            func,
+            x,
+            ops,
+            backends,
+            supplied=supplied,
+            build=build,
+            closed_form=closed_form,
+            skip=skip,
+            lenient=lenient,
+            seed=seed,
+            rtol=rtol,
+            atol=atol,
+            directions=directions,
+            advance=advance,
+        )
+
+
+def _check_backends(
+    func: Function,
+    x: np.ndarray,
+    ops: Sequence[str],
+    backends: Sequence[str],
+    *,
+    supplied: Sequence[tuple[str, str, Function]],
+    build: Callable[[str], tuple[Function, dict[str, Any]]] | None,
+    closed_form: Callable[[str], tuple[Any, ...]] | None,
+    skip: Mapping[str, str] | None,
+    lenient: bool,
+    seed: int,
+    rtol: float | None,
+    atol: float | None,
+    directions: int,
+    advance: Advance | None,
+) -> list[Row]:
     from diffops.check import check_functions
     from diffops.derivative import DerivativeFunction
 
@@ -292,15 +333,11 @@ def check_backends(
         for op in _probe_order(ops):
             advance(f"{backend} · {op}")
             try:
-                with warnings.catch_warnings():
-                    # A constant derivative (a linear model's Hessian) is right:
-                    # Autograd's "Output seems independent of input" is noise here.
-                    warnings.filterwarnings("ignore", "Output seems independent")
-                    start = time.perf_counter()
-                    d = DerivativeFunction(function, op, backend, **backend_options)
-                    result = d(x)
-                    first_call = time.perf_counter() - start
-                    per_call = time_per_call(partial(d, x))
+                start = time.perf_counter()
+                d = DerivativeFunction(function, op, backend, **backend_options)
+                result = d(x)
+                first_call = time.perf_counter() - start
+                per_call = time_per_call(partial(d, x))
             except Exception as err:
                 if lenient and not found and not backend_rows:
                     backend_rows = {}
@@ -322,9 +359,7 @@ def check_backends(
             backend_rows[op] = row
         if found:
             advance(f"{backend}: checking")
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Output seems independent")
-                report = check_functions(func, x, found, **options)
+            report = check_functions(func, x, found, **options)
             for op in found:
                 _update(backend_rows[op], report.for_operator(op))
         for op in ops:
@@ -659,7 +694,7 @@ def _error_text(value: float) -> str:
 
 def _noted(rows: Sequence[Row]) -> list[tuple[int, Row]]:
     """Rows with something to explain, numbered from 1."""
-    noted = (r for r in rows if r.note and (r.failed or r.status != "passed"))
+    noted = (r for r in rows if r.failed or (r.note and r.status != "passed"))
     return list(enumerate(noted, start=1))
 
 
@@ -715,7 +750,9 @@ def _render_table(
 
     out = file or sys.stdout
     console = Console(file=out, width=None if out.isatty() else 200, highlight=False)
-    table = Table(title=title, title_justify="left")
+    if title:
+        console.print(title, markup=False, soft_wrap=True)
+    table = Table()
     numeric = {"closed form", "max abs err", "max rel err", "per call", "first call"}
     for column in columns:
         table.add_column(

@@ -229,9 +229,14 @@ def _propagate(
             return _empty(max(1, math.prod(np.shape(atom.val))), n_in)
         return known[atom]
 
+    producers: dict[Any, Any] = {}
+
     def value_of(atom: Any) -> Any:
+        """The value of a constant (gather indices, ...), evaluated when needed."""
         if isinstance(atom, jcore.Literal):
             return atom.val
+        if atom not in constant and atom in producers:
+            _evaluate_constant(producers.pop(atom), value_of, constant)
         return constant.get(atom)
 
     for eqn in jaxpr.eqns:
@@ -240,15 +245,15 @@ def _propagate(
         outs = _equation(eqn, operands, out_shapes, n_in, value_of)
         for var, pattern in zip(eqn.outvars, outs, strict=True):
             known[var] = pattern
-        if all(not read(a).nnz for a in eqn.invars):  # a constant computation
-            _evaluate_constant(eqn, value_of, constant)
+        if all(not p.nnz for p in operands):  # a constant computation
+            producers.update(dict.fromkeys(eqn.outvars, eqn))
     return [read(v) for v in jaxpr.outvars]
 
 
 def _evaluate_constant(
     eqn: Any, value_of: Callable[[Any], Any], constant: dict[Any, Any]
 ) -> None:
-    """Evaluate an equation whose operands are constants (gather indices, ...)."""
+    """Evaluate an equation whose operands are constants."""
     values = [value_of(a) for a in eqn.invars]
     if any(v is None for v in values):
         return
@@ -319,8 +324,6 @@ def _structural(
     eqn: Any, operands: list[Pattern], value_of: Callable[[Any], Any]
 ) -> Pattern:
     """Apply the primitive to element indices of the operands (offset per operand)."""
-    import jax.numpy as jnp
-
     arrays = []
     offset = 0
     array_operands = []
@@ -331,9 +334,7 @@ def _structural(
         if pattern.nnz or not is_index:
             # A data operand: replaced by the indices of its elements.
             size = max(1, math.prod(shape))
-            arrays.append(
-                jnp.arange(offset, offset + size, dtype=jnp.int32).reshape(shape)
-            )
+            arrays.append(np.arange(offset, offset + size).reshape(shape))
             array_operands.append(pattern)
             offset += size
         else:
@@ -342,12 +343,59 @@ def _structural(
             if value is None:
                 raise _Unknown
             arrays.append(value)
-    params = dict(eqn.params)
-    if "fill_value" in params:  # gather out of bounds: indices stay in range
-        params["fill_value"] = None
-    source = np.asarray(eqn.primitive.bind(*arrays, **params))
+    source = _numpy_structural(eqn.primitive.name, arrays, eqn.params)
+    if source is None:
+        params = dict(eqn.params)
+        if "fill_value" in params:  # gather out of bounds: indices stay in range
+            params["fill_value"] = None
+        source = np.asarray(eqn.primitive.bind(*arrays, **params))
     stacked = _sparse().vstack(array_operands, "csr")
     return _rows(stacked, source)
+
+
+def _numpy_structural(
+    name: str, arrays: list[Any], params: dict[str, Any]
+) -> np.ndarray | None:
+    """The common structural primitives on index arrays, in NumPy (no compilation).
+
+    Returns ``None`` for the others, which are applied with JAX itself.
+    """
+    if any(not isinstance(a, np.ndarray) for a in arrays):
+        return None
+    a: np.ndarray = arrays[0]
+    if name == "slice":
+        strides = params.get("strides") or (1,) * a.ndim
+        index = tuple(
+            slice(lo, hi, st)
+            for lo, hi, st in zip(
+                params["start_indices"], params["limit_indices"], strides, strict=True
+            )
+        )
+        return a[index]
+    if name == "concatenate":
+        return np.concatenate(arrays, axis=params["dimension"])
+    if name == "reshape" and params.get("dimensions") is None:
+        return a.reshape(params["new_sizes"])
+    if name == "transpose":
+        return np.transpose(a, params["permutation"])
+    if name == "squeeze":
+        return np.squeeze(a, axis=tuple(params["dimensions"]))
+    if name == "expand_dims":
+        return np.expand_dims(a, tuple(params["dimensions"]))
+    if name == "rev":
+        return np.flip(a, axis=tuple(params["dimensions"]))
+    if name == "broadcast_in_dim":
+        shape = tuple(params["shape"])
+        placed = [1] * len(shape)
+        for axis, size in zip(params["broadcast_dimensions"], a.shape, strict=True):
+            placed[axis] = size
+        return np.broadcast_to(a.reshape(placed), shape)
+    if name == "pad":
+        config = params["padding_config"]
+        if all(lo >= 0 and hi >= 0 and interior == 0 for lo, hi, interior in config):
+            widths = [(int(lo), int(hi)) for lo, hi, _ in config]
+            return np.pad(a, widths, constant_values=int(np.asarray(arrays[1])))
+    return None
 
 
 def _reduction(eqn: Any, operand: Pattern, out_shape: tuple[int, ...]) -> Pattern:

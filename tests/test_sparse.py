@@ -1,0 +1,293 @@
+"""Sparse Jacobians and Hessians: detected or given structure, colored products."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import diffops
+from _backends import SELECTED_BACKENDS, require_backend
+from diffops.sparse import SparsityError, hessian_plan, jacobian_plan, star_coloring
+
+scipy_sparse = pytest.importorskip("scipy.sparse")  # a core dev dependency in CI
+
+N = 7
+RNG = np.random.default_rng(20261122)
+MASK = RNG.uniform(size=(N, N)) < 0.25  # a random sparse structure
+np.fill_diagonal(MASK, True)
+
+
+def _jnp():
+    require_backend("jax")
+    import jax.numpy as jnp
+
+    return jnp
+
+
+# Array functions (Jacobians) and scalar functions (Hessians), by structure.
+def jacobian_functions(jnp):
+    weights = jnp.asarray(RNG.standard_normal((N, N)) * MASK)
+    return {
+        "banded": lambda x: jnp.concatenate(
+            [x[:1] ** 2, x[1:-1] ** 2 - x[:-2] * x[2:], jnp.sin(x[-1:])]
+        ),
+        "block-diagonal": lambda x: jnp.concatenate(
+            [x[:3] * jnp.sum(x[:3]), jnp.cos(x[3:]) * jnp.prod(x[3:])]
+        ),
+        "arrow": lambda x: jnp.concatenate([jnp.sum(x**2)[None], x[1:] * x[0]]),
+        "random": lambda x: jnp.tanh(weights @ (x**2)),
+        "tall": lambda x: jnp.concatenate([x, x**2, jnp.sin(x[:3])]),
+        "wide": lambda x: jnp.stack([jnp.sum(x**3), x[0] * x[1]]),
+    }
+
+
+def hessian_functions(jnp):
+    weights = jnp.asarray(RNG.standard_normal((N, N)) * MASK)
+    return {
+        "banded": lambda x: (
+            jnp.sum(jnp.cos(x[1:] - x[:-1])) + jnp.sum(x[2:] ** 2 * x[:-2])
+        ),
+        "block-diagonal": lambda x: jnp.sum(x[:3]) ** 3 + jnp.prod(jnp.sin(x[3:])),
+        "arrow": lambda x: x[0] * jnp.sum(x[1:] ** 2) + jnp.sum(x**4),
+        "random": lambda x: jnp.sum(jnp.tanh(weights @ x) ** 2),
+    }
+
+
+def _dense_matrix(out):
+    return next(o for o in out if isinstance(o, np.ndarray) and o.ndim >= 2)
+
+
+@pytest.mark.parametrize(
+    "structure", ["banded", "block-diagonal", "arrow", "random", "tall", "wide"]
+)
+@pytest.mark.parametrize("mode", ["auto", "forward", "reverse"])
+@pytest.mark.parametrize("op", ["jacobian_and_value", "mhp_jacobian_and_value"])
+def test_detected_jacobian_matches_dense(structure, mode, op):
+    jnp = _jnp()
+    func = jacobian_functions(jnp)[structure]
+    x = RNG.standard_normal(N)
+    sparse = getattr(diffops, op)(func, sparsity="detect", mode=mode)(x)
+    dense = getattr(diffops, op)(func, mode=mode)(x)
+    k = 1 if callable(sparse[0]) else 0
+    matrix = sparse[k]
+    assert isinstance(matrix, scipy_sparse.csr_array)
+    np.testing.assert_allclose(
+        matrix.toarray(), dense[k].reshape(matrix.shape), rtol=1e-12, atol=1e-14
+    )
+    np.testing.assert_array_equal(sparse[-1], dense[-1])
+    if k:
+        m = RNG.standard_normal(dense[0].arg_shape)
+        np.testing.assert_allclose(sparse[0](m), dense[0](m), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("structure", ["banded", "block-diagonal", "arrow", "random"])
+@pytest.mark.parametrize("op", ["hessian_grad_and_value", "mtp_hessian_grad_and_value"])
+@pytest.mark.parametrize("backend", ["jax", "jax_nojit"])
+def test_detected_hessian_matches_dense(structure, op, backend):
+    jnp = _jnp()
+    func = hessian_functions(jnp)[structure]
+    x = RNG.standard_normal(N)
+    derivative = getattr(diffops, op)(func, backend=backend, sparsity="detect")
+    sparse = derivative(x)
+    dense = getattr(diffops, op)(func, backend=backend)(x)
+    k = 1 if callable(sparse[0]) else 0
+    np.testing.assert_allclose(sparse[k].toarray(), dense[k], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(sparse[k + 1], dense[k + 1], rtol=1e-14)
+    if k:
+        m = RNG.standard_normal((N, N))
+        np.testing.assert_allclose(sparse[0](m), dense[0](m), rtol=1e-10, atol=1e-12)
+    assert derivative.coloring["mode"] == "symmetric"
+
+
+def test_arrow_hessian_needs_two_products_and_banded_few():
+    jnp = _jnp()
+    arrow = diffops.hessian_grad_and_value(
+        hessian_functions(jnp)["arrow"], sparsity="detect"
+    )
+    arrow(RNG.standard_normal(50))
+    assert arrow.coloring["colors"] == 2
+    tridiagonal = diffops.jacobian_and_value(
+        jacobian_functions(jnp)["banded"], sparsity="detect"
+    )
+    tridiagonal(RNG.standard_normal(50))
+    assert tridiagonal.coloring["colors"] == 3  # the optimum: three columns per row
+
+
+def test_entries_zero_at_the_first_point_are_in_the_pattern():
+    jnp = _jnp()
+    derivative = diffops.jacobian_and_value(lambda x: x[1:] * x[:-1], sparsity="detect")
+    zero, _value = derivative(np.zeros(5))
+    assert zero.nnz == 8  # structural, although every value is 0 at x = 0
+    x = RNG.standard_normal(5)
+    jacobian, _ = derivative(x)
+    expected = np.zeros((4, 5))
+    expected[np.arange(4), np.arange(4)] = x[1:]
+    expected[np.arange(4), np.arange(1, 5)] = x[:-1]
+    np.testing.assert_allclose(jacobian.toarray(), expected, rtol=1e-15)
+    assert jnp is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nd_input_and_float32(dtype):
+    jnp = _jnp()
+
+    def grid(x):  # a 2-d input: neighbours along both axes
+        return jnp.sum((x[1:, :] - x[:-1, :]) ** 2) + jnp.sum(
+            jnp.sin(x[:, 1:] * x[:, :-1])
+        )
+
+    x = RNG.standard_normal((3, 4)).astype(dtype)
+    hessian, _grad, _value = diffops.hessian_grad_and_value(grid, sparsity="detect")(x)
+    dense, _, _ = diffops.hessian_grad_and_value(grid)(x)
+    assert hessian.shape == (12, 12)
+    assert hessian.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(
+        hessian.toarray(), dense.reshape(12, 12), rtol=tol, atol=tol
+    )
+
+
+def test_extra_arguments():
+    jnp = _jnp()
+
+    def chain(x, weights, scale):
+        return scale * jnp.sum(weights * (x[1:] - x[:-1] ** 2) ** 2)
+
+    derivative = diffops.hessian_grad_and_value(chain, sparsity="detect")
+    x, weights = RNG.standard_normal(N), RNG.uniform(1, 2, N - 1)
+    sparse, _grad, _value = derivative(x, weights, 3.0)
+    dense, _, _ = diffops.hessian_grad_and_value(chain)(x, weights, 3.0)
+    np.testing.assert_allclose(sparse.toarray(), dense, rtol=1e-12, atol=1e-14)
+
+
+def test_given_pattern_too_small_is_caught_on_jax():
+    jnp = _jnp()
+    func = jacobian_functions(jnp)["banded"]
+    with pytest.raises(SparsityError, match="lacks"):
+        diffops.jacobian_and_value(func, sparsity=np.eye(N, dtype=bool))(np.ones(N))
+
+
+def _framework_functions(backend):
+    if backend == "torch":
+        import torch as xp
+
+        def concat(parts):
+            return xp.cat(parts)
+    elif backend == "autograd":
+        import autograd.numpy as xp
+
+        concat = xp.concatenate
+    else:
+        import jax.numpy as xp
+
+        concat = xp.concatenate
+
+    def bidiagonal(x):
+        return concat([x[:1] ** 2, x[1:] * x[:-1]])
+
+    def tridiagonal_energy(x):
+        return xp.sum((x[1:] - x[:-1]) ** 4) + xp.sum(xp.sin(x) * x)
+
+    return bidiagonal, tridiagonal_energy
+
+
+@pytest.mark.parametrize("backend", SELECTED_BACKENDS)
+@pytest.mark.parametrize(
+    "op",
+    [
+        "jacobian_and_value",
+        "mhp_jacobian_and_value",
+        "hessian_grad_and_value",
+        "mtp_hessian_grad_and_value",
+    ],
+)
+def test_given_patterns_on_every_backend(backend, op):
+    require_backend(backend)
+    band = np.abs(np.subtract.outer(np.arange(N), np.arange(N)))
+    if backend == "symnum":
+        import symnum.numpy as snp
+
+        options = {"arg_shape": (N,)}
+
+        def jacobian_func(x):
+            return snp.array([x[0] ** 2] + [x[i] * x[i - 1] for i in range(1, N)])
+
+        def hessian_func(x):
+            return snp.sum((x[1:] - x[:-1]) ** 4) + snp.sum(snp.sin(x) * x)
+
+    else:
+        options = {}
+        jacobian_func, hessian_func = _framework_functions(backend)
+    is_hessian = op.startswith(("hessian", "mtp"))
+    func = hessian_func if is_hessian else jacobian_func
+    pattern = band <= 1 if is_hessian else (band <= 1) & np.tril(np.ones((N, N), bool))
+    x = RNG.standard_normal(N)
+    sparse = getattr(diffops, op)(func, backend=backend, sparsity=pattern, **options)(x)
+    dense = getattr(diffops, op)(func, backend=backend, **options)(x)
+    k = 1 if callable(sparse[0]) else 0
+    np.testing.assert_allclose(sparse[k].toarray(), dense[k], rtol=1e-12, atol=1e-14)
+    if k:
+        m = RNG.standard_normal(dense[0].arg_shape)
+        np.testing.assert_allclose(sparse[0](m), dense[0](m), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "backend", [b for b in ("autograd", "torch", "symnum") if b in SELECTED_BACKENDS]
+)
+def test_detect_without_a_traced_program_is_a_clear_error(backend):
+    require_backend(backend)
+    options = {"arg_shape": (N,)} if backend == "symnum" else {}
+    func = (lambda x: x * 2) if backend != "symnum" else (lambda x: 2 * x)
+    with pytest.raises(SparsityError, match="Pass the pattern"):
+        diffops.jacobian_and_value(func, backend=backend, sparsity="detect", **options)(
+            np.ones(N)
+        )
+
+
+def test_bad_options_are_build_time_errors():
+    require_backend("jax")
+    with pytest.raises(SparsityError, match="no Jacobian or Hessian"):
+        diffops.grad_and_value(np.sum, sparsity="detect")
+    with pytest.raises(SparsityError, match="not understood"):
+        diffops.jacobian_and_value(np.sum, sparsity="auto")
+    with pytest.raises(SparsityError, match="boolean pattern"):
+        diffops.jacobian_and_value(np.sum, sparsity=3)
+
+
+# ---------------------------------------------------------------------------------
+# The colorings themselves
+
+
+def _random_symmetric(n, density, seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.uniform(size=(n, n)) < density
+    mask = mask | mask.T | np.eye(n, dtype=bool)
+    return scipy_sparse.csr_array(mask.astype(np.int8))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_star_coloring_allows_direct_recovery_of_every_entry(seed):
+    pattern = _random_symmetric(30, 0.15, seed)
+    colors = star_coloring(pattern)
+    rows, cols = pattern.nonzero()
+    off = rows != cols
+    assert np.all(colors[rows[off]] != colors[cols[off]])  # a proper coloring
+    plan = hessian_plan(pattern, (30,), np.float64)  # raises if not a star coloring
+    h = RNG.standard_normal((30, 30))
+    h = (h + h.T) * pattern.toarray()
+    products = np.stack([h @ s for s in plan.seeds])
+    np.testing.assert_allclose(plan.matrix(products.ravel()[plan.index]).toarray(), h)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_jacobian_colorings_recover_every_entry(seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.uniform(size=(12, 9)) < 0.2
+    pattern = scipy_sparse.csr_array(mask.astype(np.int8))
+    j = rng.standard_normal((12, 9)) * mask
+    for mode in ("forward", "reverse"):
+        plan = jacobian_plan(pattern, (9,), (12,), np.float64, mode)
+        seeds = plan.seeds.reshape(plan.n_colors, -1)
+        products = np.stack([j @ s if mode == "forward" else s @ j for s in seeds])
+        recovered = plan.matrix(products.ravel()[plan.index]).toarray()
+        np.testing.assert_allclose(recovered, j)
