@@ -690,6 +690,30 @@ class Differences:
 # The checker
 
 
+def _dense(op: Operator, function: Function) -> Function:
+    """``function``, with sparse Jacobians and Hessians made dense.
+
+    ``sparsity=`` returns them as ``scipy.sparse`` arrays; dense, they are checked
+    like any other: against finite differences and, with ``reference=``, against
+    dense derivatives.
+    """
+
+    def densified(x: Any, *args: Any) -> Any:
+        out = function(x, *args)
+        if not isinstance(out, tuple) or len(out) != op.n_outputs:
+            return out
+        items = list(out)
+        for k, name in enumerate(op.outputs):
+            item = items[k]
+            if name in ARRAYS and hasattr(item, "toarray") and hasattr(item, "nnz"):
+                shape = shape_of(ARRAYS[name].shape, np.shape(x), np.shape(out[-1]))
+                items[k] = np.asarray(item.toarray()).reshape(shape)
+        return tuple(items)
+
+    densified.__name__ = getattr(function, "__name__", "derivative")
+    return densified
+
+
 @dataclass
 class _Supplied:
     """A derivative function under check and what it returned at ``x``."""
@@ -1882,7 +1906,9 @@ def check_functions(
         full_limit=full_limit,
         seed=seed,
     )
-    entries = [_Supplied(OPERATORS[k], d) for k, d in functions.items()]
+    entries = [
+        _Supplied(OPERATORS[k], _dense(OPERATORS[k], d)) for k, d in functions.items()
+    ]
     references = _references(reference, original, x, entries)
     for entry in entries:
         checker.call(entry)
@@ -2012,7 +2038,7 @@ def compare_derivatives(
         full_limit=FULL_LIMIT,
         seed=seed,
     )
-    entry = _Supplied(OPERATORS[op_name], derivative)
+    entry = _Supplied(OPERATORS[op_name], _dense(OPERATORS[op_name], derivative))
     try:
         entry.outputs = tuple(derivative(x.copy(), *args))
     except Exception as err:
