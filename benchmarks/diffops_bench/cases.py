@@ -35,6 +35,10 @@ CASES: tuple[str, ...] = (
     "wide",
     "rw_softplus",
     "args",
+    "batched_banana",
+    "batched_logistic",
+    "sparse_jacobian",
+    "sparse_hessian",
     "first_call",
     "import",
 )
@@ -48,6 +52,8 @@ CASE_GROUPS = {
     "closure": ("banana", "torus", "logistic"),
     "mtp": ("logistic",),
     "products": ("hvp",),
+    "batched": ("batched_banana", "batched_logistic"),
+    "sparse": ("sparse_jacobian", "sparse_hessian"),
 }
 """Names for groups of cases (``--cases tiny``)."""
 
@@ -309,6 +315,8 @@ class Problem:
             interleaved set of rounds, so that ratios between them (an HVP against a
             gradient) are measured under the same load; ``None``: on its own.
         reference: The closed forms' outputs at ``x`` (filled in when first needed).
+        batch: For batched evaluation, the number of points stacked along the first
+            axis of ``x`` (``None``: ``x`` is one point).
     """
 
     section: str
@@ -319,6 +327,12 @@ class Problem:
     impls: list[Impl]
     group: str | None = None
     reference: tuple[Any, ...] | None = None
+    batch: int | None = None
+
+    @property
+    def dim(self) -> int:
+        """Input size of one point."""
+        return int(self.x.size // (self.batch or 1))
 
 
 def sample(model: Model, seed: int) -> np.ndarray:

@@ -24,7 +24,8 @@ def compare(
 
     Arrays must match with ``np.allclose(rtol=1e-6, atol=1e-9·scale)``; closures are
     applied to ``arg`` and compared with the reference closure's :class:`Applied`
-    result.
+    result; a ``scipy.sparse`` result (``sparsity=``) is compared through
+    ``toarray()``, reshaped from ``(prod(F), prod(S))`` to the reference's shape.
 
     Args:
         out: The implementation's return value.
@@ -48,7 +49,8 @@ def compare(
                 problems.append(f"{name} is not callable")
                 continue
             got, want, label = got(arg), want.value, f"{name}(m)"
-        got_arr, want_arr = np.asarray(got), np.asarray(want)
+        want_arr = np.asarray(want)
+        got_arr = _dense(got, want_arr.shape)
         if got_arr.shape != want_arr.shape:
             problems.append(
                 f"{label}: shape {got_arr.shape}, expected {want_arr.shape}"
@@ -61,3 +63,11 @@ def compare(
         if dtype and got_arr.dtype != np.float64:
             problems.append(f"{label}: dtype {got_arr.dtype}, expected float64")
     return "; ".join(problems) or None
+
+
+def _dense(got: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``got`` as a NumPy array; a sparse matrix densified to ``shape`` if it fits."""
+    if hasattr(got, "toarray") and not isinstance(got, np.ndarray):  # scipy.sparse
+        dense: np.ndarray = got.toarray()
+        return dense.reshape(shape) if dense.size == np.prod(shape) else dense
+    return np.asarray(got)

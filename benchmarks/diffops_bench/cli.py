@@ -16,12 +16,16 @@ import diffops
 from . import report, runner, targets
 from .cases import CASE_GROUPS, CASES
 from .config import (
+    BATCH_QUICK_SIZE,
+    BATCH_SIZE,
     COMMAND,
     DEFAULT_OUT,
     HVP_DIM,
     HVP_QUICK_DIM,
     PACKAGE,
     REPO_ROOT,
+    SPARSE_DIM,
+    SPARSE_QUICK_DIM,
     Config,
 )
 from .machine import THREAD_VARS, framework_info, loadavg, machine_info
@@ -42,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fewer repeats, no d = 10⁶ (CI smoke test, < 60 s)",
+        help="fewer repeats, no d = 10⁶, smaller hvp, batched and sparse cases "
+        "(CI smoke test)",
     )
     parser.add_argument(
         "--out",
@@ -151,7 +156,10 @@ def config(args: argparse.Namespace, argv: Sequence[str]) -> Config:
     if quick:
         notes.append(
             f"--quick: d = 10⁶ skipped, {repeats} batches of ≥ {min_batch_ms:g} ms "
-            f"per timing, hvp case at d = {HVP_QUICK_DIM} instead of {HVP_DIM}"
+            f"per timing, hvp case at d = {HVP_QUICK_DIM} instead of {HVP_DIM}, "
+            f"batched cases at B = {BATCH_QUICK_SIZE} points instead of "
+            f"{BATCH_SIZE}, sparse cases at d = {SPARSE_QUICK_DIM} instead of "
+            f"{SPARSE_DIM}"
         )
     return Config(
         quick=quick,
@@ -167,6 +175,8 @@ def config(args: argparse.Namespace, argv: Sequence[str]) -> Config:
         threads=args.threads,
         argv=tuple(argv),
         notes=notes,
+        batch_size=BATCH_QUICK_SIZE if quick else BATCH_SIZE,
+        sparse_dim=SPARSE_QUICK_DIM if quick else SPARSE_DIM,
     )
 
 

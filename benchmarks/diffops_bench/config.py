@@ -21,6 +21,14 @@ HVP_DIM, HVP_QUICK_DIM = 2000, 500
 """d of the ``hvp`` case (Hessian-vector products; its targets are set at
 ``HVP_DIM``), and with ``--quick``."""
 
+BATCH_SIZE, BATCH_QUICK_SIZE = 1000, 100
+"""Points per call of the ``batched`` cases (their targets are set at ``BATCH_SIZE``),
+and with ``--quick``."""
+
+SPARSE_DIM, SPARSE_QUICK_DIM = 2000, 500
+"""d of the ``sparse`` cases (their time targets are set at ``SPARSE_DIM``), and with
+``--quick``."""
+
 FRAMEWORK = {
     "jax": "jax",
     "jax_nojit": "jax",
@@ -44,11 +52,14 @@ class Config:
         min_batch_s: Shortest batch, in seconds.
         large_dims: Input dimensions of the O(d) case.
         hvp_dim: Input dimension of the ``hvp`` case (Hessian-vector products).
-        first_call_reps: Repetitions of the first-call measurement.
+        first_call_reps: Repetitions of the first-call measurements (``first_call``
+            and the ``sparse`` cases).
         import_reps: Repetitions of the import-time measurement.
         threads: ``--threads`` (``None``: each library's own choice).
         argv: The command-line arguments, for the report.
         notes: Skipped implementations and other remarks, collected during the run.
+        batch_size: Points per call of the ``batched`` cases.
+        sparse_dim: Input dimension of the ``sparse`` cases.
     """
 
     quick: bool
@@ -64,3 +75,5 @@ class Config:
     threads: int | None = None
     argv: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    batch_size: int = BATCH_SIZE
+    sparse_dim: int = SPARSE_DIM

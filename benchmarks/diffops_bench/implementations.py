@@ -31,6 +31,9 @@ class Impl:
         backend: diffops backend, for diffops rows.
         family: Group of hand-written calls (``"jax.jit"``, ``"torch.func"`` …).
         context: Entered around building, checking and every timed batch.
+        points: For batched evaluation, check and time only the first ``points``
+            points of the stack, and scale the times to the whole stack (a loop of
+            single calls too slow to time in full); ``None``: the whole stack.
     """
 
     name: str
@@ -42,6 +45,7 @@ class Impl:
     context: Callable[[], contextlib.AbstractContextManager[Any]] = (
         contextlib.nullcontext
     )
+    points: int | None = None
 
 
 def diffops_impl(model: Model, op: str, backend: str, **options: Any) -> Impl:

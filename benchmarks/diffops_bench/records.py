@@ -51,7 +51,7 @@ class Record:
     Attributes:
         section: Case name, e.g. ``"banana"``.
         op: Operator name, ``"value"``, ``"<closure> closure"`` or ``"import"``.
-        dim: Input size.
+        dim: Input size (of one point, for batched evaluation).
         impl: Implementation, e.g. ``"diffops[jax]"`` or ``"jax.jit(value_and_grad)"``.
         kind: ``"diffops"``, ``"framework"``, ``"numpy"`` or ``"diagnostic"``.
         framework: Framework of the implementation (``"numpy"`` for closed forms).
@@ -69,6 +69,7 @@ class Record:
         correct: Whether the outputs matched the reference (``None``: not checked).
         error: What was wrong, or the exception raised.
         note: Why it was not timed, or what exactly was timed.
+        batch: Points per call, for batched evaluation (``None``: one point).
     """
 
     section: str
@@ -90,6 +91,7 @@ class Record:
     correct: bool | None = None
     error: str | None = None
     note: str | None = None
+    batch: int | None = None
 
     def set_timing(self, timing: Timing) -> Record:
         """Store ``timing``'s statistics in this record; return the record."""

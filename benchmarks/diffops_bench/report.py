@@ -78,16 +78,12 @@ def target_rows(targets: Sequence[Target]) -> list[list[str]]:
             measured = "—"
         else:
             measured = f"{t.measured:g}" if t.count else f"{t.measured:.3f}"
-        rows.append(
-            [
-                t.target,
-                t.what,
-                measured,
-                f"{t.better} {t.threshold:g}",
-                status,
-                detail,
-            ]
-        )
+        if t.threshold is None:  # reported only
+            threshold = "none"
+            status = "report" if t.measured is not None else "n/a"
+        else:
+            threshold = f"{t.better} {t.threshold:g}"
+        rows.append([t.target, t.what, measured, threshold, status, detail])
     return rows
 
 
@@ -234,6 +230,64 @@ def derived_rows(
             for f in derived["first_call"]
         ],
     )
+    tables["batched: one batched call against a Python loop of single calls"] = (
+        (
+            "case",
+            "B",
+            "backend",
+            "loop µs",
+            "batched µs",
+            "loop / batched",
+            "hand-written batched",
+            "hand-written µs",
+            "batched / hand-written",
+        ),
+        [
+            [
+                b["section"],
+                str(b["batch"]),
+                b["backend"],
+                fmt_us(b["loop_us"]) + (" (scaled)" if b["loop_note"] else ""),
+                fmt_us(b["batched_us"]),
+                fmt_ratio(b["speedup"]),
+                b["hand_impl"] or "—",
+                fmt_us(b["hand_us"]),
+                fmt_ratio(b["batched_over_hand"]),
+            ]
+            for b in derived["batched"]
+        ],
+    )
+    tables["sparse: sparsity='detect' against dense, jax"] = (
+        (
+            "case",
+            "d",
+            "sparse µs",
+            "dense µs",
+            "sparse / dense",
+            "first call sparse ms",
+            "first call dense ms",
+            "first sparse / dense",
+            "colors",
+            "lower bound (pattern)",
+            "coloring",
+        ),
+        [
+            [
+                r["section"],
+                str(r["dim"]),
+                fmt_us(r["sparse_us"]),
+                fmt_us(r["dense_us"]),
+                _fmt_small(r["call_ratio"]),
+                _fmt_ms(r["first_sparse_ms"]),
+                _fmt_ms(r["first_dense_ms"]),
+                fmt_ratio(r["first_ratio"]),
+                "—" if r["colors"] is None else str(r["colors"]),
+                "—" if r["bound"] is None else str(r["bound"]),
+                r["coloring"] or "—",
+            ]
+            for r in derived["sparse"]
+        ],
+    )
     tables["import time (-X importtime, sum of self times, medians)"] = (
         (
             "import numpy ms",
@@ -252,6 +306,10 @@ def derived_rows(
         ],
     )
     return tables
+
+
+def _fmt_ms(ms: float | None) -> str:
+    return "—" if ms is None else f"{ms:.1f}"
 
 
 def _fmt_small(r: float | None) -> str:
@@ -293,7 +351,21 @@ _SECTION_TITLES = {
     "wide": "wide Jacobian (300 → 3)",
     "rw_softplus": "O(d) log-density: random walk + softplus",
     "first_call": "first call on jax: build + trace + compile + run (µs)",
+    "batched_banana": "batched evaluation: banana gradient (d = 2), µs per stack",
+    "batched_logistic": "batched evaluation: logistic regression Hessian (d = 100, "
+    "n = 200), µs per stack",
+    "sparse_jacobian": "sparse Jacobian: tridiagonal map R^d → R^d on jax "
+    "(first call: build + first call, µs)",
+    "sparse_hessian": "sparse Hessian: banded energy, bandwidth 3, on jax "
+    "(first call: build + first call, µs)",
 }
+
+
+def _section_title(section: str, records: Sequence[Record]) -> str:
+    """The section's title; batched sections say how many points per call."""
+    title = _SECTION_TITLES.get(section, section)
+    batch = next((r.batch for r in records if r.section == section and r.batch), None)
+    return f"{title}, B = {batch:,} points" if batch else title
 
 
 def write_markdown(
@@ -342,7 +414,7 @@ def write_markdown(
         parts.append("")
     for section in _sections(records):
         parts += [
-            f"## {_SECTION_TITLES.get(section, section)}",
+            f"## {_section_title(section, records)}",
             "",
             markdown_table(_HEADERS, result_rows(records, ratios, section)),
             "",
@@ -378,7 +450,7 @@ def print_report(
 ) -> None:
     """Print every table (with rich if installed), then notes and failures."""
     tables: list[tuple[str, Sequence[str], list[list[str]]]] = [
-        (_SECTION_TITLES.get(s, s), _HEADERS, result_rows(records, ratios, s))
+        (_section_title(s, records), _HEADERS, result_rows(records, ratios, s))
         for s in _sections(records)
     ]
     tables += [(t, h, rows) for t, (h, rows) in derived_rows(derived).items() if rows]
@@ -474,6 +546,8 @@ def write_json(
             "min_batch_s": cfg.min_batch_s,
             "large_dims": list(cfg.large_dims),
             "hvp_dim": cfg.hvp_dim,
+            "batch_size": cfg.batch_size,
+            "sparse_dim": cfg.sparse_dim,
             "first_call_reps": cfg.first_call_reps,
             "import_reps": cfg.import_reps,
             "threads": cfg.threads,

@@ -19,6 +19,7 @@ from typing import Any
 from diffops.models import MODELS, Model
 from diffops.timing import calibrate, time_batch
 
+from .batched import batched_problems
 from .cases import Problem, logistic_model, problems
 from .check import Applied, compare
 from .config import Config
@@ -28,6 +29,7 @@ from .implementations import Impl
 from .import_time import import_times
 from .ops import closure_name, short_name
 from .records import Record, summarize
+from .sparse import sparse_first_call, sparse_problems
 
 SLOW_CALL_S = 5.0
 """Implementations whose steady-state call takes longer than this are not timed."""
@@ -45,12 +47,15 @@ class _Timed:
     context: Callable[[], contextlib.AbstractContextManager[Any]]
     loops: int = 1
     max_samples: int = 1
+    scale: float = 1.0
     samples: list[float] = field(default_factory=list)
 
 
 def _title(problems: Sequence[Problem]) -> str:
     ops = " + ".join(short_name(p.op) for p in problems)
-    return f"{problems[0].section} d={problems[0].x.size} {ops}"
+    first = problems[0]
+    batch = f" B={first.batch}" if first.batch else ""
+    return f"{first.section} d={first.dim}{batch} {ops}"
 
 
 def _reference(problem: Problem) -> tuple[Any, ...]:
@@ -67,8 +72,13 @@ def _reference(problem: Problem) -> tuple[Any, ...]:
 def _prepare(
     problem: Problem, impl: Impl, cfg: Config
 ) -> tuple[list[Record], list[_Timed]]:
-    """Build ``impl``, call it once, check its outputs; return what is to be timed."""
-    dim = int(problem.x.size)
+    """Build ``impl``, call it once, check its outputs; return what is to be timed.
+
+    An implementation with ``points`` set runs on the first ``points`` points of a
+    batched problem only: it is checked against those rows of the reference, and its
+    times are scaled by ``batch / points`` (noted in its record).
+    """
+    dim = problem.dim
     base = Record(
         problem.section,
         problem.op,
@@ -78,9 +88,17 @@ def _prepare(
         impl.framework,
         backend=impl.backend,
         family=impl.family,
+        batch=problem.batch,
     )
     reference = _reference(problem)
-    x = problem.x
+    x, scale = problem.x, 1.0
+    if impl.points is not None and problem.batch and impl.points < problem.batch:
+        x, scale = x[: impl.points], problem.batch / impl.points
+        reference = tuple(r[: impl.points] for r in reference)
+        base.note = (
+            f"timed on the first {impl.points} of the {problem.batch} points; "
+            f"times scaled × {scale:g} to the whole stack"
+        )
     with impl.context():
         try:
             start = time.perf_counter()
@@ -113,7 +131,7 @@ def _prepare(
                 )
                 return [base], []
     records = [base]
-    timed = [_Timed(base, lambda: fn(x), impl.context)]
+    timed = [_Timed(base, lambda: fn(x), impl.context, scale=scale)]
     closure = closure_name(problem.op)
     if closure is not None:
         product, arg = out[0], problem.closure_arg
@@ -164,7 +182,7 @@ def run_problems(
         say(f"{title}: warm up {entry.record.impl}")
         with entry.context():
             entry.loops, first = calibrate(entry.fn, cfg.min_batch_s)
-        entry.samples.append(first)
+        entry.samples.append(first * entry.scale)
         slow = first > FEW_BATCHES_ABOVE_S
         entry.max_samples = min(cfg.repeats, 5) if slow else cfg.repeats
     for k in range(1, cfg.repeats):
@@ -173,9 +191,8 @@ def run_problems(
         for entry in timed[shift:] + timed[:shift]:
             if len(entry.samples) < entry.max_samples:
                 with entry.context():
-                    entry.samples.append(
-                        time_batch(entry.fn, entry.loops) / entry.loops
-                    )
+                    per_call = time_batch(entry.fn, entry.loops) / entry.loops
+                    entry.samples.append(per_call * entry.scale)
     for entry in timed:
         entry.record.set_timing(summarize(entry.samples, entry.loops))
     return records
@@ -213,6 +230,9 @@ def _plan(cfg: Config) -> list[_Job]:
     if "args" in cfg.cases:
         args = args_problem(cfg)
         selected += [args] if args else []
+    selected += batched_problems(cfg)
+    sparse = sparse_problems(cfg)
+    selected += sparse
     for group in _grouped(selected):
 
         def run(
@@ -225,6 +245,15 @@ def _plan(cfg: Config) -> list[_Job]:
     if "args" in cfg.cases and "jax" in cfg.backends:
         label = "args: compilations on a second data set (jax)"
         jobs.append(_Job(label, lambda say: compile_counts(cfg)))
+    for problem in sparse:
+
+        def sparse_first(
+            say: Callable[[str], None], section: str = problem.section
+        ) -> list[Record]:
+            return sparse_first_call(section, cfg)
+
+        label = f"{problem.section}: first call, sparse and dense (jax)"
+        jobs.append(_Job(label, sparse_first))
     if "first_call" in cfg.cases:
         if "jax" in cfg.backends:
             models = {"banana": MODELS["banana"], "torus": MODELS["torus"]}

@@ -11,10 +11,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .config import HVP_DIM, Config
+from .batched import BATCHED_CASES, batched_label, loop_label
+from .config import BATCH_SIZE, HVP_DIM, SPARSE_DIM, Config
 from .extra_args import ALIGNED, DEVICE, DIFFOPS, NOT_ALIGNED
 from .ops import closure_name, short_name
-from .records import Record, fmt_us
+from .records import Record, fmt_ratio, fmt_us
+from .sparse import (
+    COLOR_BOUND_OP,
+    COLORS_OP,
+    DENSE_ROW,
+    FIRST_CALL_OP,
+    SPARSE_CASES,
+    SPARSE_ROW,
+)
 
 
 def _key(r: Record) -> tuple[str, str, int]:
@@ -379,6 +388,74 @@ def _import(records: Sequence[Record]) -> list[dict[str, Any]]:
     ]
 
 
+def _batched(records: Sequence[Record]) -> list[dict[str, Any]]:
+    """Per batched case and backend: the loop of single calls over the batched call."""
+    rows = []
+    for section, case in BATCHED_CASES.items():
+        for backend in case.backends:
+            loop = _find(records, section, case.op, loop_label(backend))
+            batch = _find(records, section, case.op, batched_label(backend))
+            if not loop or not batch or not (ok(loop[0]) and ok(batch[0])):
+                continue
+            lr, br = loop[0], batch[0]
+            # jax against jax.jit(vmap(...)), jax_nojit against an eager vmap (none).
+            hand = _best(records, section, br.op, br.dim, **_peers(br))
+            rows.append(
+                {
+                    "section": section,
+                    "op": br.op,
+                    "dim": br.dim,
+                    "batch": br.batch,
+                    "backend": backend,
+                    "loop_us": lr.median_us,
+                    "loop_note": lr.note,
+                    "batched_us": br.median_us,
+                    "speedup": _ratio(lr, br),
+                    "hand_impl": hand.impl if hand else None,
+                    "hand_us": hand.median_us if hand else None,
+                    "batched_over_hand": _ratio(br, hand),
+                }
+            )
+    return rows
+
+
+def _sparse(records: Sequence[Record]) -> list[dict[str, Any]]:
+    """Per sparse case: per-call and first-call times sparse / dense, and colors."""
+    rows = []
+    for section, case in SPARSE_CASES.items():
+        sparse = _find(records, section, case.op, SPARSE_ROW)
+        dense = _find(records, section, case.op, DENSE_ROW)
+        first_s = _find(records, section, FIRST_CALL_OP, SPARSE_ROW)
+        first_d = _find(records, section, FIRST_CALL_OP, DENSE_ROW)
+        colors = _find(records, section, COLORS_OP, SPARSE_ROW)
+        bound = [r for r in records if (r.section, r.op) == (section, COLOR_BOUND_OP)]
+        if not (sparse or first_s or colors):
+            continue
+        s = sparse[0] if sparse and ok(sparse[0]) else None
+        d = dense[0] if dense and ok(dense[0]) else None
+        fs = first_s[0] if first_s and ok(first_s[0]) else None
+        fd = first_d[0] if first_d and ok(first_d[0]) else None
+        rows.append(
+            {
+                "section": section,
+                "kind": case.kind,
+                "dim": (sparse or first_s or colors)[0].dim,
+                "sparse_us": s.median_us if s else None,
+                "dense_us": d.median_us if d else None,
+                "call_ratio": _ratio(s, d),
+                "first_sparse_ms": fs.median_us / 1e3 if fs and fs.median_us else None,
+                "first_dense_ms": fd.median_us / 1e3 if fd and fd.median_us else None,
+                "first_ratio": _ratio(fs, fd),
+                "colors": colors[0].count if colors else None,
+                "colors_ok": colors[0].correct if colors else None,
+                "coloring": colors[0].note if colors else None,
+                "bound": bound[0].count if bound else None,
+                "optimum": case.optimum,
+            }
+        )
+    return rows
+
+
 def derived(records: Sequence[Record]) -> dict[str, list[dict[str, Any]]]:
     """The derived tables (closure cost, MTP ratio, grad/value, Jacobian modes …)."""
     return {
@@ -392,6 +469,8 @@ def derived(records: Sequence[Record]) -> dict[str, list[dict[str, Any]]]:
         "args_compilations": _compilations(records),
         "first_call": _first_call(records),
         "import": _import(records),
+        "batched": _batched(records),
+        "sparse": _sparse(records),
     }
 
 
@@ -403,8 +482,8 @@ class Target:
         target: What the target measures, e.g. ``"jax overhead vs jax.jit"``.
         what: The case and the ratio measured, e.g. ``"banana grad: diffops jax /
             jax.jit best"``.
-        measured: The measured value (``None``: not run).
-        threshold: The target value.
+        measured: The measured value (``None``: not run, or not judged).
+        threshold: The target value (``None``: reported only, no target).
         better: ``"<="``, ``">="`` or ``"=="`` (counts).
         detail: The times behind the ratio.
         count: The measured value is a count, not a ratio or time.
@@ -413,15 +492,15 @@ class Target:
     target: str
     what: str
     measured: float | None
-    threshold: float
+    threshold: float | None
     better: str
     detail: str = ""
     count: bool = False
 
     @property
     def passed(self) -> bool | None:
-        """``None`` when not measured."""
-        if self.measured is None:
+        """``None`` when not measured or reported only."""
+        if self.measured is None or self.threshold is None:
             return None
         if self.better == "<=":
             return self.measured <= self.threshold
@@ -451,6 +530,112 @@ HVP_VS_HESSIAN = "(hvp_grad_and_value + one hvp) / hessian_grad_and_value"
 JVP_VS_REVERSE = "jvp on tall 3 → 300 / reverse-mode Jacobian"
 ARGS_COST = "extra arguments vs closed-over data"
 ARGS_COMPILES = "first call with a second data set compiles nothing new"
+BATCHED_SPEEDUP = "batched speed-up vs a Python loop of single calls"
+SPARSE_JACOBIAN = "sparse Jacobian / dense Jacobian call"
+SPARSE_HESSIAN = "sparse Hessian / dense Hessian call"
+SPARSE_FIRST_CALL = "first call (detection + coloring + compile) sparse / dense"
+SPARSE_COLORS = "colors found vs the optimum"
+
+BATCHED_SPEEDUP_TARGETS = {("batched_banana", "jax"): 20.0}
+"""Batched cases and backends with a speed-up target; the others are reported only."""
+
+
+def _batched_targets(
+    derived: dict[str, list[dict[str, Any]]], cfg: Config
+) -> list[Target]:
+    """Batched speed-ups: the jax banana target, the other rows reported only."""
+    out: list[Target] = []
+    rows = {(b["section"], b["backend"]): b for b in derived["batched"]}
+    cases = [(s, b, c) for s, c in BATCHED_CASES.items() for b in c.backends]
+    for section, backend, case in cases:
+        b = rows.get((section, backend))
+        threshold = BATCHED_SPEEDUP_TARGETS.get((section, backend))
+        what = (
+            f"{section.removeprefix('batched_')} {short_name(case.op)}, "
+            f"B={BATCH_SIZE}, {backend}: loop of single calls / one batched call"
+        )
+        if b is None:
+            out.append(Target(BATCHED_SPEEDUP, what, None, threshold, ">="))
+            continue
+        detail = f"{fmt_us(b['loop_us'])} µs vs {fmt_us(b['batched_us'])} µs"
+        if b["loop_note"]:
+            detail += f" (loop {b['loop_note']})"
+        if b["hand_impl"]:
+            detail += (
+                f"; batched / {b['hand_impl']} {fmt_ratio(b['batched_over_hand'])}"
+            )
+        measured = b["speedup"]
+        if b["batch"] != BATCH_SIZE:
+            detail = (
+                f"speed-up {measured:.3g} ({detail}); not judged: B = {b['batch']} "
+                f"in --quick, the target is at B = {BATCH_SIZE}"
+            )
+            measured = None
+        out.append(Target(BATCHED_SPEEDUP, what, measured, threshold, ">=", detail))
+    return out
+
+
+def _sparse_targets(derived: dict[str, list[dict[str, Any]]]) -> list[Target]:
+    """Sparse / dense per call and first call, and colors against the optimum."""
+    out: list[Target] = []
+    rows = {s["section"]: s for s in derived["sparse"]}
+    for section, name in (
+        ("sparse_jacobian", SPARSE_JACOBIAN),
+        ("sparse_hessian", SPARSE_HESSIAN),
+    ):
+        s = rows.get(section)
+        what = f"{section} d={SPARSE_DIM} jax: sparsity='detect' call / dense call"
+        measured, detail = _judged(
+            s, "call_ratio", "sparse_us", "dense_us", "µs", SPARSE_DIM
+        )
+        out.append(Target(name, what, measured, 0.05, "<=", detail))
+    for section in SPARSE_CASES:
+        s = rows.get(section)
+        what = (
+            f"{section} d={SPARSE_DIM} jax: build + first call, sparse / dense "
+            f"(fresh functions, median)"
+        )
+        measured, detail = _judged(
+            s, "first_ratio", "first_sparse_ms", "first_dense_ms", "ms", SPARSE_DIM
+        )
+        out.append(Target(SPARSE_FIRST_CALL, what, measured, 3.0, "<=", detail))
+    for section, case in SPARSE_CASES.items():
+        s = rows.get(section)
+        what = f"{section} jax: colors (products per call) found"
+        detail = ""
+        if s and s["colors"] is not None:
+            detail = (
+                f"optimum {case.optimum}: {case.why}; bound measured on the result's "
+                f"pattern {s['bound']}; {s['coloring']}"
+            )
+        measured = s["colors"] if s else None
+        out.append(
+            Target(SPARSE_COLORS, what, measured, case.optimum, "<=", detail, True)
+        )
+    return out
+
+
+def _judged(
+    row: dict[str, Any] | None,
+    ratio: str,
+    num: str,
+    den: str,
+    unit: str,
+    dim: int,
+) -> tuple[float | None, str]:
+    """A ratio of the sparse table and its detail; not judged at another d."""
+    if row is None or row[ratio] is None:
+        return None, ""
+    value = row[ratio]
+    fmt = fmt_us if unit == "µs" else (lambda v: f"{v:.0f}")
+    detail = f"{fmt(row[num])} {unit} vs {fmt(row[den])} {unit}"
+    if row["dim"] != dim:
+        detail = (
+            f"ratio {value:.3g} ({detail}); not judged: d = {row['dim']} in --quick, "
+            f"the target is at d = {dim}"
+        )
+        return None, detail
+    return value, detail
 
 
 def _product_targets(
@@ -613,6 +798,8 @@ def targets(
     what = "logistic d=100 jax: (mtp_hessian + one mtp) / hessian"
     out.append(Target(MTP_COST, what, mtp["ratio"] if mtp else None, 4.0, "<=", detail))
     out += _product_targets(derived, cfg)
+    out += _batched_targets(derived, cfg)
+    out += _sparse_targets(derived)
     modes = {
         (j["section"], j["backend"], j["mode"]): j for j in derived["jacobian_modes"]
     }

@@ -226,12 +226,15 @@ class BatchedDerivativeFunction:
 
     def _looped(self, xs: np.ndarray, args: tuple[Any, ...]) -> tuple[Any, ...]:
         d = self.derivative
-        results = []
-        for n in range(xs.shape[0]):
-            point_args = tuple(
-                a[n] if i in self.batched_args else a for i, a in enumerate(args)
-            )
-            results.append(d(xs[n], *point_args))
+        if not self.batched_args:
+            results = [d(x, *args) for x in xs]
+        else:
+            results = []
+            for n in range(xs.shape[0]):
+                point_args = tuple(
+                    a[n] if i in self.batched_args else a for i, a in enumerate(args)
+                )
+                results.append(d(xs[n], *point_args))
         op = d._op
         first = 1 if op.closure is not None else 0
         dtype = xs.dtype
