@@ -41,15 +41,19 @@ def main(n: int = 2000) -> None:
     z = np.random.default_rng(0).standard_normal(n)
     sparse = diffops.jacobian_and_value(constraint, sparsity="detect")
     dense = diffops.jacobian_and_value(constraint)
-    jacobian, value = sparse(z)
+    jacobian, _value = sparse(z)
     expected, _ = dense(z)
     assert np.allclose(jacobian.toarray(), expected, rtol=1e-12, atol=1e-14)
-    print(f"n = {n}: Jacobian {jacobian.shape}, {jacobian.nnz} non-zeros, "
-          f"{sparse.coloring['colors']} products per call ({sparse.coloring['mode']})")
+    print(
+        f"n = {n}: Jacobian {jacobian.shape}, {jacobian.nnz} non-zeros, "
+        f"{sparse.coloring['colors']} products per call ({sparse.coloring['mode']})"
+    )
     t_sparse = median_time(lambda: sparse(z))
     t_dense = median_time(lambda: dense(z))
-    print(f"sparse {t_sparse * 1e6:.0f} µs, dense {t_dense * 1e6:.0f} µs per call: "
-          f"{t_dense / t_sparse:.0f} times faster")
+    print(
+        f"sparse {t_sparse * 1e6:.0f} µs, dense {t_dense * 1e6:.0f} µs per call: "
+        f"{t_dense / t_sparse:.0f} times faster"
+    )
 
 
 if __name__ == "__main__":

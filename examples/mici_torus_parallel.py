@@ -1,11 +1,11 @@
-"""Mici's constrained HMC on a torus, four chains on two worker processes, with
-derivatives built by diffops on the JAX backend.
+"""Mici's constrained HMC on a torus: four chains on two worker processes.
 
-Run it with ``python examples/mici_torus_parallel.py``. JAX cannot compute in a child
-created by ``fork`` after it started in the parent, so the worker processes are
-started with ``spawn``; diffops derivative functions pickle (they carry their recipe
-and compile again in each worker). ``jax_enable_x64`` stays off: float64 inputs are
-computed in float64 all the same.
+The derivatives are built by diffops on the JAX backend. Run it with ``python
+examples/mici_torus_parallel.py``. JAX cannot compute in a child created by ``fork``
+after it started in the parent, so the worker processes are started with ``spawn``;
+diffops derivative functions pickle (they carry their recipe and compile again in each
+worker). ``jax_enable_x64`` stays off: float64 inputs are computed in float64 all the
+same.
 """
 
 from __future__ import annotations
@@ -79,10 +79,11 @@ def main() -> None:
     args = parser.parse_args()
     multiprocessing.set_start_method("spawn", force=True)
     assert not jax.config.jax_enable_x64
-    final_states, traces, stats = sample(args.chains, args.workers, args.iterations)
+    _final_states, traces, _stats = sample(args.chains, args.workers, args.iterations)
     positions = np.concatenate(traces["pos"])
     violation = np.max(np.abs([constr_value(q)[0] for q in positions]))
-    print(f"{len(traces['pos'])} chains, {len(positions)} samples, dtype {positions.dtype}")
+    n_chains = len(traces["pos"])
+    print(f"{n_chains} chains, {len(positions)} samples, dtype {positions.dtype}")
     print(f"largest constraint violation: {violation:.2e}")
     print(f"mean position: {np.round(positions.mean(axis=0), 3)}")
     assert positions.dtype == np.float64, positions.dtype

@@ -40,6 +40,7 @@ from diffops.check import (
 )
 from diffops.derivative import DerivativeFunction
 from diffops.operators import ALL_DIFF_OPS, DIFF_OPS
+from diffops.pytensor import pytensor_op
 from diffops.registry import (
     AutodiffBackend,
     available_backends,
@@ -47,6 +48,7 @@ from diffops.registry import (
     register_backend,
     registered_backends,
 )
+from diffops.scipy import ScipyObjective, scipy_objective
 
 __version__ = "0.2.0"
 
@@ -79,6 +81,7 @@ __all__ = [
     "DerivativeCheckError",
     "DerivativeFunction",
     "PartCheck",
+    "ScipyObjective",
     "autodiff_fallback",
     "autograd_wrapper",
     "available_backends",
@@ -93,8 +96,10 @@ __all__ = [
     "jvp_and_value",
     "mhp_jacobian_and_value",
     "mtp_hessian_grad_and_value",
+    "pytensor_op",
     "register_backend",
     "registered_backends",
+    "scipy_objective",
     "symnum_wrapper",
     "torch_wrapper",
     "vjp_and_value",
