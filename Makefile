@@ -8,12 +8,12 @@ STAMP := $(VENV)/.installed-stamp
 # CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint pytest bench setup clean
+.PHONY: demo test lint pytest bench setup clean docs
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)" -e ".[all,dev]"
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)" -e ".[all,dev,docs]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -33,8 +33,13 @@ test: lint pytest
 
 # Side-by-side benchmarks (benchmarks/README.md); results go to bench-results/ unless
 # e.g. BENCH_ARGS="--threads 1 --out benchmarks/results".
+# The documentation site (mkdocs.yml) into build/docs; --strict fails on a broken
+# link or reference.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.diffops_bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build/docs
