@@ -16,7 +16,7 @@ on first use.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffops.api import (
     autodiff_fallback,
@@ -30,17 +30,8 @@ from diffops.api import (
     vjp_and_value,
     wrap_function,
 )
-from diffops.batched import BatchedDerivativeFunction, batched
-from diffops.check import (
-    CheckReport,
-    CheckUsageError,
-    DerivativeCheckError,
-    PartCheck,
-    check_derivatives,
-)
 from diffops.derivative import DerivativeFunction
 from diffops.operators import ALL_DIFF_OPS, DIFF_OPS
-from diffops.pytensor import pytensor_op
 from diffops.registry import (
     AutodiffBackend,
     available_backends,
@@ -48,7 +39,18 @@ from diffops.registry import (
     register_backend,
     registered_backends,
 )
-from diffops.scipy import ScipyObjective, scipy_objective
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__), typed for checkers
+    from diffops.batched import BatchedDerivativeFunction, batched
+    from diffops.check import (
+        CheckReport,
+        CheckUsageError,
+        DerivativeCheckError,
+        PartCheck,
+        check_derivatives,
+    )
+    from diffops.pytensor import pytensor_op
+    from diffops.scipy import ScipyObjective, scipy_objective
 
 __version__ = "0.2.0"
 
@@ -61,12 +63,31 @@ _LAZY_MODULES = (
 )
 
 
+# Larger parts of the API load on first access, keeping ``import diffops`` light.
+_LAZY_ATTRIBUTES = {
+    "BatchedDerivativeFunction": "diffops.batched",
+    "batched": "diffops.batched",
+    "CheckReport": "diffops.check",
+    "CheckUsageError": "diffops.check",
+    "DerivativeCheckError": "diffops.check",
+    "PartCheck": "diffops.check",
+    "check_derivatives": "diffops.check",
+    "pytensor_op": "diffops.pytensor",
+    "ScipyObjective": "diffops.scipy",
+    "scipy_objective": "diffops.scipy",
+}
+
+
 def __getattr__(name: str) -> Any:
     # The mici-compatible backend modules and ``diffops.dask`` load on first access
     # (``diffops.jax_wrapper`` or ``from diffops import jax_wrapper``), keeping
     # ``import diffops`` light.
     if name in _LAZY_MODULES:
         return importlib.import_module(f"diffops.{name}")
+    if name in _LAZY_ATTRIBUTES:
+        value = getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
+        globals()[name] = value
+        return value
     msg = f"module 'diffops' has no attribute {name!r}"
     raise AttributeError(msg)
 

@@ -20,7 +20,6 @@ from diffops.boundary import FLOAT32, FLOAT64, as_input_array, explain, make_cal
 from diffops.errors import NotCallableError, UnknownOperatorError, closest
 from diffops.operators import ALL_DIFF_OPS, OPERATORS
 from diffops.registry import require_available
-from diffops.sparse import SparseCaller, check_sparsity
 
 if TYPE_CHECKING:
     from diffops.backends.protocol import Backend
@@ -90,7 +89,10 @@ class DerivativeFunction:
         check_operator(op_name)
         found = require_available(backend)
         sparsity = options.get("sparsity")
-        check_sparsity(op_name, sparsity)
+        if sparsity is not None:
+            from diffops.sparse import check_sparsity
+
+            check_sparsity(op_name, sparsity)
         found.check(op_name, func, _backend_options(options))
         self.func = func
         self.op_name = op_name
@@ -134,6 +136,8 @@ class DerivativeFunction:
         as_numpy = self.as_numpy or not self._pass_through
         sparsity = self.options.get("sparsity")
         if sparsity is not None:
+            from diffops.sparse import SparseCaller
+
             caller = SparseCaller(
                 backend,
                 self._op,
