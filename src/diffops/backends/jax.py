@@ -31,6 +31,8 @@ from diffops.backends.protocol import (
     _FORKED_AFTER,
     JACOBIAN_OPTIONS,
     Backend,
+    InAxes,
+    Options,
     check_jacobian_mode,
     example_namespace,
     initialised,
@@ -475,11 +477,7 @@ class JaxBackend(Backend):
             return np.asarray(value)
 
     def vectorize(
-        self,
-        op_name: str,
-        func: Function,
-        options: Mapping[str, Any],
-        in_axes: tuple[int | None, ...],
+        self, op_name: str, func: Function, options: Options, in_axes: InAxes
     ) -> Function | None:
         """``vmap`` of the operator inside the same ``jit``.
 

@@ -64,6 +64,10 @@ from diffops.operators import JACOBIAN_MODES
 
 Function = Callable[..., Any]
 """A function of framework arrays."""
+Options = Mapping[str, Any]
+"""An operator's keyword options."""
+InAxes = tuple[int | None, ...]
+"""For batching: ``0`` for each stacked argument, ``None`` for shared ones."""
 
 JACOBIAN_OPTIONS: Mapping[str, tuple[str, ...]] = {
     "jacobian_and_value": ("mode",),
@@ -223,11 +227,7 @@ class Backend:
         return value.astype(dtype)
 
     def vectorize(
-        self,
-        op_name: str,
-        func: Function,
-        options: Mapping[str, Any],
-        in_axes: tuple[int | None, ...],
+        self, op_name: str, func: Function, options: Options, in_axes: InAxes
     ) -> Function | None:
         """The operator evaluated at a stack of points in one vectorised call.
 

@@ -39,7 +39,7 @@ side with the ``torch.func`` transforms and plain ``torch.autograd.grad``):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -49,6 +49,8 @@ from diffops.backends import protocol
 from diffops.backends.protocol import (
     _FORKED_AFTER,
     Backend,
+    InAxes,
+    Options,
     check_jacobian_mode,
     initialised,
     jacobian_mode,
@@ -790,11 +792,7 @@ class TorchBackend(Backend):
         return _probed(super().operator(op_name, func, **options), func)
 
     def vectorize(
-        self,
-        op_name: str,
-        func: Function,
-        options: Mapping[str, Any],
-        in_axes: tuple[int | None, ...],
+        self, op_name: str, func: Function, options: Options, in_axes: InAxes
     ) -> Function | None:
         """The operator through ``torch.func`` transforms, under ``torch.func.vmap``."""
         return _vectorized(op_name, func, str(options.get("mode", "auto")), in_axes)
