@@ -319,3 +319,15 @@ def test_concurrent_first_calls(backend):
         np.testing.assert_allclose(got[0], want[0](m), rtol=1e-10)
         for g, w in zip(got[1:], want[1:], strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-10)
+
+
+def test_wrapper_modules_have_micis_availability_flags():
+    from diffops import autograd_wrapper, symnum_wrapper, torch_wrapper
+
+    for module, flag, name in (
+        (jax_wrapper, "JAX_AVAILABLE", "jax"),
+        (autograd_wrapper, "AUTOGRAD_AVAILABLE", "autograd"),
+        (symnum_wrapper, "SYMNUM_AVAILABLE", "symnum"),
+        (torch_wrapper, "TORCH_AVAILABLE", "torch"),
+    ):
+        assert getattr(module, flag) is diffops.get_backend(name).available

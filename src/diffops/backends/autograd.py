@@ -9,6 +9,7 @@ of the Jacobian pass, each carrying the lower-order results along.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -22,6 +23,9 @@ from diffops.errors import causes, tracing_error
 from diffops.operators import OPERATORS
 
 Function = Callable[..., Any]
+
+AUTOGRAD_AVAILABLE: bool = importlib.util.find_spec("autograd") is not None
+"""Whether autograd is installed (found without importing it), as Mici names it."""
 
 
 def _unbox(value: Any) -> Any:

@@ -20,6 +20,7 @@ vmapped) when the output has more elements than the input, reverse mode otherwis
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 from collections.abc import Callable, Mapping
 from types import ModuleType, SimpleNamespace
@@ -45,6 +46,9 @@ from diffops.errors import causes, tracing_error
 from diffops.operators import OPERATORS
 
 Function = Callable[..., Any]
+
+JAX_AVAILABLE: bool = importlib.util.find_spec("jax") is not None
+"""Whether jax is installed (found without importing it), as Mici names it."""
 
 _JAX: ModuleType | None = None
 _CONFIG: Any = None

@@ -13,6 +13,7 @@ SymNum is imported on first use.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import weakref
 from collections.abc import Callable, Mapping
@@ -32,6 +33,9 @@ from diffops.errors import (
 from diffops.operators import ALL_DIFF_OPS, OPERATORS, shape_of
 
 Function = Callable[..., Any]
+
+SYMNUM_AVAILABLE: bool = importlib.util.find_spec("symnum") is not None
+"""Whether symnum is installed (found without importing it), as Mici names it."""
 Shape = tuple[int, ...]
 
 _SYMNUM_OPS = {

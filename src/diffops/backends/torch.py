@@ -38,6 +38,7 @@ side with the ``torch.func`` transforms and plain ``torch.autograd.grad``):
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable
 from types import ModuleType, SimpleNamespace
@@ -61,6 +62,9 @@ from diffops.errors import TracingError, tracing_error
 from diffops.operators import OPERATORS
 
 Function = Callable[..., Any]
+
+TORCH_AVAILABLE: bool = importlib.util.find_spec("torch") is not None
+"""Whether torch is installed (found without importing it), as Mici names it."""
 
 BATCH_MIN = 4
 """From this many VJPs on (Hessian or Jacobian rows, forward-mode columns), they are
