@@ -59,7 +59,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from diffops.errors import ForkedProcessError, UnknownOptionError, closest
+from diffops.errors import (
+    DiffopsError,
+    ForkedProcessError,
+    UnknownOptionError,
+    closest,
+)
 from diffops.operators import JACOBIAN_MODES
 
 Function = Callable[..., Any]
@@ -206,8 +211,12 @@ class Backend:
         return value
 
     def concat(self, arrays: list[Any]) -> Any:
-        """Inside the program: the arrays raveled and concatenated (for packing)."""
-        raise NotImplementedError
+        """Inside the program: the arrays raveled and concatenated (for packing).
+
+        The default works on NumPy arrays; backends that pack (``pack_limit > 0``)
+        give their framework's own.
+        """
+        return np.concatenate([np.ravel(a) for a in arrays])
 
     def is_framework_array(self, value: Any) -> bool:
         """Whether ``value`` is an array of this framework (not NumPy)."""
@@ -367,8 +376,20 @@ class Backend:
         return None
 
     def restore(self, state: Any) -> Function:
-        """Rebuild a program from what :meth:`export` returned."""
-        raise NotImplementedError
+        """Rebuild a program from what :meth:`export` returned.
+
+        The default :meth:`export` returns nothing to restore, so reaching this
+        default means the two hooks disagree.
+
+        Raises:
+            TypeError: Always, for a backend that exports no state.
+        """
+        msg = (
+            f"The {self.name} backend exports no state for pickled derivative "
+            f"functions, so there is nothing to restore; override export and "
+            f"restore together."
+        )
+        raise TypeError(msg)
 
     def function_recipe(
         self, func: Function
@@ -402,11 +423,18 @@ class Backend:
             ``const(array, like)`` (a constant in the framework's type and the
             dtype of ``like``).
         """
-        msg = f"The {self.name} backend has no namespace for the example models."
-        raise NotImplementedError(msg)
+        msg = (
+            f"The {self.name} backend has no namespace for the example models "
+            f"(diffops.models); give its Backend a namespace() to run them on it."
+        )
+        raise NoNamespaceError(msg)
 
     def __repr__(self) -> str:
         return f"<diffops backend {self.name!r} ({type(self).__name__})>"
+
+
+class NoNamespaceError(DiffopsError, LookupError):
+    """A backend without array operations for the example models."""
 
 
 def check_jacobian_mode(mode: object) -> None:
