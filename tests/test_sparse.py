@@ -328,3 +328,14 @@ def test_checker_passes_sparse_hessians(op):
     sparse = getattr(diffops, op)(func, sparsity="detect")
     report = diffops.check_derivatives(func, x, reference="jax", **{op: sparse})
     assert report.passed, str(report)
+
+
+def test_coloring_of_a_second_derivative_function_with_the_same_recipe():
+    jnp = _jnp()
+    func = jacobian_functions(jnp)["banded"]
+    first = diffops.jacobian_and_value(func, sparsity="detect")
+    first(np.ones(N))
+    second = diffops.jacobian_and_value(func, sparsity="detect")  # shares the build
+    assert second.coloring is None  # not called yet
+    second(np.ones(N))
+    assert second.coloring == first.coloring

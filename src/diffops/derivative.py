@@ -129,6 +129,8 @@ class DerivativeFunction:
                     if key is not None:
                         _remember(self.func, key, built)
                 self._program, self._impl = built
+                if self.options.get("sparsity") is not None:
+                    self.sparse = self._impl  # its plans give ``coloring``
             return self._impl
 
     def _make(self) -> tuple[Callable[..., Any] | None, Callable[..., tuple[Any, ...]]]:
@@ -146,7 +148,6 @@ class DerivativeFunction:
                 sparsity,
                 as_numpy,
             )
-            self.sparse = caller
             return None, caller
         if self._saved is not None:
             program = backend.restore(self._saved)
