@@ -154,3 +154,17 @@ def test_repr_names_the_derivative():
         repr(batched)
         == "batched(grad_and_value(banana, backend='jax'), batched_args=(1,))"
     )
+
+
+def test_batched_functions_pickle_as_their_recipe():
+    import pickle
+
+    require_backend("jax")
+    func, _ = MODELS["banana"].function("jax")
+    batched = diffops.batched(diffops.grad_and_value(func))
+    xs = np.random.default_rng(0).uniform(-1, 1, (4, 2))
+    expected = batched(xs)
+    restored = pickle.loads(pickle.dumps(batched))
+    assert repr(restored) == repr(batched)
+    for got, want in zip(restored(xs), expected, strict=True):
+        np.testing.assert_array_equal(got, want)

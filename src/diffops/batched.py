@@ -116,6 +116,10 @@ class BatchedDerivativeFunction:
         extra = f", batched_args={self.batched_args}" if self.batched_args else ""
         return f"batched({self.derivative!r}{extra})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The recipe, like the derivative function's: compiled again where unpickled.
+        return (BatchedDerivativeFunction, (self.derivative, self.batched_args))
+
     def __call__(self, xs: Any, *args: Any) -> tuple[Any, ...]:
         """Evaluate at every point of ``xs``.
 
