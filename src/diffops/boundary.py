@@ -165,24 +165,6 @@ def _type_name(x: Any) -> str:
 # Outputs
 
 
-def to_output(value: Any, dtype: np.dtype) -> Any:
-    """Convert one NumPy-like result to a NumPy array (or scalar) of ``dtype``.
-
-    Args:
-        value: Array-like result (NumPy array, Python float, ...).
-        dtype: Float dtype of the input, which results keep.
-
-    Returns:
-        A NumPy array of ``dtype``; a NumPy scalar of ``dtype`` for 0-d results.
-    """
-    arr = np.asarray(value)
-    if arr.dtype != dtype:
-        arr = arr.astype(dtype)
-    if arr.ndim == 0:
-        return arr[()]
-    return arr
-
-
 def unaliased(value: Any, x: np.ndarray) -> Any:
     """``value``, copied if it is an array sharing memory with the input ``x``.
 
