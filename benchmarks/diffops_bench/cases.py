@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from diffops import models
 from diffops.models import MODELS, Model
 
 from .baselines import framework_impls
@@ -108,27 +109,23 @@ SYMNUM_SKIP = {
 # Functions benchmarked besides diffops.models.MODELS
 
 LOGISTIC_DIM, LOGISTIC_N_DATA = 100, 200
-DATA_SEED = 20261122
-"""Seed of the logistic data (the same as ``diffops.models.logistic_model``'s)."""
+DATA_SEED = models.LOGISTIC_SEED
+"""Seed of the logistic data (``diffops.models.logistic_model``'s)."""
 
 
 def logistic_data(
     dim: int, n_data: int, seed: int = DATA_SEED
 ) -> tuple[np.ndarray, np.ndarray]:
     """Design matrix ``A`` (n × d) and 0/1 labels ``y`` of the logistic case."""
-    rng = np.random.default_rng(seed)
-    design = rng.standard_normal((n_data, dim)) / np.sqrt(dim)
-    labels = (rng.uniform(size=n_data) < 0.5).astype(np.float64)
-    return design, labels
+    return models.logistic_data(dim, n_data, seed)
 
 
 def logistic_model(
     dim: int = LOGISTIC_DIM, n_data: int = LOGISTIC_N_DATA, seed: int = DATA_SEED
 ) -> tuple[Model, np.ndarray]:
-    """Logistic-regression log-posterior ``Σ y z - log(1 + e^z) - β·β/2``, ``z = Aβ``.
+    """``diffops.models.logistic_model`` and its design matrix ``A``.
 
-    The same function and data as ``diffops.models.logistic_model``, defined here so
-    that the hand-written O(n d²) MTP and O(n d) HVP can use the design matrix.
+    The hand-written O(n d²) MTP and O(n d) HVP baselines use the design matrix.
 
     Args:
         dim: Number of coefficients ``d``.
@@ -138,53 +135,8 @@ def logistic_model(
     Returns:
         The model and its design matrix ``A``.
     """
-    design, labels = logistic_data(dim, n_data, seed)
-
-    def formula(ns: SimpleNamespace) -> Callable[[Any], Any]:
-        def logistic(beta: Any) -> Any:
-            z = ns.const(design, beta) @ beta
-            return (
-                ns.sum(ns.const(labels, beta) * z - ns.log1p(ns.exp(z)))
-                - ns.sum(beta**2) / 2
-            )
-
-        return logistic
-
-    def sigma(beta: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-(design @ beta)))
-
-    def value(beta: np.ndarray) -> np.ndarray:
-        z = design @ beta
-        return np.sum(labels * z - np.log1p(np.exp(z))) - beta @ beta / 2
-
-    def grad(beta: np.ndarray) -> np.ndarray:
-        return design.T @ (labels - sigma(beta)) - beta
-
-    def hessian(beta: np.ndarray) -> np.ndarray:
-        s = sigma(beta)
-        return -(design.T * (s * (1 - s))) @ design - np.eye(dim)
-
-    def tressian(beta: np.ndarray) -> np.ndarray:
-        s = sigma(beta)
-        w = s * (1 - s) * (1 - 2 * s)
-        return -np.einsum("n,ni,nj,nk->ijk", w, design, design, design)
-
-    model = Model(
-        f"logistic{dim}",
-        f"logistic-regression log-posterior, d = {dim}",
-        (dim,),
-        True,
-        formula,
-        value,
-        grad,
-        hessian,
-        tressian,
-        skip={
-            "symnum": "SymPy hits its recursion limit on this model's Hessian "
-            "(diffops.models.logistic_model records the same)"
-        },
-    )
-    return model, design
+    design, _ = logistic_data(dim, n_data, seed)
+    return models.logistic_model(dim, n_data, seed), design
 
 
 def tall_model(n_out: int = 300) -> Model:

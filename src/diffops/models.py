@@ -184,24 +184,43 @@ def _linear(ns: SimpleNamespace) -> Callable[[Any], Any]:
 # logistic: logistic-regression log-posterior with a standard normal prior
 
 
-def _logistic_data(dim: int, n_data: int) -> tuple[Array, Array]:
-    rng = np.random.default_rng(20261122)
+LOGISTIC_SEED = 20261122
+"""Seed of the logistic model's data."""
+
+
+def logistic_data(
+    dim: int, n_data: int, seed: int = LOGISTIC_SEED
+) -> tuple[Array, Array]:
+    """The logistic model's data.
+
+    Args:
+        dim: Number of coefficients ``d``.
+        n_data: Number of observations ``n``.
+        seed: Seed of the data.
+
+    Returns:
+        Design matrix ``A`` of shape ``(n, d)`` and 0/1 labels ``y`` of shape ``(n,)``.
+    """
+    rng = np.random.default_rng(seed)
     design = rng.standard_normal((n_data, dim)) / np.sqrt(dim)
     labels = (rng.uniform(size=n_data) < 0.5).astype(np.float64)
     return design, labels
 
 
-def logistic_model(dim: int = 50, n_data: int = 100) -> Model:
+def logistic_model(
+    dim: int = 50, n_data: int = 100, seed: int = LOGISTIC_SEED
+) -> Model:
     """Logistic-regression log-posterior ``Σ y z - log(1 + e^z) - β·β/2``, ``z = Aβ``.
 
     Args:
         dim: Number of coefficients ``d``.
         n_data: Number of observations.
+        seed: Seed of the data (:func:`logistic_data`).
 
     Returns:
         The model, with input shape ``(dim,)``.
     """
-    design, labels = _logistic_data(dim, n_data)
+    design, labels = logistic_data(dim, n_data, seed)
 
     def formula(ns: SimpleNamespace) -> Callable[[Any], Any]:
         def logistic(beta: Any) -> Any:
