@@ -19,20 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from diffops.boundary import as_input_array, explain, unaliased
+from diffops.boundary import ShapedClosure, as_input_array, explain, unaliased
 from diffops.derivative import DerivativeFunction
 from diffops.errors import ShapeMismatchError
 from diffops.operators import Closure, shape_of
 
 
-class BatchedClosure:
+class BatchedClosure(ShapedClosure):
     """A product closure of a batched evaluation: one product per point.
 
     Calling it with ``M`` of shape ``(B,) + arg_shape`` returns the products stacked,
     shape ``(B,) + out_shape``.
     """
 
-    __slots__ = ("__name__", "_apply", "_arg_shape", "_dtype", "_out_shape")
+    __slots__ = ("_apply",)
 
     def __init__(
         self,
@@ -42,21 +42,9 @@ class BatchedClosure:
         out_shape: tuple[int, ...],
         dtype: np.dtype,
     ):
+        super().__init__(name, arg_shape, out_shape, dtype)
+        self._what = f"argument of the batched {name}"
         self._apply = apply
-        self.__name__ = name
-        self._arg_shape = arg_shape
-        self._out_shape = out_shape
-        self._dtype = dtype
-
-    @property
-    def arg_shape(self) -> tuple[int, ...]:
-        """Shape of the argument: ``(B,)`` + the single closure's argument shape."""
-        return self._arg_shape
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        """Shape of the result: ``(B,)`` + the single closure's result shape."""
-        return self._out_shape
 
     def __call__(self, m: Any) -> np.ndarray:
         """Apply the product at every point.
@@ -67,18 +55,17 @@ class BatchedClosure:
         Returns:
             Array of shape :attr:`out_shape` and the input's dtype.
         """
-        arr = as_input_array(m, what=f"argument of the batched {self.__name__}")
-        if arr.shape != self._arg_shape:
-            msg = (
-                f"The argument of the batched {self.__name__} has shape {arr.shape}, "
-                f"but shape {self._arg_shape} is required: one {self.__name__} "
-                f"argument per point, stacked along the first axis."
-            )
-            raise ShapeMismatchError(msg)
-        out = np.asarray(self._apply(arr.astype(self._dtype, copy=False)))
-        if out.dtype != self._dtype:
-            out = out.astype(self._dtype)
-        return unaliased(out, arr)  # type: ignore[no-any-return]
+        arr = self._argument(m)
+        result: np.ndarray = self._result(np.asarray(self._apply(arr)), arr)
+        return result
+
+    def _wrong_shape(self, shape: tuple[int, ...]) -> None:
+        msg = (
+            f"The argument of the batched {self.__name__} has shape {shape}, but "
+            f"shape {self._arg_shape} is required: one {self.__name__} argument per "
+            f"point, stacked along the first axis."
+        )
+        raise ShapeMismatchError(msg)
 
     def __repr__(self) -> str:
         return (

@@ -217,7 +217,59 @@ def _overrides(backend: Backend, hook: str) -> bool:
 # Product closures
 
 
-class ProductClosure:
+class ShapedClosure:
+    """What every product closure at the boundary shares.
+
+    A name, the shapes of its argument and result, the dtype it computes in, and the
+    conversion of a NumPy argument (checked, cast) and of the result (the input's
+    dtype, a NumPy scalar when 0-d, never sharing memory with the argument).
+    """
+
+    __slots__ = ("__name__", "_arg_shape", "_dtype", "_out_shape", "_what")
+
+    def __init__(
+        self,
+        name: str,
+        arg_shape: tuple[int, ...],
+        out_shape: tuple[int, ...],
+        dtype: np.dtype,
+    ):
+        self.__name__ = name
+        self._arg_shape = arg_shape
+        self._out_shape = out_shape
+        self._dtype = dtype
+        self._what = f"argument of {name}"
+
+    @property
+    def arg_shape(self) -> tuple[int, ...]:
+        """Shape that the closure's argument must have."""
+        return self._arg_shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """Shape of what the closure returns."""
+        return self._out_shape
+
+    def _argument(self, m: Any) -> np.ndarray:
+        """``m`` as a NumPy array of the closure's dtype, its shape checked."""
+        arr = as_input_array(m, what=self._what)
+        if arr.shape != self._arg_shape:
+            self._wrong_shape(arr.shape)
+        return arr if arr.dtype is self._dtype else arr.astype(self._dtype)
+
+    def _result(self, result: np.ndarray, arr: np.ndarray) -> Any:
+        """A NumPy result at the boundary, given the argument it was computed from."""
+        if result.dtype != self._dtype:
+            result = result.astype(self._dtype)
+        if result.ndim == 0:
+            return result[()]
+        return result.copy() if np.may_share_memory(result, arr) else result
+
+    def _wrong_shape(self, shape: tuple[int, ...]) -> None:
+        require_shape(shape, self._arg_shape, self._what, "")
+
+
+class ProductClosure(ShapedClosure):
     """A product closure (``vjp``, ``mhp``, ``mtp``, ...) at the boundary.
 
     Calling it checks the shape of its argument, converts the argument to the dtype of
@@ -225,16 +277,7 @@ class ProductClosure:
     NumPy array of that dtype (with ``as_numpy=False``: the framework's array).
     """
 
-    __slots__ = (
-        "__name__",
-        "_arg_kind",
-        "_arg_shape",
-        "_as_numpy",
-        "_backend",
-        "_closure",
-        "_dtype",
-        "_out_shape",
-    )
+    __slots__ = ("_arg_kind", "_as_numpy", "_backend", "_closure")
 
     def __init__(
         self,
@@ -247,24 +290,11 @@ class ProductClosure:
         *,
         as_numpy: bool = True,
     ):
+        super().__init__(spec.name, arg_shape, out_shape, dtype)
         self._backend = backend
         self._closure = closure
-        self.__name__ = spec.name
         self._arg_kind = spec.arg_kind
-        self._arg_shape = arg_shape
-        self._out_shape = out_shape
-        self._dtype = dtype
         self._as_numpy = as_numpy
-
-    @property
-    def arg_shape(self) -> tuple[int, ...]:
-        """Shape that the closure's argument must have."""
-        return self._arg_shape
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        """Shape of what the closure returns."""
-        return self._out_shape
 
     def __call__(self, m: Any) -> Any:
         """Apply the product to ``m``.
@@ -279,23 +309,13 @@ class ProductClosure:
         backend = self._backend
         if not self._as_numpy and backend.is_framework_array(m):
             return self._call_framework(m)
-        arr = as_input_array(m, what=f"argument of {self.__name__}")
-        if arr.shape != self._arg_shape:
-            self._wrong_shape(arr.shape)
-        dtype = self._dtype
-        if arr.dtype is not dtype:
-            arr = arr.astype(dtype)
+        arr = self._argument(m)
         out = backend.run(
-            backend.apply_closure, dtype, self._closure, backend.to_framework(arr)
+            backend.apply_closure, self._dtype, self._closure, backend.to_framework(arr)
         )
         if not self._as_numpy:
             return out
-        result = backend.to_numpy(out)
-        if result.dtype != dtype:
-            result = result.astype(dtype)
-        if result.ndim == 0:
-            return result[()]
-        return result.copy() if np.may_share_memory(result, arr) else result
+        return self._result(backend.to_numpy(out), arr)
 
     def _call_framework(self, m: Any) -> Any:
         backend = self._backend
