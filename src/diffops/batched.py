@@ -3,7 +3,9 @@
 ``diffops.batched(d)(X)`` evaluates the derivative function ``d`` at every point of
 ``X`` (shape ``(B,) + S``) and returns the outputs stacked along a new first axis:
 value ``(B,) + F``, gradient ``(B,) + S``, Hessian ``(B,) + S + S``, ...; a product
-closure becomes a batched closure taking ``(B,) + arg_shape``. Backends that can
+closure becomes a batched closure taking ``(B,) + arg_shape``. A sparse Jacobian or
+Hessian (``sparsity=``) becomes a list of ``B`` ``scipy.sparse.csr_array`` results,
+one per point, computed point by point on every backend. Backends that can
 vectorise (:meth:`~diffops.backends.protocol.Backend.vectorize`: ``vmap`` inside the
 same ``jit`` on JAX, ``torch.func.vmap`` on PyTorch) do it in one call; otherwise, or
 when the function cannot be vectorised, the points are evaluated one by one. Results
@@ -136,7 +138,10 @@ class BatchedDerivativeFunction:
             0,
             *[0 if i in self.batched_args else None for i in range(len(args))],
         )
-        program = self._program(in_axes)
+        # Sparse results are built point by point (a list of CSR arrays).
+        program = (
+            None if d.options.get("sparsity") is not None else (self._program(in_axes))
+        )
         if program is not None:
             try:
                 return self._vectorized(program, xs, args)
@@ -186,7 +191,8 @@ class BatchedDerivativeFunction:
         backend = d._backend
         dtype = xs.dtype
         fargs = [
-            backend.to_framework(a) if isinstance(a, np.ndarray) else a for a in args
+            backend.to_framework_argument(a, dtype) if isinstance(a, np.ndarray) else a
+            for a in args
         ]
         try:
             out = backend.run(program, dtype, backend.to_framework(xs), *fargs)
@@ -229,8 +235,11 @@ class BatchedDerivativeFunction:
         op = d._op
         first = 1 if op.closure is not None else 0
         dtype = xs.dtype
-        arrays = []
+        arrays: list[Any] = []
         for k in range(first, op.n_outputs):
+            if hasattr(results[0][k], "tocsr"):  # a sparse matrix per point
+                arrays.append([r[k] for r in results])
+                continue
             stacked = np.stack([np.asarray(r[k]) for r in results])
             arrays.append(stacked.astype(dtype, copy=False))
         if op.closure is None:
@@ -270,7 +279,8 @@ def batched(
     ``(B,) + S + S``; a closure takes ``(B,) + arg_shape`` and returns
     ``(B,) + out_shape``. On ``jax`` this is one compiled call (``vmap`` inside the
     ``jit``), on ``torch`` ``torch.func.vmap`` where the function allows it (otherwise
-    a loop, with a one-time warning), elsewhere a loop.
+    a loop, with a one-time warning), elsewhere a loop. A sparse Jacobian or Hessian
+    (``sparsity=``) is returned as a list of ``B`` CSR arrays, one per point.
 
     Args:
         derivative: A derivative function built by diffops.

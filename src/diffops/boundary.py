@@ -21,6 +21,7 @@ their dtypes are normalised and closures are checked the same way.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from diffops.errors import (
+    ComplexOutputError,
     DiffopsError,
     InputTypeError,
     NonArrayOutputError,
@@ -91,6 +93,9 @@ def as_input_array(x: Any, *, copy: bool = False, what: str = "input") -> np.nda
             )
         raise InputTypeError(msg) from err
     kind = arr.dtype.kind
+    if kind == "f" and not arr.dtype.isnative and arr.dtype.itemsize in (4, 8):
+        # Non-native byte order (e.g. '>f4' from a file): same precision, native.
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if kind == "f" and arr.dtype in FLOAT_DTYPES:
         # An equal dtype object that is not NumPy's own (e.g. after pickling) is
         # swapped for it, so that identity checks on the fast paths hold.
@@ -277,7 +282,7 @@ class ProductClosure(ShapedClosure):
     NumPy array of that dtype (with ``as_numpy=False``: the framework's array).
     """
 
-    __slots__ = ("_arg_kind", "_as_numpy", "_backend", "_closure")
+    __slots__ = ("_apply", "_arg_kind", "_as_numpy", "_backend", "_closure")
 
     def __init__(
         self,
@@ -289,12 +294,14 @@ class ProductClosure(ShapedClosure):
         dtype: np.dtype,
         *,
         as_numpy: bool = True,
+        apply: Callable[[Function, Any], Any] | None = None,
     ):
         super().__init__(spec.name, arg_shape, out_shape, dtype)
         self._backend = backend
         self._closure = closure
         self._arg_kind = spec.arg_kind
         self._as_numpy = as_numpy
+        self._apply = backend.apply_closure if apply is None else apply
 
     def __call__(self, m: Any) -> Any:
         """Apply the product to ``m``.
@@ -311,7 +318,7 @@ class ProductClosure(ShapedClosure):
             return self._call_framework(m)
         arr = self._argument(m)
         out = backend.run(
-            backend.apply_closure, self._dtype, self._closure, backend.to_framework(arr)
+            self._apply, self._dtype, self._closure, backend.to_framework(arr)
         )
         if not self._as_numpy:
             return out
@@ -328,7 +335,7 @@ class ProductClosure(ShapedClosure):
             raise InputTypeError(msg)
         if backend.framework_dtype(m) != self._dtype:
             m = backend.framework_astype(m, self._dtype)
-        return backend.run(backend.apply_closure, self._dtype, self._closure, m)
+        return backend.run(self._apply, self._dtype, self._closure, m)
 
     def _wrong_shape(self, shape: tuple[int, ...]) -> None:
         require_shape(
@@ -384,43 +391,123 @@ def make_caller(
     raw = backend.operator(op.name, func, **options) if program is None else program
     first = 1 if op.closure is not None else 0
     pack = as_numpy and backend.pack_limit > 0
-    layouts: dict[tuple[Any, ...], tuple[tuple[int, ...], ...]] = {}
     cast, concat, limit = backend.cast, backend.concat, backend.pack_limit
+    packing: PackedLayouts | None = None
 
     def typed(x: Any, *args: Any) -> tuple[Any, ...]:
-        # On compiling backends this runs at trace time, once per shape and dtype.
+        # On compiling backends this runs at trace time, once per call signature.
         out = raw(x, *args)
         arrays = [cast(o, x.dtype) for o in out[first:]]
         if not pack or sum(math.prod(a.shape) for a in arrays) > limit:
+            if packing is not None:
+                packing.record(None)
             return (*out[:first], *arrays)
-        layouts[_layout_key(x, args)] = tuple(tuple(a.shape) for a in arrays)
+        assert packing is not None
+        packing.record(tuple(tuple(a.shape) for a in arrays))
         return (*out[:first], concat(arrays))
 
+    if pack:
+        packing = PackedLayouts(backend, typed)
     needs_typing = pack or _overrides(backend, "cast")
     program = backend.compile(typed if needs_typing else raw)
     input_shape = backend.input_shape(op.name, func, **options)
     if not as_numpy:
         return _framework_caller(backend, op, program)
-    return _numpy_caller(
-        backend, op, program, layouts if pack else None, input_shape, func
-    )
+    return _numpy_caller(backend, op, program, packing, input_shape, func)
 
 
-def _layout_key(x: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+_UNSET = object()
+
+
+class PackedLayouts:
+    """How the packed results of a compiled program unpack, per call signature.
+
+    Small results leave a compiled program as one flat array; which slices of it
+    are which output depends on the call's signature (input and argument shapes).
+    The layout is recorded while the program is traced (in the tracing thread) and
+    read right after the call that traced it; a signature whose program was traced
+    earlier under another signature that the framework treats as the same is
+    traced again abstractly (no computation) to learn it.
+    """
+
+    def __init__(self, backend: Backend, typed: Function):
+        self._backend = backend
+        self._typed = typed
+        self._traced = threading.local()
+        self.unpackers: dict[Any, Callable[[np.ndarray], tuple[Any, ...]] | None] = {}
+
+    def record(self, shapes: tuple[tuple[int, ...], ...] | None) -> None:
+        """At trace time: the packed outputs' shapes (``None``: not packed)."""
+        self._traced.shapes = shapes
+
+    def expect(self) -> None:
+        """Before a call with a signature not seen yet."""
+        self._traced.shapes = _UNSET
+
+    def learn(
+        self, key: Any, x: np.ndarray, args: tuple[Any, ...]
+    ) -> Callable[[np.ndarray], tuple[Any, ...]] | None:
+        """After that call: the unpacker for ``key`` (``None``: results not packed)."""
+        shapes: Any = getattr(self._traced, "shapes", _UNSET)
+        if shapes is _UNSET:
+            backend = self._backend
+            backend.run(backend.trace, x.dtype, self._typed, x, *args)
+            shapes = self._traced.shapes
+        unpack = None if shapes is None else _unpacker(shapes)
+        self.unpackers[key] = unpack
+        return unpack
+
+
+def call_signature(
+    x: Any, args: tuple[Any, ...], other: Callable[[Any], Any] = type
+) -> tuple[Any, ...]:
+    """What a call's compiled program and the layout of its results depend on.
+
+    The input's shape and dtype, and for the extra arguments their tree structure
+    (tuples, lists, dicts, nested) with every leaf's type, shape and dtype. Two calls
+    with the same signature run the same traced program; everything cached per call
+    (packed-output layouts, sparse plans, first-call probes) is keyed on it, never on
+    the top-level objects alone.
+
+    Args:
+        x: The input array.
+        args: The extra arguments.
+        other: Signature of an argument that is neither an array, a number nor a
+            container of them (the backend's
+            :meth:`~diffops.backends.protocol.Backend.argument_signature`).
+
+    Returns:
+        A hashable key.
+    """
     if not args:
-        return (tuple(x.shape), np.dtype(x.dtype))
-    return (
-        tuple(x.shape),
-        np.dtype(x.dtype),
-        *[tuple(getattr(a, "shape", ())) for a in args],
-    )
+        return (x.shape, x.dtype)
+    return (x.shape, x.dtype, *[_tree_signature(a, other) for a in args])
+
+
+_NUMBERS = (bool, int, float, complex)
+
+
+def _tree_signature(a: Any, other: Callable[[Any], Any]) -> Any:
+    kind = type(a)
+    if kind is np.ndarray:
+        return (a.shape, a.dtype)
+    if kind in _NUMBERS or a is None:
+        return kind
+    if isinstance(a, tuple | list):
+        return (kind, *[_tree_signature(b, other) for b in a])
+    if isinstance(a, dict):
+        return (kind, *[(k, _tree_signature(v, other)) for k, v in a.items()])
+    shape = getattr(a, "shape", None)
+    if shape is not None and hasattr(a, "dtype"):
+        return (kind, tuple(shape), str(a.dtype))
+    return other(a)
 
 
 def _numpy_caller(
     backend: Backend,
     op: Operator,
     program: Function,
-    layouts: dict[tuple[Any, ...], tuple[tuple[int, ...], ...]] | None,
+    packing: PackedLayouts | None,
     input_shape: tuple[int, ...] | None,
     func: Function,
 ) -> Caller:
@@ -428,16 +515,18 @@ def _numpy_caller(
     run = backend.run
     to_numpy = backend.to_numpy if _overrides(backend, "to_numpy") else np.asarray
     to_framework = backend.to_framework
+    to_argument = backend.to_framework_argument
+    other = backend.argument_signature
     # Backends that work on NumPy arrays in the default precision call the program
     # directly.
     convert_input = _overrides(backend, "to_framework")
     plain = not (_overrides(backend, "run") or convert_input)
     fresh = backend.fresh_outputs
-    unpackers: dict[tuple[Any, ...], Callable[[np.ndarray], tuple[Any, ...]]] = {}
+    unpackers = packing.unpackers if packing is not None else {}
     # Straight-line generated code returns the same types for every input of one
     # dtype: once its outputs were exact, later ones are returned untouched.
     exact: dict[np.dtype, bool] = {}
-    learn = fresh and not layouts
+    learn = fresh and packing is None
 
     def enter(x: np.ndarray, args: tuple[Any, ...]) -> Any:
         if input_shape is not None and x.shape != input_shape:
@@ -446,17 +535,25 @@ def _numpy_caller(
             return program(x, *args)
         if args and convert_input:
             args = tuple(
-                [to_framework(a) if isinstance(a, np.ndarray) else a for a in args]
+                [
+                    to_argument(a, x.dtype) if isinstance(a, np.ndarray) else a
+                    for a in args
+                ]
             )
         return run(program, x.dtype, to_framework(x) if convert_input else x, *args)
 
-    def unpacker(x: np.ndarray, args: tuple[Any, ...]) -> Any:
-        """The unpacker of packed outputs for this input, or ``None``."""
-        key = (x.shape, x.dtype) if not args else _layout_key(x, args)
-        unpack = unpackers.get(key)
-        if unpack is None and layouts and key in layouts:
-            unpack = unpackers[key] = _unpacker(layouts[key])
-        return unpack
+    def enter_packed(
+        x: np.ndarray, args: tuple[Any, ...]
+    ) -> tuple[Any, Callable[[np.ndarray], tuple[Any, ...]] | None]:
+        """Run the program; also return the unpacker of its packed results."""
+        assert packing is not None
+        key = call_signature(x, args, other)
+        unpack = unpackers.get(key, _UNSET)
+        if unpack is not _UNSET:
+            return enter(x, args), unpack  # type: ignore[return-value]
+        packing.expect()
+        out = enter(x, args)
+        return out, packing.learn(key, x, args)
 
     def convert(out: Sequence[Any], x: np.ndarray) -> list[Any]:
         dtype = x.dtype
@@ -473,7 +570,17 @@ def _numpy_caller(
     if op.closure is None:
 
         def call(x: np.ndarray, *args: Any) -> tuple[Any, ...]:
-            # ``enter`` inlined for the common cases: one frame less per call.
+            if packing is not None:
+                # The common case inlined (no arguments, signature seen): one frame
+                # less per call.
+                unpack = _UNSET if args else unpackers.get((x.shape, x.dtype), _UNSET)
+                if unpack is _UNSET:
+                    out, unpack = enter_packed(x, args)
+                else:
+                    out = run(program, x.dtype, x)
+                if unpack is not None:
+                    return unpack(to_numpy(out[0]))  # type: ignore[operator,no-any-return]
+                return tuple(convert(out, x))
             if args:
                 out = enter(x, args)
             elif plain:
@@ -484,13 +591,7 @@ def _numpy_caller(
                 out = run(program, x.dtype, to_framework(x))
             else:
                 out = run(program, x.dtype, x)
-            if layouts:
-                unpack = unpackers.get((x.shape, x.dtype)) if not args else None
-                if unpack is None:
-                    unpack = unpacker(x, args)
-                if unpack is not None:
-                    return unpack(to_numpy(out[0]))
-            elif learn:
+            if learn:
                 if exact.get(x.dtype):
                     return out  # type: ignore[no-any-return]
                 results = convert(out, x)
@@ -503,15 +604,15 @@ def _numpy_caller(
 
     spec = op.closure
     assert spec is not None
+    apply = backend.closure_applier()
     # Closure argument and result shapes, per input and value shape.
     closure_shapes: dict[tuple[Any, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def call_with_closure(x: np.ndarray, *args: Any) -> tuple[Any, ...]:
-        if args or plain or convert_input:
-            out = enter(x, args)
+        if packing is not None:
+            out, unpack = enter_packed(x, args)
         else:
-            out = run(program, x.dtype, x)
-        unpack = unpacker(x, args) if layouts else None
+            out, unpack = enter(x, args), None
         if unpack is not None:
             results = list(unpack(to_numpy(out[1])))
         else:
@@ -523,7 +624,7 @@ def _numpy_caller(
                 shape_of(spec.arg, *key),
                 shape_of(spec.out, *key),
             )
-        product = ProductClosure(backend, out[0], spec, *shapes, x.dtype)
+        product = ProductClosure(backend, out[0], spec, *shapes, x.dtype, apply=apply)
         return (product, *results)
 
     return call_with_closure
@@ -555,6 +656,7 @@ def _framework_caller(backend: Backend, op: Operator, program: Function) -> Call
     run = backend.run
     # Closures keep their input; the user's function may change it in place.
     copy = op.closure is not None or backend.protect_input
+    apply = backend.closure_applier() if op.closure is not None else None
 
     def call(x: Any, *args: Any) -> tuple[Any, ...]:
         x = framework_input(backend, x, copy=copy)
@@ -571,13 +673,16 @@ def _framework_caller(backend: Backend, op: Operator, program: Function) -> Call
             shape_of(op.closure.out, s, f),
             dtype,
             as_numpy=False,
+            apply=apply,
         )
         return (product, *out[1:])
 
     return call
 
 
-def check_value(value: Any, op: Operator, func: Function, shape: Any) -> None:
+def check_value(
+    value: Any, op: Operator, func: Function, shape: Any, *, complex_: bool = False
+) -> None:
     """Check, at trace or record time, what the user's function returned.
 
     Args:
@@ -585,12 +690,24 @@ def check_value(value: Any, op: Operator, func: Function, shape: Any) -> None:
         op: The operator being computed.
         func: The user's function (for messages).
         shape: Shape of ``value`` if it is an array, else ``None``.
+        complex_: Whether ``value`` holds complex numbers.
 
     Raises:
         NonArrayOutputError: (a ``TypeError``) if ``value`` is not an array.
+        ComplexOutputError: (a ``TypeError``) if it is complex.
         NonScalarOutputError: If a scalar operator's function returned a non-0-d
             array.
     """
+    if complex_:
+        name = getattr(func, "__name__", "the function")
+        dtype = getattr(value, "dtype", "complex")
+        msg = (
+            f"{name!r} returned complex values (dtype {dtype}); {op.name} "
+            f"differentiates real functions only, because frameworks disagree on "
+            f"complex derivatives. Return the real and imaginary parts as a real "
+            f"array, e.g. `xp.stack([z.real, z.imag])`, or `abs(z) ** 2`."
+        )
+        raise ComplexOutputError(msg)
     if shape is None:
         name = getattr(func, "__name__", "the function")
         kind = type(value).__name__
@@ -747,12 +864,20 @@ class NumpyFunction:
     element and returned callables are wrapped the same way.
     """
 
-    __slots__ = ("__name__", "__qualname__", "__wrapped__", "_backend", "_dtype")
+    __slots__ = (
+        "__name__",
+        "__qualname__",
+        "__wrapped__",
+        "_apply",
+        "_backend",
+        "_dtype",
+    )
 
     def __init__(
         self, backend: Backend, function: Function, dtype: np.dtype | None = None
     ):
         self._backend = backend
+        self._apply = backend.closure_applier()
         self.__wrapped__ = function
         self._dtype = dtype
         self.__name__ = getattr(function, "__name__", type(function).__name__)
@@ -775,7 +900,7 @@ class NumpyFunction:
         if kwargs:
             function = partial(function, **kwargs)
         out = backend.run(function, dtype, *args)
-        return _numpy_tree(backend, out, dtype)
+        return _numpy_tree(backend, out, dtype, self._apply)
 
     def __repr__(self) -> str:
         return (
@@ -784,11 +909,16 @@ class NumpyFunction:
         )
 
 
-def _numpy_tree(backend: Backend, value: Any, dtype: np.dtype) -> Any:
+def _numpy_tree(
+    backend: Backend,
+    value: Any,
+    dtype: np.dtype,
+    apply: Callable[[Function, Any], Any],
+) -> Any:
     if isinstance(value, tuple):
-        return tuple(_numpy_tree(backend, v, dtype) for v in value)
+        return tuple(_numpy_tree(backend, v, dtype, apply) for v in value)
     if backend.is_framework_array(value):
         return backend.to_numpy(value)
     if callable(value):
-        return NumpyFunction(backend, partial(backend.apply_closure, value), dtype)
+        return NumpyFunction(backend, partial(apply, value), dtype)
     return value

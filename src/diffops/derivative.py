@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from diffops.boundary import FLOAT32, FLOAT64, as_input_array, explain, make_caller
-from diffops.errors import NotCallableError, UnknownOperatorError, closest
+from diffops.errors import (
+    NotCallableError,
+    ReentrantBuildError,
+    UnknownOperatorError,
+    closest,
+)
 from diffops.operators import ALL_DIFF_OPS, OPERATORS
 from diffops.registry import require_available
 
@@ -88,6 +93,8 @@ class DerivativeFunction:
             raise NotCallableError(msg)
         check_operator(op_name)
         found = require_available(backend)
+        if "sparsity" in options and options["sparsity"] is None:
+            options = {k: v for k, v in options.items() if k != "sparsity"}
         sparsity = options.get("sparsity")
         if sparsity is not None:
             from diffops.sparse import check_sparsity
@@ -111,6 +118,7 @@ class DerivativeFunction:
         self._program: Callable[..., Any] | None = None
         self._saved: Any = None  # the backend's export, when unpickled
         self._lock = _thread.allocate_lock()
+        self._builder: int | None = None  # the thread building it, while it does
         self.__name__ = f"{op_name}_of_{_func_name(func)}"
         self.__qualname__ = f"{op_name}_of_{_func_name(func, '__qualname__')}"
         self.__doc__ = (
@@ -120,8 +128,20 @@ class DerivativeFunction:
         )
 
     def _build(self) -> Callable[..., tuple[Any, ...]]:
+        if self._builder == _thread.get_ident():
+            msg = (
+                f"{self.__name__} was called while it was being built: "
+                f"{_func_name(self.func)!r} calls its own derivative function (while "
+                f"{self.backend} generates or traces it). Compute what the function "
+                f"needs without its derivative, or build a separate derivative "
+                f"function outside it."
+            )
+            raise ReentrantBuildError(msg)
         with self._lock:
-            if self._impl is None:
+            if self._impl is not None:
+                return self._impl
+            self._builder = _thread.get_ident()
+            try:
                 key = self._recipe_key()
                 built = _built(self.func, key) if key is not None else None
                 if built is None:
@@ -131,6 +151,8 @@ class DerivativeFunction:
                 self._program, self._impl = built
                 if self.options.get("sparsity") is not None:
                     self.sparse = self._impl  # its plans give ``coloring``
+            finally:
+                self._builder = None
             return self._impl
 
     def _make(self) -> tuple[Callable[..., Any] | None, Callable[..., tuple[Any, ...]]]:
@@ -152,12 +174,14 @@ class DerivativeFunction:
         if self._saved is not None:
             program = backend.restore(self._saved)
         else:
-            program = backend.operator(self.op_name, self.func, **self.options)
+            program = backend.operator(
+                self.op_name, self.func, **_backend_options(self.options)
+            )
         impl = make_caller(
             backend,
             self._op,
             self.func,
-            self.options,
+            _backend_options(self.options),
             as_numpy=self.as_numpy or not self._pass_through,
             program=program,
         )

@@ -58,6 +58,18 @@ class NonArrayOutputError(DiffopsError, TypeError):
     """The user's function returned something that is not an array (None, a tuple)."""
 
 
+class ComplexOutputError(DiffopsError, TypeError):
+    """The user's function returned complex values (only real functions are taken)."""
+
+
+class CodeGenerationError(DiffopsError, ValueError):
+    """A backend that generates code cannot express the function's derivative."""
+
+
+class ReentrantBuildError(DiffopsError, RuntimeError):
+    """The user's function called its own derivative function while it was built."""
+
+
 class ForkedProcessError(DiffopsError, RuntimeError):
     """A framework initialised in a parent process is used in a ``fork`` child."""
 

@@ -394,7 +394,9 @@ class SparseCaller:
 
     def __call__(self, x: Any, *args: Any) -> tuple[Any, ...]:
         """Evaluate at ``x``: the operator's tuple with the sparse matrix in place."""
-        key = (tuple(np.shape(x)), np.dtype(x.dtype), *[np.shape(a) for a in args])
+        from diffops.boundary import call_signature
+
+        key = call_signature(x, args, self.backend.argument_signature)
         found = self.plans.get(key)
         if found is None:
             found = self.plans[key] = self._build(x, args)

@@ -45,7 +45,14 @@ def _evaluated(func: Function, op_name: str, args: tuple[Any, ...]) -> Function:
     def f(y: Any) -> Any:
         value = func(y, *args)
         array = isinstance(value, np.ndarray | np.generic | Box)
-        check_value(value, op, func, np.shape(_unbox(value)) if array else None)
+        raw: Any = _unbox(value) if array else None
+        check_value(
+            value,
+            op,
+            func,
+            np.shape(raw) if array else None,
+            complex_=array and np.iscomplexobj(raw),
+        )
         return value
 
     return f

@@ -53,7 +53,6 @@ JAX_AVAILABLE: bool = importlib.util.find_spec("jax") is not None
 _JAX: ModuleType | None = None
 _CONFIG: Any = None
 _ENABLE_X64: Callable[[bool], contextlib.AbstractContextManager[Any]] | None = None
-_APPLY: list[Function] = []
 
 
 def _jax() -> ModuleType:
@@ -75,45 +74,44 @@ def _jax() -> ModuleType:
     return _JAX
 
 
+def _apply_partial(closure: Function, arg: Any) -> Any:
+    return closure(arg)
+
+
 class _BatchedProgram:
-    """A vmapped operator whose closure, if any, is applied by a vmapped call."""
+    """A vmapped operator whose closure, if any, is applied by a vmapped call.
 
-    __slots__ = ("program",)
+    Each batched program compiles its own closure application, so the compiled code
+    is freed with the program.
+    """
 
-    def __init__(self, program: Function):
+    __slots__ = ("apply", "program")
+
+    def __init__(self, program: Function, *, jit: bool):
         self.program = program
+        jax = _jax()
+        apply = jax.vmap(lambda c, v: c(v))
+        self.apply = jax.jit(apply) if jit else apply
 
     def __call__(self, *args: Any) -> Any:
         out = self.program(*args)
         first = out[0]
         if isinstance(first, _jax().tree_util.Partial):
-            return (_BatchedPartial(first), *out[1:])
+            return (_BatchedPartial(first, self.apply), *out[1:])
         return out
 
 
 class _BatchedPartial:
     """A batched pytree closure: applied point by point with one vmapped call."""
 
-    __slots__ = ("closure",)
+    __slots__ = ("apply", "closure")
 
-    def __init__(self, closure: Any):
+    def __init__(self, closure: Any, apply: Function):
         self.closure = closure
+        self.apply = apply
 
     def __call__(self, arg: Any) -> Any:
-        if not _APPLY_BATCHED:
-            jax = _jax()
-            _APPLY_BATCHED.append(jax.jit(jax.vmap(lambda c, v: c(v))))
-        return _APPLY_BATCHED[0](self.closure, arg)
-
-
-_APPLY_BATCHED: list[Function] = []
-
-
-def _apply_compiled(closure: Function, arg: Any) -> Any:
-    """Call a pytree closure through one shared ``jax.jit`` (one compile per shape)."""
-    if not _APPLY:
-        _APPLY.append(_jax().jit(lambda c, v: c(v)))
-    return _APPLY[0](closure, arg)
+        return self.apply(self.closure, arg)
 
 
 # ---------------------------------------------------------------------------------
@@ -128,7 +126,13 @@ def _evaluated(func: Function, op_name: str) -> Function:
     def checked(x: Any, *args: Any) -> Any:
         value = func(x, *args)
         array = isinstance(value, jax.Array)
-        check_value(value, op, func, jax.numpy.shape(value) if array else None)
+        check_value(
+            value,
+            op,
+            func,
+            jax.numpy.shape(value) if array else None,
+            complex_=array and jax.numpy.iscomplexobj(value),
+        )
         return value
 
     return checked
@@ -463,11 +467,38 @@ class JaxBackend(Backend):
                     return function(*args)
         return function(*args)
 
-    def apply_closure(self, closure: Function, arg: Any) -> Any:
-        """Apply a pytree closure, through one shared ``jax.jit`` when compiling."""
-        if isinstance(closure, _BatchedPartial) or not self.jit:
-            return closure(arg)
-        return _apply_compiled(closure, arg)
+    def closure_applier(self) -> Callable[[Function, Any], Any]:
+        """A compiled function of its own applying one program's pytree closures.
+
+        Made once per derivative program (one compile per closure shape), so the
+        compiled code is freed with the program instead of accumulating in a cache
+        shared by every derivative function.
+        """
+        if not self.jit:
+            return _apply_partial
+        applier: Callable[[Function, Any], Any] = _jax().jit(lambda c, v: c(v))
+        return applier
+
+    def trace(self, function: Function, *args: Any) -> Any:
+        """Trace ``function`` abstractly (``jax.eval_shape``)."""
+        return _jax().eval_shape(function, *args)
+
+    def argument_signature(self, arg: Any) -> Any:
+        """The pytree structure and every leaf's shape, dtype and weak type."""
+        jax = _jax()
+        leaves, treedef = jax.tree_util.tree_flatten(arg)
+        return (
+            treedef,
+            *[
+                (
+                    type(leaf),
+                    tuple(np.shape(leaf)),
+                    str(getattr(leaf, "dtype", type(leaf).__name__)),
+                    bool(getattr(leaf, "weak_type", False)),
+                )
+                for leaf in leaves
+            ],
+        )
 
     def to_numpy(self, value: Any) -> np.ndarray:
         """A JAX array as a (read-only, zero-copy) NumPy array, once it is ready.
@@ -498,7 +529,7 @@ class JaxBackend(Backend):
             return (*out[:first], *cast)
 
         program = jax.vmap(typed, in_axes=in_axes)
-        return _BatchedProgram(jax.jit(program) if self.jit else program)
+        return _BatchedProgram(jax.jit(program) if self.jit else program, jit=self.jit)
 
     can_detect_sparsity = True
 

@@ -198,9 +198,36 @@ class Backend:
         """Apply a product closure returned by :meth:`operator` to ``arg``."""
         return closure(arg)
 
+    def closure_applier(self) -> Callable[[Function, Any], Any]:
+        """The function that applies one derivative program's product closures.
+
+        Made once per program; the default is :meth:`apply_closure` (JAX: a compiled
+        function of the program's own).
+        """
+        return self.apply_closure
+
+    def trace(self, function: Function, *args: Any) -> Any:
+        """Run ``function`` for what it records while traced, computing nothing.
+
+        The default calls it (a framework without tracing computes it).
+        """
+        return function(*args)
+
+    def argument_signature(self, arg: Any) -> Any:
+        """Cache key of an extra argument that is not an array, number or container.
+
+        Whatever the compiled program and the shapes of its results depend on; the
+        default is the argument's type (frameworks without compiled programs).
+        """
+        return type(arg)
+
     def to_framework(self, arr: np.ndarray) -> Any:
         """A NumPy array as the framework's array (default: unchanged)."""
         return arr
+
+    def to_framework_argument(self, arg: np.ndarray, dtype: np.dtype) -> Any:
+        """A NumPy extra argument as the framework's array, for input of ``dtype``."""
+        return self.to_framework(arg)
 
     def to_numpy(self, value: Any) -> np.ndarray:
         """A framework array (or number) as a NumPy array."""

@@ -13,6 +13,7 @@ SymNum is imported on first use.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import weakref
@@ -23,10 +24,11 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from diffops.backends.protocol import Backend, example_namespace
+from diffops.boundary import check_value
 from diffops.errors import (
+    CodeGenerationError,
     MissingArgumentShapeError,
     ShapeMismatchError,
-    require_scalar,
     require_shape,
     tracing_error,
 )
@@ -159,20 +161,19 @@ def _generate(
 
     op = OPERATORS[op_name]
     symbolic, shape, extras = signature(func, op_name, options)
+    name = getattr(symbolic, "__name__", "f")
     # SymNum generates code only for arguments of shape (n, ...) and, for Jacobians
     # and products, for array values: differentiate at those shapes and reshape.
     code_shape = shape or (1,)
     extra_names = tuple(f"arg_{i}" for i in range(len(extras)))
     x = symnum.named_array("x", code_shape)
     constants = [_symbol(n, e) for n, e in zip(extra_names, extras, strict=True)]
-    out = symbolic(x if shape else SymbolicArray(x[0], ()), *constants)
-    value_shape = tuple(getattr(out, "shape", ()))
-    if op.scalar_only:
-        require_scalar(value_shape, op_name)
+    out = _apply(symbolic, x, shape, constants)
+    value_shape = _checked_value_shape(out, op, func)
     code_value_shape = (1,) if not op.scalar_only and value_shape == () else value_shape
 
     def code_func(y: Any, *args: Any) -> Any:
-        value = symbolic(y if shape else SymbolicArray(y[0], ()), *args)
+        value = _apply(symbolic, y, shape, args)
         if value_shape == () and isinstance(value, SymbolicArray):
             value = next(iter(value.flat))  # a 0-d array: its element
         if code_value_shape != value_shape:
@@ -181,12 +182,27 @@ def _generate(
 
     # SymNum names the generated function and its arguments after these, so they
     # must be Python identifiers ("<lambda>" is not).
-    name = getattr(symbolic, "__name__", "f")
     code_func.__name__ = name if name.isidentifier() else "f"
     code_func._arg_names = ("x", *extra_names)  # type: ignore[attr-defined]
-    generated: Function = getattr(symnum, _SYMNUM_OPS[op_name])(
-        code_func, code_shape, *extras, return_aux=True
-    )
+    try:
+        generated: Function = getattr(symnum, _SYMNUM_OPS[op_name])(
+            code_func, code_shape, *extras, return_aux=True
+        )
+    except Exception as err:
+        if type(err).__name__ != "PrintMethodNotImplementedError":
+            raise
+        what = str(err).splitlines()[0]
+        msg = (
+            f"SymNum cannot generate NumPy code for {op_name} of {name!r}: its "
+            f"derivative contains a function SymNum has no code for ({what}); this "
+            f"happens with kinks such as snp.maximum, snp.abs or comparisons, whose "
+            f"higher derivatives are Dirac deltas. Use backend='jax' or "
+            f"backend='autograd', or write {name!r} with smooth functions."
+        )
+        raise CodeGenerationError(msg) from err
+    # SymNum's code for maxima and minima calls functools, which its generated
+    # module does not import.
+    generated.__globals__.setdefault("functools", functools)
     reshape = None
     if code_shape != shape or code_value_shape != value_shape:
         reshape = (op_name, (shape, value_shape), code_shape)
@@ -195,6 +211,43 @@ def _generate(
     source = (generated.__doc__ or "").partition("\n\n")[2]
     _SOURCES[program] = (generated.__name__, source, reshape, extras)
     return program, shape
+
+
+def _apply(symbolic: Function, y: Any, shape: Shape, args: Any) -> Any:
+    """``symbolic`` at the symbolic input ``y`` (of shape ``(1,)`` for 0-d input).
+
+    A 0-d input is passed as a 0-d symbolic array, or, for functions that put it
+    into arrays (``snp.array([x, x ** 2])``, which iterates a 0-d array), as its
+    one symbol.
+    """
+    from symnum.array import SymbolicArray
+
+    if shape:
+        return symbolic(y, *args)
+    try:
+        return symbolic(SymbolicArray(y[0], ()), *args)
+    except ValueError as err:
+        if "0-d" not in str(err):
+            raise
+        return symbolic(y[0], *args)
+
+
+def _checked_value_shape(out: Any, op: Any, func: Function) -> Shape:
+    """The shape of a symbolic value, checked like every backend's values."""
+    import sympy
+    from symnum.array import SymbolicArray
+
+    if isinstance(out, SymbolicArray):
+        elements = list(out.flat)
+        shape: Shape = tuple(out.shape)
+    elif isinstance(out, sympy.Basic):  # a scalar expression
+        elements, shape = [out], ()
+    else:
+        check_value(out, op, func, None)  # raises: not an array
+        elements, shape = [], ()
+    complex_ = any(sympy.sympify(e).has(sympy.I) for e in elements)
+    check_value(out, op, func, shape, complex_=complex_)
+    return shape
 
 
 def _checking_arguments(generated: Function, extras: tuple[Shape, ...]) -> Function:
@@ -239,7 +292,7 @@ _SOURCES: weakref.WeakKeyDictionary[Function, tuple[str, str, Any, Any]] = (
 
 def _compile_source(name: str, source: str) -> Function:
     """The generated function again, from its source (no SymPy involved)."""
-    namespace: dict[str, Any] = {"numpy": np, "math": math}
+    namespace: dict[str, Any] = {"numpy": np, "math": math, "functools": functools}
     exec(compile(source, f"<diffops symnum {name}>", "exec"), namespace)
     function: Function = namespace[name]
     return function

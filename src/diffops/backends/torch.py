@@ -57,7 +57,7 @@ from diffops.backends.protocol import (
     jacobian_mode,
     require_not_forked,
 )
-from diffops.boundary import NumpyFunction, check_value, require_fits
+from diffops.boundary import NumpyFunction, call_signature, check_value, require_fits
 from diffops.errors import TracingError, tracing_error
 from diffops.operators import OPERATORS
 
@@ -112,7 +112,13 @@ def _evaluate(func: Function, leaf: Any, args: tuple[Any, ...], op_name: str) ->
     """``func(leaf, *args)``, which must be a tensor: anything else lost the graph."""
     value = func(leaf, *args)
     if isinstance(value, _TENSOR):
-        check_value(value, OPERATORS[op_name], func, tuple(value.shape))
+        check_value(
+            value,
+            OPERATORS[op_name],
+            func,
+            tuple(value.shape),
+            complex_=value.is_complex(),
+        )
         return value
     if not isinstance(value, np.ndarray | np.generic):
         check_value(value, OPERATORS[op_name], func, None)
@@ -653,13 +659,13 @@ def _vectorized(
 
 
 def _probed(raw: Callable[[Any], Any], func: Function) -> Callable[[Any], Any]:
-    """``raw``, preceded at the first call per shape and dtype by :func:`_probe`."""
+    """``raw``, preceded at the first call per call signature by :func:`_probe`."""
     seen: set[tuple[Any, ...]] = set()
 
     def probed(x: Any, *args: Any) -> Any:
         if _FORKED_AFTER:
             require_not_forked("torch")
-        key = (tuple(x.shape), x.dtype)
+        key = call_signature(x, args)
         if key not in seen:
             _probe(func, x, args)
             seen.add(key)
@@ -812,6 +818,18 @@ class TorchBackend(Backend):
             return tensor  # no torch.set_default_device in force: the device is the CPU
         device = torch.get_default_device()
         return tensor if device.type == "cpu" else tensor.to(device)
+
+    def to_framework_argument(self, arg: np.ndarray, dtype: np.dtype) -> Any:
+        """An extra argument as a tensor; floating-point data in the input's dtype.
+
+        PyTorch does not promote mixed float32/float64 operands in matrix products
+        (``addmv input tensors must have the same dtype``); JAX computes such data in
+        the input's precision too. Integer and boolean arrays (indices, masks) keep
+        their dtype.
+        """
+        if arg.dtype.kind == "f" and arg.dtype != dtype:
+            arg = arg.astype(dtype)
+        return self.to_framework(arg)
 
     def to_numpy(self, value: Any) -> np.ndarray:
         """A tensor as a NumPy array (copied to the host if needed)."""
