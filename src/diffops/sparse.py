@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -56,6 +56,20 @@ SPARSE_OPS = {
 
 class SparsityError(DiffopsError, ValueError):
     """A sparsity option or pattern that cannot be used."""
+
+
+class Structure(NamedTuple):
+    """A detected structure: the pattern and the products that can compute it.
+
+    Attributes:
+        pattern: 0/1 CSR array ``(n_out, n_in)`` holding every entry that can be
+            non-zero.
+        modes: The product modes the function supports: ``"forward"`` (JVPs) and
+            ``"reverse"`` (VJPs) for Jacobians, ``"symmetric"`` (HVPs) for Hessians.
+    """
+
+    pattern: Any
+    modes: tuple[str, ...]
 
 
 def _sparse() -> Any:
@@ -415,13 +429,16 @@ class SparseCaller:
         backend = self.backend
         n_in = math.prod(np.shape(x))
         dtype = np.dtype(x.dtype)
-        detected = None
-        if isinstance(self.sparsity, str) or backend.can_detect_sparsity:
-            detected = backend.sparsity(self.kind, self.func, x, args, self.options)
+        # The function's value first: its checks give the clearest errors.
         f_shape = backend.value_shape(self.op.name, self.func, x, args, self.options)
         n_out = math.prod(f_shape) if self.kind == "jacobian" else n_in
-        if detected is not None:
-            detected = _canonical(detected)
+        detected = None
+        modes: tuple[str, ...] = ("forward", "reverse")
+        if isinstance(self.sparsity, str) or backend.can_detect_sparsity:
+            found = backend.sparsity(self.kind, self.func, x, args, self.options)
+            if isinstance(found, Structure):
+                found, modes = found.pattern, found.modes
+            detected = _canonical(found)
         if isinstance(self.sparsity, str):
             assert detected is not None
             pattern = detected
@@ -433,7 +450,9 @@ class SparseCaller:
             pattern = _symmetric(pattern)
             plan = hessian_plan(pattern, tuple(np.shape(x)), dtype)
         else:
-            mode = str(self.options.get("mode", "auto"))
+            mode = str(self.options.get("mode", "auto")).lower()
+            if mode == "auto" and "forward" not in modes:
+                mode = "reverse"
             plan = jacobian_plan(pattern, tuple(np.shape(x)), f_shape, dtype, mode)
         program = backend.sparse_operator(self.op.name, self.func, self.options, plan)
         call = make_caller(

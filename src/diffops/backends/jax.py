@@ -541,15 +541,22 @@ class JaxBackend(Backend):
         args: tuple[Any, ...],
         options: Mapping[str, Any],
     ) -> Any:
-        """The structure read from the jaxpr (:mod:`diffops.backends.jax_sparsity`)."""
-        from diffops.backends import jax_sparsity
+        """The structure read from the derivative's jaxpr.
 
-        detect = (
-            jax_sparsity.hessian_pattern
-            if kind == "hessian"
-            else jax_sparsity.jacobian_pattern
+        See :mod:`diffops.backends.jax_sparsity`. Jacobians of functions without
+        forward-mode rules (``custom_vjp``) come with reverse mode only.
+        """
+        from diffops.backends import jax_sparsity
+        from diffops.sparse import Structure
+
+        dtype = np.dtype(x.dtype)
+        if kind == "hessian":
+            pattern = self.run(jax_sparsity.hessian_pattern, dtype, func, x, args)
+            return Structure(pattern, ("symmetric",))
+        pattern, forward = self.run(
+            jax_sparsity.jacobian_structure, dtype, func, x, args
         )
-        return self.run(detect, np.dtype(x.dtype), func, x, args)
+        return Structure(pattern, ("forward", "reverse") if forward else ("reverse",))
 
     def value_shape(
         self,
@@ -559,9 +566,13 @@ class JaxBackend(Backend):
         args: tuple[Any, ...],
         options: Mapping[str, Any],
     ) -> tuple[int, ...]:
-        """Shape of the value from ``jax.eval_shape`` (nothing is computed)."""
+        """Shape of the value from ``jax.eval_shape`` (nothing is computed).
+
+        The function's result is checked as the dense operators check it.
+        """
+        checked = _evaluated(func, op_name)
         shape = self.run(
-            lambda: _jax().eval_shape(lambda y: func(y, *args), x).shape,
+            lambda: _jax().eval_shape(lambda y: checked(y, *args), x).shape,
             np.dtype(x.dtype),
         )
         return tuple(shape)
