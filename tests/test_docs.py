@@ -31,7 +31,6 @@ MAX_NOT_RUN = 6
 
 OPTIONAL_MODULES = {
     "scipy": r"^(import|from) scipy\b|sparsity=",
-    "networkx": r"sparsity=",
     "dask": r"^(import|from) (diffops\.)?dask\b",
     "pymc": r"^(import|from) pymc\b",
     "mici": r"^(import|from) mici\b",

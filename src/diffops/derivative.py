@@ -199,20 +199,18 @@ class DerivativeFunction:
         """For a sparse operator after its first call: how its matrix is computed.
 
         Returns:
-            ``{"mode", "colors", "nnz", "shape"}`` for the most recent input shape
-            (``mode``: ``"forward"``, ``"reverse"`` or ``"symmetric"``; ``colors``:
-            products per call), or ``None``.
+            ``{"mode", "colors", "nnz", "shape", "reason", "seconds"}`` for the most
+            recent call signature, or ``None``. ``mode``: ``"forward"`` (JVPs),
+            ``"reverse"`` (VJPs), ``"bidirectional"`` (both), ``"symmetric"``
+            (HVPs of a star coloring) or ``"dense"`` (the dense derivative, when
+            coloring cannot beat it); ``colors``: products per call; ``reason``: why
+            that mode; ``seconds``: time spent detecting the structure
+            (``"detect"``) and coloring it (``"plan"``) when it was built.
         """
         caller = getattr(self, "sparse", None)
-        plan = caller.last if caller is not None else None
-        if plan is None:
+        if caller is None or caller.last is None:
             return None
-        return {
-            "mode": plan.mode,
-            "colors": plan.n_colors,
-            "nnz": int(plan.pattern.nnz),
-            "shape": tuple(plan.pattern.shape),
-        }
+        return {**caller.last.describe(), "seconds": dict(caller.timings)}
 
     def __call__(self, x: Any, *args: Any) -> tuple[Any, ...]:
         """Evaluate the derivatives and value at ``x``.

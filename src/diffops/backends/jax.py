@@ -592,31 +592,41 @@ class JaxBackend(Backend):
         op = OPERATORS[op_name]
         f = _evaluated(func, op_name)
         index = np.asarray(plan.index)
-        seeds = np.asarray(plan.seeds)
+        forward = np.asarray(plan.forward_seeds)
+        reverse = np.asarray(plan.reverse_seeds)
+        mode = str(options.get("mode", "auto"))
 
         def values(y: Any, args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
             """(non-zero values, lower-order outputs) at ``y``."""
-            seeds_y = jnp.asarray(seeds, dtype=y.dtype)
-            if plan.mode == "symmetric":
+            if plan.mode == "dense":
+                if plan.kind == "hessian":
+                    matrix, *rest = _hessian_grad_and_value(func, op_name)(y, *args)
+                else:
+                    matrix, *rest = _jacobian_and_value(func, op_name, mode)(y, *args)
+                return jnp.take(jnp.ravel(matrix), index), tuple(rest)
+            if plan.kind == "hessian":
                 grad_and_value_func = _grad_and_value(func, op_name)
 
                 def grad(z: Any) -> Any:
                     return grad_and_value_func(z, *args)[0]
 
-                products = jax.vmap(lambda s: jax.jvp(grad, (y,), (s,))[1])(seeds_y)
+                seeds = jnp.asarray(forward, dtype=y.dtype)
+                products = jax.vmap(lambda s: jax.jvp(grad, (y,), (s,))[1])(seeds)
                 grad_y, value = grad_and_value_func(y, *args)
-                rest: tuple[Any, ...] = (grad_y, value)
-            elif plan.mode == "forward":
-                value, products = jax.vmap(
+                return jnp.take(jnp.ravel(products), index), (grad_y, value)
+            blocks = []
+            if forward.shape[0] or not reverse.shape[0]:
+                value, columns = jax.vmap(
                     lambda s: jax.jvp(lambda z: f(z, *args), (y,), (s,)),
                     out_axes=(None, 0),
-                )(seeds_y)
-                rest = (value,)
-            else:
+                )(jnp.asarray(forward, dtype=y.dtype))
+                blocks.append(jnp.ravel(columns))
+            if reverse.shape[0]:
                 value, pullback = jax.vjp(lambda z: f(z, *args), y)
-                (products,) = jax.vmap(pullback)(seeds_y.astype(value.dtype))
-                rest = (value,)
-            return jnp.take(jnp.ravel(products), index), rest
+                (rows,) = jax.vmap(pullback)(jnp.asarray(reverse, dtype=value.dtype))
+                blocks.append(jnp.ravel(rows))
+            products = jnp.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+            return jnp.take(products, index), (value,)
 
         if op.closure is None:
 

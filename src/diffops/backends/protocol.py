@@ -340,8 +340,10 @@ class Backend:
         return tuple(np.shape(self.to_numpy(value)))
 
     def products(self, closure: Function, seeds: list[Any]) -> Any:
-        """``closure`` applied to each seed, stacked (default: a loop)."""
-        return np.stack([self.to_numpy(closure(s)) for s in seeds])
+        """``closure`` applied to each seed, raveled and concatenated (a loop)."""
+        if not seeds:
+            return np.zeros(0)
+        return np.concatenate([self.to_numpy(closure(s)).reshape(-1) for s in seeds])
 
     def gather(self, array: Any, index: np.ndarray) -> Any:
         """The entries ``index`` of ``array`` raveled (default: NumPy)."""
@@ -352,10 +354,10 @@ class Backend:
     ) -> Function:
         """The operator with its Jacobian or Hessian as decompressed values.
 
-        The default computes the colored products with the backend's own
+        The default computes the plan's products with the backend's own
         ``jvp_and_value``, ``vjp_and_value`` or ``hvp_grad_and_value`` (one product
-        per color) and gathers the structural non-zeros; operators that return a
-        closure run the dense operator and gather from its matrix.
+        per color) and gathers the structural non-zeros; a dense plan, and operators
+        that return a closure, run the dense operator and gather from its matrix.
 
         Args:
             op_name: The operator.
@@ -368,27 +370,50 @@ class Backend:
             replaced by its non-zero values in CSR order.
         """
         from diffops.operators import OPERATORS
-        from diffops.sparse import PRODUCT_OPS, dense_positions
+        from diffops.sparse import dense_positions
 
-        if OPERATORS[op_name].closure is not None:
+        if OPERATORS[op_name].closure is not None or plan.mode == "dense":
             dense = self.operator(op_name, func, **options)
             positions = dense_positions(plan)
+            first = 1 if OPERATORS[op_name].closure is not None else 0
 
             def gathered(x: Any, *args: Any) -> tuple[Any, ...]:
-                closure, matrix, *rest = dense(x, *args)
-                return (closure, self.gather(matrix, positions), *rest)
+                out = dense(x, *args)
+                matrix = self.gather(out[first], positions)
+                return (*out[:first], matrix, *out[first + 1 :])
 
             return gathered
-        product_op = PRODUCT_OPS[plan.mode]
-        allowed = self.options.get(product_op, ())
-        raw = self.operator(
-            product_op, func, **{k: v for k, v in options.items() if k in allowed}
-        )
-        seeds = [self.to_framework(s) for s in plan.seeds]
+
+        def build(product_op: str) -> Function:
+            allowed = self.options.get(product_op, ())
+            kept = {k: v for k, v in options.items() if k in allowed}
+            return self.operator(product_op, func, **kept)
+
+        forward = [self.to_framework(s) for s in plan.forward_seeds]
+        reverse = [self.to_framework(s) for s in plan.reverse_seeds]
+        if plan.kind == "hessian":
+            hvp = build("hvp_grad_and_value")
+
+            def symmetric(x: Any, *args: Any) -> tuple[Any, ...]:
+                closure, grad, value = hvp(x, *args)
+                products = self.products(closure, forward)
+                return (self.gather(products, plan.index), grad, value)
+
+            return symmetric
+        jvp = build("jvp_and_value") if forward else None
+        vjp = build("vjp_and_value") if reverse or jvp is None else None
 
         def colored(x: Any, *args: Any) -> tuple[Any, ...]:
-            closure, *rest = raw(x, *args)
-            return (self.gather(self.products(closure, seeds), plan.index), *rest)
+            blocks = []
+            value = None
+            if jvp is not None:
+                closure, value = jvp(x, *args)
+                blocks.append(self.products(closure, forward))
+            if vjp is not None:
+                closure, value = vjp(x, *args)
+                blocks.append(self.products(closure, reverse))
+            products = np.concatenate([np.asarray(b).reshape(-1) for b in blocks])
+            return (self.gather(products, plan.index), value)
 
         return colored
 
