@@ -225,9 +225,9 @@ def test_sparse_values_equal_dense(name):
     kind, f, shape, args = _cases()[name]
     op = "hessian_grad_and_value" if kind == "hessian" else "jacobian_and_value"
     # reverse mode of lax.while_loop is not defined: forward mode for the dense one
-    dense_options = {"mode": "forward"} if name == "while" else {}
-    sparse = getattr(diffops, op)(f, sparsity="detect")
-    dense = getattr(diffops, op)(f, **(dense_options if kind == "jacobian" else {}))
+    options = {"mode": "forward"} if name == "while" else {}
+    sparse = getattr(diffops, op)(f, sparsity="detect", **options)
+    dense = getattr(diffops, op)(f, **options)
     for x in _points(shape):
         np.testing.assert_allclose(
             sparse(x, *args)[0].toarray(),

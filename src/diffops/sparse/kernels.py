@@ -13,15 +13,25 @@ below :data:`PYTHON_WORK` the Python loops finish in tens of milliseconds.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-PYTHON_WORK = 100_000
-"""Work (inner-loop steps) up to which the kernels run as Python."""
+PYTHON_WORK = 20_000
+"""Work (inner-loop steps) up to which the kernels run as Python (tens of ms)."""
+COMPILED_WORK = 300_000_000
+"""Work up to which the compiled kernels are run (a fraction of a second)."""
 
 _COMPILED: dict[str, Callable[..., Any]] = {}
+
+
+def affordable(work: int) -> bool:
+    """Whether a kernel with this much work finishes in well under a second."""
+    if work <= PYTHON_WORK:
+        return True
+    return work <= COMPILED_WORK and importlib.util.find_spec("numba") is not None
 
 
 def _compiled(kernel: Callable[..., Any], work: int) -> Callable[..., Any]:

@@ -156,6 +156,34 @@ def check_covers(given: Any, detected: Any, what: str) -> None:
         raise SparsityError(msg)
 
 
+def restricted(
+    pattern: Any, rows: np.ndarray | None = None, cols: np.ndarray | None = None
+) -> Any:
+    """The entries of ``pattern`` in the masked rows and columns (others dropped).
+
+    Args:
+        pattern: 0/1 CSR array.
+        rows: Boolean mask of the rows kept (default all).
+        cols: Boolean mask of the columns kept (default all).
+
+    Returns:
+        A 0/1 CSR array of the same shape without stored zeros.
+    """
+    row_of = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
+    keep = np.ones(pattern.nnz, dtype=bool)
+    if rows is not None:
+        keep &= rows[row_of]
+    if cols is not None:
+        keep &= cols[pattern.indices]
+    return sparse().csr_array(
+        (
+            np.ones(int(keep.sum()), dtype=np.int8),
+            (row_of[keep], pattern.indices[keep]),
+        ),
+        shape=pattern.shape,
+    )
+
+
 def rows_cols(pattern: Any) -> tuple[np.ndarray, np.ndarray]:
     """Row and column of each stored entry, in CSR order."""
     rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))

@@ -12,7 +12,7 @@ non-zero is read from them (one gather). It is chosen once per input shape:
 - **symmetric**: one HVP per color of a star coloring (Hessians);
 - **dense**: the dense derivative, read at the pattern's positions, when the
   pattern is dense or nearly so, or when the coloring would need as many products as
-  the dense derivative (or too much work to find): a sparse call is then never
+  the dense derivative: a sparse call is then never
   slower than a dense one by more than the gather.
 
 ``Plan.reason`` says why the mode was chosen; ``DerivativeFunction.coloring`` shows it.
@@ -26,13 +26,11 @@ from typing import Any
 import numpy as np
 
 from diffops.sparse import coloring
-from diffops.sparse.patterns import SparsityError, rows_cols, sparse
+from diffops.sparse.patterns import SparsityError, restricted, rows_cols, sparse
 
 DENSE_FRACTION = 0.5
 """Patterns with more than this fraction of entries structurally non-zero take the
 dense path without coloring."""
-WORK_LIMIT = 300_000_000
-"""Colorings whose kernel work (inner-loop steps) would exceed this are not tried."""
 HEAVY_CANDIDATES = (1, 2, 4, 8, 16, 32)
 """How many of the densest rows (or columns) bidirectional coloring tries to move to
 the other mode."""
@@ -155,7 +153,7 @@ def _forward(pattern: Any) -> _Split:
     n_out, n_in = pattern.shape
     return _Split(
         np.full(n_out, -1),
-        coloring.column_coloring(pattern),
+        coloring.column_coloring(pattern, enough=min(n_out, n_in)),
         np.zeros(n_out, bool),
         np.zeros(n_in, bool),
     )
@@ -164,7 +162,7 @@ def _forward(pattern: Any) -> _Split:
 def _reverse(pattern: Any) -> _Split:
     n_out, n_in = pattern.shape
     return _Split(
-        coloring.row_coloring(pattern),
+        coloring.row_coloring(pattern, enough=min(n_out, n_in)),
         np.full(n_in, -1),
         np.ones(n_out, bool),
         np.zeros(n_in, bool),
@@ -186,11 +184,11 @@ def _bidirectional(pattern: Any) -> list[_Split]:
         if k < n_out and row_sizes[dense_rows[k - 1]] > 4 * typical_row:
             heavy_rows = np.zeros(n_out, dtype=bool)
             heavy_rows[dense_rows[:k]] = True
-            heavy = sparse().csr_array(pattern.multiply(heavy_rows[:, None]))
+            heavy = restricted(pattern, rows=heavy_rows)
             row_colors = np.where(heavy_rows, coloring.row_coloring(heavy), -1)
             col_colors = coloring.column_coloring(pattern, row_skip=heavy_rows)
             # Columns with no entry outside the heavy rows need no JVP.
-            light = sparse().csr_array(pattern.multiply(~heavy_rows[:, None]))
+            light = restricted(pattern, rows=~heavy_rows)
             used = np.bincount(light.indices, minlength=n_in) > 0
             col_colors = _compact(np.where(used, col_colors, -1))
             candidates.append(
@@ -201,10 +199,10 @@ def _bidirectional(pattern: Any) -> list[_Split]:
         if k < n_in and col_sizes[dense_cols[k - 1]] > 4 * typical_col:
             heavy_cols = np.zeros(n_in, dtype=bool)
             heavy_cols[dense_cols[:k]] = True
-            heavy = sparse().csr_array(transposed.multiply(heavy_cols[:, None]))
+            heavy = restricted(transposed, rows=heavy_cols)
             col_colors = np.where(heavy_cols, coloring.row_coloring(heavy), -1)
             row_colors = coloring.row_coloring(pattern, col_skip=heavy_cols)
-            light = sparse().csr_array(transposed.multiply(~heavy_cols[:, None]))
+            light = restricted(transposed, rows=~heavy_cols)
             used = np.bincount(light.indices, minlength=n_out) > 0
             row_colors = _compact(np.where(used, row_colors, -1))
             candidates.append(
@@ -248,12 +246,6 @@ def jacobian_plan(
     limit = min(n_in, n_out)
     if mode == "auto" and pattern.nnz and _density(pattern) > DENSE_FRACTION:
         reason = f"{_density(pattern):.0%} of the entries can be non-zero"
-        return dense_plan("jacobian", pattern, x_shape, f_shape, dtype, reason)
-    work = coloring.distance2_work(pattern) + coloring.distance2_work(
-        sparse().csr_array(pattern.T)
-    )
-    if mode == "auto" and work > WORK_LIMIT:
-        reason = f"coloring would take {work:.2g} steps (more than {WORK_LIMIT:.0g})"
         return dense_plan("jacobian", pattern, x_shape, f_shape, dtype, reason)
     candidates: list[tuple[str, _Split]] = []
     if mode in ("forward", "auto"):
@@ -311,10 +303,6 @@ def hessian_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
     n = pattern.shape[0]
     if pattern.nnz and _density(pattern) > DENSE_FRACTION:
         reason = f"{_density(pattern):.0%} of the entries can be non-zero"
-        return dense_plan("hessian", pattern, x_shape, x_shape, dtype, reason)
-    work = coloring.star_work(pattern)
-    if work > WORK_LIMIT:
-        reason = f"coloring would take {work:.2g} steps (more than {WORK_LIMIT:.0g})"
         return dense_plan("hessian", pattern, x_shape, x_shape, dtype, reason)
     colors = coloring.star_coloring(pattern)
     n_colors = coloring.count(colors)
