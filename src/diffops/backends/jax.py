@@ -606,20 +606,18 @@ class JaxBackend(Backend):
                 return jnp.take(jnp.ravel(matrix), index), tuple(rest)
             if plan.kind == "hessian":
                 grad_and_value_func = _grad_and_value(func, op_name)
-
-                def grad(z: Any) -> Any:
-                    return grad_and_value_func(z, *args)[0]
-
+                # Linearize once (gradient and value computed once), then one
+                # Hessian-vector product per color, vectorised over the seeds.
+                grad_y, hvp, value = jax.linearize(
+                    lambda z: grad_and_value_func(z, *args), y, has_aux=True
+                )
                 seeds = jnp.asarray(forward, dtype=y.dtype)
-                products = jax.vmap(lambda s: jax.jvp(grad, (y,), (s,))[1])(seeds)
-                grad_y, value = grad_and_value_func(y, *args)
+                products = jax.vmap(hvp)(seeds)
                 return jnp.take(jnp.ravel(products), index), (grad_y, value)
             blocks = []
             if forward.shape[0] or not reverse.shape[0]:
-                value, columns = jax.vmap(
-                    lambda s: jax.jvp(lambda z: f(z, *args), (y,), (s,)),
-                    out_axes=(None, 0),
-                )(jnp.asarray(forward, dtype=y.dtype))
+                value, jvp = jax.linearize(lambda z: f(z, *args), y)
+                columns = jax.vmap(jvp)(jnp.asarray(forward, dtype=y.dtype))
                 blocks.append(jnp.ravel(columns))
             if reverse.shape[0]:
                 value, pullback = jax.vjp(lambda z: f(z, *args), y)
