@@ -15,6 +15,7 @@ import pytest
 
 import diffops
 from _backends import SELECTED_BACKENDS, require_backend
+from diffops.batching import BatchShapeWarning
 
 TRACING = [
     b for b in ("jax", "jax_nojit", "torch", "autograd") if b in SELECTED_BACKENDS
@@ -222,3 +223,26 @@ def test_batched_sparse_results_are_lists_of_csr_arrays(backend, op):
         single = derivative(x)
         np.testing.assert_allclose(matrix.toarray(), single[0].toarray())
         np.testing.assert_allclose(value, single[-1])
+
+
+def test_batched_single_point_is_refused_or_flagged():
+    require_backend("jax")
+    import jax.numpy as jnp
+
+    derivative = diffops.grad_and_value(lambda x: jnp.sum(x**2))
+    derivative(np.ones(4))
+    with pytest.warns(BatchShapeWarning, match="X\\[None\\]"):
+        diffops.batched(derivative)(np.ones(4))
+    grads, _ = diffops.batched(derivative)(np.ones((2, 4)))  # a real stack: no word
+    assert grads.shape == (2, 4)
+
+
+def test_batched_single_point_with_generated_shape_is_an_error():
+    require_backend("symnum")
+    import symnum.numpy as snp
+
+    derivative = diffops.grad_and_value(
+        lambda x: snp.sum(x**2), backend="symnum", arg_shape=(3,)
+    )
+    with pytest.raises(diffops.errors.ShapeMismatchError, match="probably one point"):
+        diffops.batched(derivative)(np.ones(3))

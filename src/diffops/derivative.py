@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from diffops.backends.protocol import Backend
 
 
+_UNKNOWN = object()
+
+
 def _backend_options(options: dict[str, Any]) -> dict[str, Any]:
     """The options the backend's operator takes (``sparsity`` is diffops' own)."""
     return {k: v for k, v in options.items() if k != "sparsity"}
@@ -119,6 +122,8 @@ class DerivativeFunction:
         self._saved: Any = None  # the backend's export, when unpickled
         self._lock = _thread.allocate_lock()
         self._builder: int | None = None  # the thread building it, while it does
+        self._point_shape: tuple[int, ...] | None = None  # of the latest call
+        self._fixed_shape: object = _UNKNOWN  # generated code's shape, once asked
         self.__name__ = f"{op_name}_of_{_func_name(func)}"
         self.__qualname__ = f"{op_name}_of_{_func_name(func, '__qualname__')}"
         self.__doc__ = (
@@ -195,6 +200,24 @@ class DerivativeFunction:
         return f"{self.op_name}|{self.backend}|{self.as_numpy}|{options!r}"
 
     @property
+    def point_shape(self) -> tuple[int, ...] | None:
+        """The input shape ``S``: fixed by generated code, else of the latest call.
+
+        ``None`` before the first call on backends that take any shape.
+        """
+        fixed = self.fixed_shape
+        return fixed if fixed is not None else self._point_shape
+
+    @property
+    def fixed_shape(self) -> tuple[int, ...] | None:
+        """The one input shape the backend generated code for (SymNum), or ``None``."""
+        if self._fixed_shape is _UNKNOWN:
+            self._fixed_shape = self._backend.input_shape(
+                self.op_name, self.func, **_backend_options(self.options)
+            )
+        return self._fixed_shape  # type: ignore[return-value]
+
+    @property
     def coloring(self) -> dict[str, Any] | None:
         """For a sparse operator after its first call: how its matrix is computed.
 
@@ -223,11 +246,13 @@ class DerivativeFunction:
             The operator's tuple as NumPy arrays (closures first, value last).
         """
         if type(x) is np.ndarray and (x.dtype is FLOAT64 or x.dtype is FLOAT32):
+            self._point_shape = x.shape
             arr = x.copy() if self._copy_input else x
         elif self._pass_through and not isinstance(x, np.ndarray):
             arr = x  # the boundary checks framework arrays
         else:
             arr = as_input_array(x, copy=self._copy_input)
+            self._point_shape = tuple(arr.shape)
         if args and self._copy_input:
             # Closures see the arguments they were built with, whatever the caller
             # does to its arrays afterwards.
