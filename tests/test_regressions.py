@@ -246,3 +246,35 @@ def test_batched_single_point_with_generated_shape_is_an_error():
     )
     with pytest.raises(diffops.errors.ShapeMismatchError, match="probably one point"):
         diffops.batched(derivative)(np.ones(3))
+
+
+@pytest.mark.parametrize("op", ["grad_and_value", "mtp_hessian_grad_and_value"])
+def test_packed_layout_learned_when_the_call_traced_nothing(op):
+    """A call whose program JAX had already traced (another thread, a cleared
+    cache) learns its packed layout by an abstract trace, never a wrong slice."""
+    require_backend("jax")
+    import jax.numpy as jnp
+
+    derivative = getattr(diffops, op)(lambda x: jnp.sum(jnp.sin(x) * x))
+    x = np.linspace(0.1, 0.5, 3)
+    expected = derivative(x)
+    for cell in derivative._impl.__closure__ or ():
+        contents = cell.cell_contents
+        if isinstance(contents, dict) and contents:
+            contents.clear()  # forget the layouts; JAX keeps its compiled program
+    backend = derivative._backend
+    traced = []
+    original = backend.trace
+
+    def counting(*a: Any) -> Any:
+        traced.append(1)
+        return original(*a)
+
+    backend.trace = counting  # type: ignore[method-assign]
+    try:
+        again = derivative(x)
+    finally:
+        del backend.trace
+    assert traced  # the layout came from the abstract trace
+    for a, b in zip(expected[-3:], again[-3:], strict=True):
+        np.testing.assert_allclose(a, b)

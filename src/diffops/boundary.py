@@ -394,20 +394,29 @@ def make_caller(
     cast, concat, limit = backend.cast, backend.concat, backend.pack_limit
     packing: PackedLayouts | None = None
 
+    def arrays_of(x: Any, *args: Any) -> list[Any]:
+        """The operator's array outputs, in the input's dtype."""
+        return [cast(o, x.dtype) for o in raw(x, *args)[first:]]
+
     def typed(x: Any, *args: Any) -> tuple[Any, ...]:
         # On compiling backends this runs at trace time, once per call signature.
         out = raw(x, *args)
         arrays = [cast(o, x.dtype) for o in out[first:]]
-        if not pack or sum(math.prod(a.shape) for a in arrays) > limit:
-            if packing is not None:
-                packing.record(None)
+        shapes = packed_shapes(arrays)
+        if packing is not None:
+            packing.record(shapes)
+        if shapes is None:
             return (*out[:first], *arrays)
-        assert packing is not None
-        packing.record(tuple(tuple(a.shape) for a in arrays))
         return (*out[:first], concat(arrays))
 
+    def packed_shapes(arrays: Sequence[Any]) -> tuple[tuple[int, ...], ...] | None:
+        """The shapes of arrays leaving the program packed (``None``: not packed)."""
+        if not pack or sum(math.prod(a.shape) for a in arrays) > limit:
+            return None
+        return tuple(tuple(a.shape) for a in arrays)
+
     if pack:
-        packing = PackedLayouts(backend, typed)
+        packing = PackedLayouts(backend, arrays_of, packed_shapes)
     needs_typing = pack or _overrides(backend, "cast")
     program = backend.compile(typed if needs_typing else raw)
     input_shape = backend.input_shape(op.name, func, **options)
@@ -425,14 +434,21 @@ class PackedLayouts:
     Small results leave a compiled program as one flat array; which slices of it
     are which output depends on the call's signature (input and argument shapes).
     The layout is recorded while the program is traced (in the tracing thread) and
-    read right after the call that traced it; a signature whose program was traced
-    earlier under another signature that the framework treats as the same is
-    traced again abstractly (no computation) to learn it.
+    read right after the call that traced it. When the call traced nothing (another
+    thread traced it at the same time, or it was traced under a signature that the
+    framework treats as the same), the outputs' shapes are found by tracing the
+    unpacked outputs abstractly (nothing is computed).
     """
 
-    def __init__(self, backend: Backend, typed: Function):
+    def __init__(
+        self,
+        backend: Backend,
+        arrays_of: Function,
+        packed_shapes: Callable[[Sequence[Any]], tuple[tuple[int, ...], ...] | None],
+    ):
         self._backend = backend
-        self._typed = typed
+        self._arrays_of = arrays_of
+        self._packed_shapes = packed_shapes
         self._traced = threading.local()
         self.unpackers: dict[Any, Callable[[np.ndarray], tuple[Any, ...]] | None] = {}
 
@@ -451,8 +467,8 @@ class PackedLayouts:
         shapes: Any = getattr(self._traced, "shapes", _UNSET)
         if shapes is _UNSET:
             backend = self._backend
-            backend.run(backend.trace, x.dtype, self._typed, x, *args)
-            shapes = self._traced.shapes
+            arrays = backend.run(backend.trace, x.dtype, self._arrays_of, x, *args)
+            shapes = self._packed_shapes(arrays)
         unpack = None if shapes is None else _unpacker(shapes)
         self.unpackers[key] = unpack
         return unpack
