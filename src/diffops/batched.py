@@ -142,11 +142,13 @@ class BatchedDerivativeFunction:
         program = (
             None if d.options.get("sparsity") is not None else (self._program(in_axes))
         )
-        if program is not None:
+        if program is None:
+            out = self._looped(xs, args)
+        else:
             try:
-                return self._vectorized(program, xs, args)
+                out = self._vectorized(program, xs, args)
             except Exception as err:  # the function may not be vectorisable
-                looped = self._looped(xs, args)
+                out = self._looped(xs, args)
                 if not self._warned:
                     self._warned = True
                     msg = (
@@ -155,8 +157,10 @@ class BatchedDerivativeFunction:
                         f"its points are evaluated one by one instead."
                     )
                     warnings.warn(msg, RuntimeWarning, stacklevel=2)
-                return looped
-        return self._looped(xs, args)
+        if d._op.closure is not None:
+            # A batched closure pickles as the call that made it (``reapplied``).
+            out[0]._source = (self, xs, args)
+        return out
 
     def _check_args(self, size: int, args: tuple[Any, ...]) -> None:
         for i in self.batched_args:
