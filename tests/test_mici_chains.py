@@ -41,16 +41,14 @@ def test_spawn_workers(backend):
     assert "dtype float64" in result.stdout
 
 
-@pytest.mark.parametrize(
-    "backend", [b for b in ("jax", "jax_nojit") if b in SELECTED_BACKENDS]
-)
-def test_fork_workers_of_a_parent_that_never_computed_with_jax(backend):
-    require_backend(backend)
+def test_fork_workers_of_a_parent_that_never_computed_with_jax():
+    # (jax_nojit takes the same fork paths: tests/test_processes.py.)
+    require_backend("jax")
     result = run_script(
-        "--backend", backend, "--start-method", "fork", "--parent-computes-nothing"
+        "--backend", "jax", "--start-method", "fork", "--parent-computes-nothing"
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"{backend}: 2 chains on 2 fork workers, 10 samples" in result.stdout
+    assert "jax: 2 chains on 2 fork workers, 10 samples" in result.stdout
 
 
 def test_fork_workers_after_jax_computed_fail_fast_naming_spawn():
