@@ -158,7 +158,7 @@ class BatchedDerivativeFunction:
                     )
                     warnings.warn(msg, RuntimeWarning, stacklevel=2)
         if d._op.closure is not None:
-            # A batched closure pickles as the call that made it (``reapplied``).
+            # A batched closure pickles as the call that made it (``_reapplied``).
             out[0]._source = (self, xs, args)
         return out
 

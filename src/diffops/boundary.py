@@ -299,10 +299,10 @@ class ShapedClosure:
                 f"derivative function and the point instead."
             )
             raise pickle.PicklingError(msg)
-        return (reapplied, self._source)
+        return (_reapplied, self._source)
 
 
-def reapplied(function: Callable[..., Any], x: Any, args: tuple[Any, ...]) -> Any:
+def _reapplied(function: Callable[..., Any], x: Any, args: tuple[Any, ...]) -> Any:
     """The closure that ``function(x, *args)`` returns first (unpickles closures).
 
     Args:

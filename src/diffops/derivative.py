@@ -240,7 +240,7 @@ class DerivativeFunction:
                 raise
             raise better from err
         if self._closes:
-            # A closure pickles as the call that made it (``reapplied``).
+            # A closure pickles as the call that made it (``_reapplied``).
             out[0]._source = (self, self._kept(x, arr), args)
         return out
 
