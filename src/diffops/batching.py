@@ -149,11 +149,13 @@ class BatchedDerivativeFunction:
         program = (
             None if d.options.get("sparsity") is not None else (self._program(in_axes))
         )
-        if program is not None:
+        if program is None:
+            out = self._looped(xs, args)
+        else:
             try:
-                return self._vectorized(program, xs, args)
+                out = self._vectorized(program, xs, args)
             except Exception as err:  # the function may not be vectorisable
-                looped = self._looped(xs, args)
+                out = self._looped(xs, args)
                 if not self._warned:
                     self._warned = True
                     msg = (
@@ -162,8 +164,10 @@ class BatchedDerivativeFunction:
                         f"its points are evaluated one by one instead."
                     )
                     warnings.warn(msg, RuntimeWarning, stacklevel=2)
-                return looped
-        return self._looped(xs, args)
+        if d._op.closure is not None:
+            # A batched closure pickles as the call that made it (``_reapplied``).
+            out[0]._source = (self, xs, args)
+        return out
 
     def _check_not_one_point(self, shape: tuple[int, ...]) -> None:
         """Refuse (fixed input shape) or warn about a stack that looks like one point.
