@@ -27,7 +27,6 @@ from diffops.operators import ALL_DIFF_OPS, OPERATORS
 from diffops.portable import portable, restore
 from diffops.registry import require_available
 
-
 _UNKNOWN = object()
 
 

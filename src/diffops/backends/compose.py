@@ -34,7 +34,7 @@ Program = Callable[..., tuple[Any, ...]]
 """A framework-level derivative program: ``program(x, *args) -> tuple``."""
 
 
-class ForwardModeUnavailable(Exception):  # noqa: N818 - a signal between layers
+class ForwardModeUnavailable(Exception):
     """The function has no forward-mode rules (reverse mode still works)."""
 
 
