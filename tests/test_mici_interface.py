@@ -59,7 +59,7 @@ def mici_interface(request, tmp_path_factory) -> Path:
         _unavailable("mici is not installed (a dev dependency)")
     if installed != MICI_VERSION:
         _unavailable(f"mici {installed} is installed, not {MICI_VERSION}")
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)
     folder = (
         cache.mkdir("mici-sdist")
         if cache is not None
