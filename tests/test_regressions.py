@@ -289,3 +289,54 @@ def test_packed_layout_learned_when_the_call_traced_nothing(op):
     assert traced  # the layout came from the abstract trace
     for a, b in zip(expected[-3:], again[-3:], strict=True):
         np.testing.assert_allclose(a, b)
+
+
+def test_symnum_strided_slices_of_matrices():
+    """SymPy's N-d arrays slice with a step wrongly; SymNum code must not inherit it."""
+    require_backend("symnum")
+    require_backend("autograd")
+    import autograd.numpy as anp
+    import symnum.numpy as snp
+
+    def make(xp: Any) -> Any:
+        def f(x: Any) -> Any:
+            t = x * xp.array([[0.5, 0.5], [0.5, 0.5], [0.5, -1.0]])
+            return t[0:3:2] + x * xp.array([[0.5, 0.5], [0.5, 0.5]])
+
+        return f
+
+    x = np.array(-0.66)
+    m = np.array([[0.18, 0.12], [1.91, 0.90]])
+    vjp, value = diffops.vjp_and_value(make(snp), backend="symnum", arg_shape=())(x)
+    expected_vjp, expected = diffops.vjp_and_value(make(anp), backend="autograd")(x)
+    np.testing.assert_allclose(value, expected)
+    np.testing.assert_allclose(vjp(m), expected_vjp(m))
+
+
+def test_torch_given_patterns_for_scalar_values_and_zero_d_inputs():
+    require_backend("torch")
+    jacobian, _ = diffops.jacobian_and_value(
+        lambda x: x[0] ** 2, backend="torch", sparsity=np.ones((1, 1), bool)
+    )(np.array([0.3]))
+    np.testing.assert_allclose(jacobian.toarray(), [[0.6]])
+    hessian, _, _ = diffops.hessian_grad_and_value(
+        lambda x: x**3, backend="torch", sparsity=np.ones((1, 1), bool)
+    )(np.array(0.3))
+    np.testing.assert_allclose(hessian.toarray(), [[1.8]])
+
+
+def test_torch_numpy_leaves_of_pytree_arguments_become_tensors():
+    require_backend("torch")
+    import torch
+
+    def f(x: Any, data: Any) -> Any:
+        return torch.sum(data[0] @ x) + torch.sum(data[1]["w"] * x**2)
+
+    data = (np.ones((2, 2)), {"w": np.arange(2.0)})
+    grad, value = diffops.grad_and_value(f, backend="torch")(np.ones(2), data)
+    np.testing.assert_allclose(grad, [2.0, 4.0])
+    np.testing.assert_allclose(value, 5.0)
+    hessian, _, _ = diffops.hessian_grad_and_value(
+        f, backend="torch", sparsity=np.eye(2, dtype=bool)
+    )(np.ones(2), data)
+    np.testing.assert_allclose(hessian.toarray(), np.diag([0.0, 2.0]))

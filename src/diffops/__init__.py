@@ -19,7 +19,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from diffops.api import (
-    autodiff_fallback,
     grad_and_value,
     hessian_grad_and_value,
     hvp_grad_and_value,
@@ -28,17 +27,17 @@ from diffops.api import (
     mhp_jacobian_and_value,
     mtp_hessian_grad_and_value,
     vjp_and_value,
+)
+from diffops.compat import (
+    AutodiffBackend,
+    autodiff_fallback,
+    get_backend,
+    register_backend,
     wrap_function,
 )
 from diffops.derivative import DerivativeFunction
 from diffops.operators import ALL_DIFF_OPS, DIFF_OPS
-from diffops.registry import (
-    AutodiffBackend,
-    available_backends,
-    get_backend,
-    register_backend,
-    registered_backends,
-)
+from diffops.registry import available_backends, registered_backends
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__), typed for checkers
     from diffops.batching import BatchedDerivativeFunction, batched

@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from diffops.backends.capabilities import vectorized
 from diffops.boundary import ShapedClosure, as_input_array, explain, unaliased
+from diffops.boundary.inputs import framework_arguments
 from diffops.derivative import DerivativeFunction
 from diffops.errors import ShapeMismatchError
 from diffops.operators import Closure, shape_of
@@ -127,7 +129,7 @@ class BatchedDerivativeFunction:
             becomes a :class:`BatchedClosure`.
         """
         d = self.derivative
-        copy = d._op.closure is not None or d._backend.protect_input
+        copy = d.op.closure is not None or d.backend_object.protect_input
         xs = as_input_array(xs, copy=copy, what="stack of points")
         if xs.ndim == 0 or xs.shape[0] == 0:
             msg = (
@@ -164,7 +166,7 @@ class BatchedDerivativeFunction:
                         f"its points are evaluated one by one instead."
                     )
                     warnings.warn(msg, RuntimeWarning, stacklevel=2)
-        if d._op.closure is not None:
+        if d.op.closure is not None:
             # A batched closure pickles as the call that made it (``_reapplied``).
             out[0]._source = (self, xs, args)
         return out
@@ -213,8 +215,8 @@ class BatchedDerivativeFunction:
         if in_axes not in self._programs:
             with self._lock:
                 if in_axes not in self._programs:
-                    self._programs[in_axes] = d._backend.vectorize(
-                        d.op_name, d.func, d.options, in_axes
+                    self._programs[in_axes] = vectorized(
+                        d.backend_object, d.op_name, d.func, d.options, in_axes
                     )
         return self._programs[in_axes]
 
@@ -222,12 +224,9 @@ class BatchedDerivativeFunction:
         self, program: Any, xs: np.ndarray, args: tuple[Any, ...]
     ) -> tuple[Any, ...]:
         d = self.derivative
-        backend = d._backend
+        backend = d.backend_object
         dtype = xs.dtype
-        fargs = [
-            backend.to_framework_argument(a, dtype) if isinstance(a, np.ndarray) else a
-            for a in args
-        ]
+        fargs = framework_arguments(backend, args, dtype)
         try:
             out = backend.run(program, dtype, backend.to_framework(xs), *fargs)
         except Exception as err:
@@ -235,7 +234,7 @@ class BatchedDerivativeFunction:
             if better is None:
                 raise
             raise better from err
-        op = d._op
+        op = d.op
         first = 1 if op.closure is not None else 0
         arrays = []
         for o in out[first:]:
@@ -248,9 +247,7 @@ class BatchedDerivativeFunction:
         closure = out[0]
 
         def apply(m: np.ndarray) -> Any:
-            product = backend.run(
-                backend.apply_closure, dtype, closure, backend.to_framework(m)
-            )
+            product = backend.run(closure, dtype, backend.to_framework(m))
             return backend.to_numpy(product)
 
         return (self._closure(apply, op.closure, xs, arrays[-1]), *arrays)
@@ -266,7 +263,7 @@ class BatchedDerivativeFunction:
                     a[n] if i in self.batched_args else a for i, a in enumerate(args)
                 )
                 results.append(d(xs[n], *point_args))
-        op = d._op
+        op = d.op
         first = 1 if op.closure is not None else 0
         dtype = xs.dtype
         arrays: list[Any] = []

@@ -347,7 +347,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _backends(args: argparse.Namespace) -> int:
-    from diffops.registry import get_backend, registered_backends
+    from diffops.compat import get_backend
+    from diffops.registry import registered_backends
 
     for name in registered_backends():
         record = get_backend(name)

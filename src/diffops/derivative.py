@@ -16,14 +16,22 @@ from typing import Any
 
 import numpy as np
 
-from diffops.boundary import FLOAT32, FLOAT64, as_input_array, explain, make_caller
+from diffops.backends.capabilities import (
+    FrameworkArrays,
+    generated_code,
+    keeps_framework_arrays,
+)
+from diffops.backends.protocol import Backend
+from diffops.backends.support import FLOAT32, FLOAT64
+from diffops.boundary import as_input_array, explain, make_caller
 from diffops.errors import (
     NotCallableError,
     ReentrantBuildError,
     UnknownOperatorError,
     closest,
+    function_name,
 )
-from diffops.operators import ALL_DIFF_OPS, OPERATORS
+from diffops.operators import ALL_DIFF_OPS, OPERATORS, Operator
 from diffops.portable import portable, restore
 from diffops.registry import require_available
 
@@ -33,11 +41,6 @@ _UNKNOWN = object()
 def _backend_options(options: dict[str, Any]) -> dict[str, Any]:
     """The options the backend's operator takes (``sparsity`` is diffops' own)."""
     return {k: v for k, v in options.items() if k != "sparsity"}
-
-
-def _func_name(func: Callable[..., Any], attr: str = "__name__") -> str:
-    name = getattr(func, attr, None) or getattr(func, "__name__", None)
-    return str(name) if name else type(func).__name__
 
 
 def check_operator(op_name: str) -> None:
@@ -109,7 +112,7 @@ class DerivativeFunction:
         self._backend = found
         # Framework arrays pass straight through only on backends that have their
         # own (JAX, PyTorch); Autograd and SymNum are NumPy either way.
-        self._pass_through = not as_numpy and found.framework_arrays
+        self._pass_through = not as_numpy and keeps_framework_arrays(found)
         self._op = OPERATORS[op_name]
         # Closures keep their input, and some frameworks hand the user's function
         # the input's own memory: then the boundary works on a copy.
@@ -122,10 +125,10 @@ class DerivativeFunction:
         self._builder: int | None = None  # the thread building it, while it does
         self._point_shape: tuple[int, ...] | None = None  # of the latest call
         self._fixed_shape: object = _UNKNOWN  # generated code's shape, once asked
-        self.__name__ = f"{op_name}_of_{_func_name(func)}"
-        self.__qualname__ = f"{op_name}_of_{_func_name(func, '__qualname__')}"
+        self.__name__ = f"{op_name}_of_{function_name(func)}"
+        self.__qualname__ = f"{op_name}_of_{function_name(func, '__qualname__')}"
         self.__doc__ = (
-            f"{op_name} of {_func_name(func)} on the {self.backend!r} backend.\n\n"
+            f"{op_name} of {function_name(func)} on the {self.backend!r} backend.\n\n"
             f"Call with an array x (and func's extra arguments, if any); returns "
             f"{self._op.returns}."
         )
@@ -134,8 +137,9 @@ class DerivativeFunction:
         if self._builder == _thread.get_ident():
             msg = (
                 f"{self.__name__} was called while it was being built: "
-                f"{_func_name(self.func)!r} calls its own derivative function (while "
-                f"{self.backend} generates or traces it). Compute what the function "
+                f"{function_name(self.func)!r} calls its own derivative function "
+                f"(while {self.backend} generates or traces it). Compute what the "
+                f"function "
                 f"needs without its derivative, or build a separate derivative "
                 f"function outside it."
             )
@@ -175,7 +179,7 @@ class DerivativeFunction:
             )
             return None, caller
         if self._saved is not None:
-            program = backend.restore(self._saved)
+            program = generated_code(backend).restore(self._saved)
         else:
             program = backend.operator(
                 self.op_name, self.func, **_backend_options(self.options)
@@ -198,6 +202,16 @@ class DerivativeFunction:
         return f"{self.op_name}|{self.backend}|{self.as_numpy}|{options!r}"
 
     @property
+    def op(self) -> Operator:
+        """The operator's record in the table (outputs, closure, shapes)."""
+        return self._op
+
+    @property
+    def backend_object(self) -> Backend:
+        """The :class:`~diffops.backends.protocol.Backend` that computes it."""
+        return self._backend
+
+    @property
     def point_shape(self) -> tuple[int, ...] | None:
         """The input shape ``S``: fixed by generated code, else of the latest call.
 
@@ -210,7 +224,7 @@ class DerivativeFunction:
     def fixed_shape(self) -> tuple[int, ...] | None:
         """The one input shape the backend generated code for (SymNum), or ``None``."""
         if self._fixed_shape is _UNKNOWN:
-            self._fixed_shape = self._backend.input_shape(
+            self._fixed_shape = generated_code(self._backend).input_shape(
                 self.op_name, self.func, **_backend_options(self.options)
             )
         return self._fixed_shape  # type: ignore[return-value]
@@ -272,16 +286,16 @@ class DerivativeFunction:
         """The input as a closure's recipe keeps it: a copy the caller cannot change."""
         if arr is not x:
             return arr  # already a copy
-        if self._backend.is_framework_array(x):
-            return self._backend.framework_copy(x)
+        backend = self._backend
+        if isinstance(backend, FrameworkArrays) and backend.is_framework_array(x):
+            return backend.framework_copy(x)
         return as_input_array(x, copy=True)
 
     def __repr__(self) -> str:
         options = self.options if self.as_numpy else {**self.options, "as_numpy": False}
         opts = "".join(f", {k}={v!r}" for k, v in options.items())
-        return (
-            f"{self.op_name}({_func_name(self.func)}, backend={self.backend!r}{opts})"
-        )
+        name = function_name(self.func)
+        return f"{self.op_name}({name}, backend={self.backend!r}{opts})"
 
     def __copy__(self) -> DerivativeFunction:
         # Immutable once built: a copy is the same object, so copies (Mici copies
@@ -295,7 +309,7 @@ class DerivativeFunction:
         options = {**self.options, "as_numpy": self.as_numpy}
         saved = self._saved
         if self._program is not None:
-            saved = self._backend.export(self._program)
+            saved = generated_code(self._backend).export(self._program)
         func = portable(self.func, self._backend)
         return (_rebuild, (func, self.op_name, self.backend, options, saved))
 

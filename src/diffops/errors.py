@@ -59,6 +59,10 @@ class NonArrayOutputError(DiffopsError, TypeError):
     """The user's function returned something that is not an array (None, a tuple)."""
 
 
+class SparsityError(DiffopsError, ValueError):
+    """A sparsity option or pattern that cannot be used."""
+
+
 class ComplexOutputError(DiffopsError, TypeError):
     """The user's function returned complex values (only real functions are taken)."""
 

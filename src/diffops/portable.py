@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from diffops.backends.capabilities import generated_code
 from diffops.errors import function_name
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def portable(func: Any, backend: Backend) -> Any:
     import io
     import pickle
 
-    recipe = backend.function_recipe(func)
+    recipe = generated_code(backend).function_recipe(func)
     if recipe is not None:
         rebuild, args = recipe
         return _Recipe(rebuild, tuple(portable(a, backend) for a in args))

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from diffops.derivative import DerivativeFunction, _func_name
-from diffops.errors import NonScalarOutputError, ShapeMismatchError
+from diffops.derivative import DerivativeFunction
+from diffops.errors import NonScalarOutputError, ShapeMismatchError, function_name
 
 if TYPE_CHECKING:
     from pytensor.graph.op import Op
@@ -112,7 +112,7 @@ def _define_op_classes() -> dict[str, type]:
 
         def __str__(self) -> str:
             return (
-                f"{type(self).__name__}{{{_func_name(self.func)}, "
+                f"{type(self).__name__}{{{function_name(self.func)}, "
                 f"backend={self.backend!r}}}"
             )
 
@@ -145,7 +145,7 @@ def _define_op_classes() -> dict[str, type]:
             except NonScalarOutputError as err:
                 msg = (
                     f"{err} With diffops.pytensor_op, pass output_ndim=<the number "
-                    f"of dimensions of {_func_name(self.func)}'s value> for an "
+                    f"of dimensions of {function_name(self.func)}'s value> for an "
                     f"array-valued function."
                 )
                 raise NonScalarOutputError(msg) from err
@@ -244,7 +244,7 @@ def _define_op_classes() -> dict[str, type]:
             _vjp, value = self.vjp_op.vjp_and_value(*inputs)
             if np.ndim(value) != self.output_ndim:
                 msg = (
-                    f"{_func_name(self.func)} returned an array of shape "
+                    f"{function_name(self.func)} returned an array of shape "
                     f"{np.shape(value)}, but the Op was built with output_ndim="
                     f"{self.output_ndim}: pass output_ndim={np.ndim(value)} to "
                     f"diffops.pytensor_op."

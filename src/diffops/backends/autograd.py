@@ -1,31 +1,30 @@
-"""Autograd backend: the operators for functions written with ``autograd.numpy``.
+"""Autograd backend: functions written with ``autograd.numpy``.
 
-Autograd is imported on first use. It works on NumPy arrays directly, so every hook of
-the backend protocol keeps its default. Autograd has no forward mode for every
-primitive, so higher orders are reverse-over-reverse: the Hessian is one VJP of the
-gradient per input direction, the MTP the VJP of the Hessian pass and the MHP the VJP
-of the Jacobian pass, each carrying the lower-order results along.
+Autograd is imported on first use. It works on NumPy arrays directly, so no array
+conversions are needed. It has reverse mode only (its forward mode does not cover
+every primitive), so the operators (:mod:`diffops.backends.compose`) are built from
+``make_vjp``: forward products are VJPs of the pullback (the double-VJP trick),
+Hessian rows are VJPs of the gradient, products are looped over their seeds.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import math
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from diffops.backends.protocol import Backend, example_namespace, split_highest
-from diffops.boundary import check_value, require_fits
+from diffops.backends import compose
+from diffops.backends.capabilities import (
+    ExampleModels,
+    SparseDerivatives,
+    example_namespace,
+)
+from diffops.backends.protocol import Backend
 from diffops.errors import causes, tracing_error
-from diffops.operators import OPERATORS
 
 Function = Callable[..., Any]
-
-AUTOGRAD_AVAILABLE: bool = importlib.util.find_spec("autograd") is not None
-"""Whether autograd is installed (found without importing it), as Mici names it."""
 
 
 def _unbox(value: Any) -> Any:
@@ -36,270 +35,107 @@ def _unbox(value: Any) -> Any:
     return getval(value)
 
 
-def _evaluated(func: Function, op_name: str, args: tuple[Any, ...]) -> Function:
-    """``y -> func(y, *args)``, checked to return an array (0-d for scalar ops)."""
-    from autograd.tracer import Box
+class AutogradPrimitives:
+    """``make_vjp``, and products built from it, for the composed operators."""
 
-    op = OPERATORS[op_name]
+    def vjp(self, f: Function, x: Any) -> tuple[Any, Function, Any]:
+        """``(out, pullback, aux)`` from one traced pass; ``aux`` unboxed."""
+        from autograd import make_vjp
 
-    def f(y: Any) -> Any:
-        value = func(y, *args)
-        array = isinstance(value, np.ndarray | np.generic | Box)
-        raw: Any = _unbox(value) if array else None
-        check_value(
-            value,
-            op,
-            func,
-            np.shape(raw) if array else None,
-            complex_=array and np.iscomplexobj(raw),
-        )
-        return value
+        aux: list[Any] = []
 
-    return f
+        def main(y: Any) -> Any:
+            out, extra = f(y)
+            aux.append(extra)
+            return out
 
+        pullback, out = make_vjp(main)(x)
+        return out, pullback, _unbox(aux[0])
 
-def _vjp_with_aux(
-    func: Callable[[Any], tuple[Any, Any]], x: Any
-) -> tuple[Function, Any, Any]:
-    """VJP of ``x -> func(x)[0]``, also returning ``func(x)[1]`` undifferentiated."""
-    from autograd import make_vjp
+    def linearize(
+        self, f: Function, x: Any, *, symmetric: bool = False
+    ) -> tuple[Any, Function, Any]:
+        """The pullback for a symmetric Jacobian, else its transpose (double VJP)."""
+        out, pullback, aux = self.vjp(f, x)
+        if symmetric:
+            return out, pullback, aux
+        return out, self.pushforward(f, x, out, pullback), aux
 
-    aux: list[Any] = []
+    def pushforward(self, f: Function, x: Any, out: Any, pullback: Function) -> Any:
+        """``J t`` as the VJP of the linear map ``u -> uᵀ J`` (traced once)."""
+        from autograd import make_vjp
 
-    def main(x: Any) -> Any:
-        out, extra = func(x)
-        aux.append(extra)
-        return out
+        zero = np.zeros(np.shape(_unbox(out)), dtype=self.dtype(out))
+        push, _ = make_vjp(pullback)(zero)
+        return push
 
-    vjp, out = make_vjp(main)(x)
-    return vjp, out, _unbox(aux[0])
+    def products(self, product: Function, seeds: Any) -> Any:
+        """A loop over the seeds, stacked (Autograd has no vectorising map)."""
+        import autograd.numpy as anp
 
+        return anp.stack([product(s) for s in seeds])
 
-def _stack_rows(
-    vjp: Function,
-    out_shape: tuple[int, ...],
-    dtype: Any,
-    in_shape: tuple[int, ...],
-    what: str,
-    op_name: str,
-) -> Any:
-    """The Jacobian, one VJP per output element: shape ``out_shape + in_shape``."""
-    import autograd.numpy as anp
+    def closure(self, product: Function) -> Any:
+        """The product itself."""
+        return product
 
-    require_fits(what, out_shape + in_shape, dtype, op_name)
-    size = math.prod(out_shape)
-    if size == 0 or math.prod(in_shape) == 0:
-        return np.zeros(out_shape + in_shape, dtype=dtype)
-    basis = np.eye(size, dtype=dtype).reshape((size, *out_shape))
-    rows = [vjp(e) for e in basis]
-    return anp.reshape(anp.stack(rows), out_shape + in_shape)
+    def basis(self, shape: tuple[int, ...], like: Any) -> Any:
+        """``eye(n)`` reshaped."""
+        n = int(np.prod(shape, dtype=np.int64))
+        return np.eye(n, dtype=self.dtype(like)).reshape((n, *shape))
 
+    def reshape(self, a: Any, shape: tuple[int, ...]) -> Any:
+        """``anp.reshape``."""
+        import autograd.numpy as anp
 
-def _dtype(value: Any) -> Any:
-    return getattr(_unbox(value), "dtype", np.float64)
+        return anp.reshape(a, shape)
 
+    def transpose(self, a: Any) -> Any:
+        """``anp.transpose``."""
+        import autograd.numpy as anp
 
-def _grad_and_value(func: Function, op_name: str) -> Function:
-    from autograd import make_vjp
+        return anp.transpose(a)
 
-    def grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
-        vjp, value = make_vjp(_evaluated(func, op_name, args))(x)
-        return vjp(np.ones((), dtype=_dtype(value))), value
+    def ones_like(self, a: Any) -> Any:
+        """Ones of ``a``'s shape and dtype."""
+        return np.ones(np.shape(_unbox(a)), dtype=self.dtype(a))
 
-    return grad_and_value_func
+    def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
+        """NumPy zeros."""
+        return np.zeros(shape, dtype=self.dtype(like))
 
+    def shape(self, a: Any) -> tuple[int, ...]:
+        """The shape of the (unboxed) value."""
+        return tuple(np.shape(_unbox(a)))
 
-def _hessian_grad_and_value(func: Function, op_name: str) -> Function:
-    grad_and_value_func = _grad_and_value(func, op_name)
+    def is_array(self, a: Any) -> bool:
+        """A NumPy array or scalar, or one of Autograd's boxes."""
+        from autograd.tracer import Box
 
-    def hessian_grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
-        vjp, grad, value = _vjp_with_aux(lambda y: grad_and_value_func(y, *args), x)
-        shape = np.shape(x)
-        hessian = _stack_rows(vjp, shape, _dtype(x), shape, "hessian", op_name)
-        return hessian, grad, value
+        return isinstance(a, np.ndarray | np.generic | Box)
 
-    return hessian_grad_and_value_func
+    def is_complex(self, a: Any) -> bool:
+        """``np.iscomplexobj`` of the value."""
+        return bool(np.iscomplexobj(_unbox(a)))
 
+    def dtype(self, a: Any) -> Any:
+        """The value's dtype (float64 for Python numbers)."""
+        return np.dtype(getattr(_unbox(a), "dtype", np.float64))
 
-def _jacobian_and_value(func: Function, op_name: str) -> Function:
-    from autograd import make_vjp
 
-    def jacobian_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
-        vjp, value = make_vjp(_evaluated(func, op_name, args))(x)
-        jacobian = _stack_rows(
-            vjp, np.shape(value), _dtype(value), np.shape(x), "jacobian", op_name
-        )
-        return jacobian, value
+PRIMITIVES = AutogradPrimitives()
 
-    return jacobian_and_value_func
 
-
-def grad_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (grad, value)``.
-
-    Computed by one reverse pass.
-
-    Args:
-        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['grad_and_value']``).
-    """
-    return _grad_and_value(func, "grad_and_value")
-
-
-def vjp_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (vjp, value)``.
-
-    Computed by Autograds own VJP closure.
-
-    Args:
-        func: ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['vjp_and_value']``).
-    """
-    from autograd import make_vjp
-
-    def vjp_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
-        vjp, value = make_vjp(_evaluated(func, "vjp_and_value", args))(x)
-        return vjp, value
-
-    return vjp_and_value_func
-
-
-def hessian_grad_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (hessian, grad, value)``.
-
-    Computed by one VJP of the gradient per row (reverse-over-reverse).
-
-    Args:
-        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['hessian_grad_and_value']``).
-    """
-    return _hessian_grad_and_value(func, "hessian_grad_and_value")
-
-
-def mtp_hessian_grad_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (mtp, hessian, grad, value)``.
-
-    Computed by one more reverse pass over the Hessian computation, whose
-    results it carries along.
-
-    Args:
-        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['mtp_hessian_grad_and_value']``).
-    """
-    hessian_func = _hessian_grad_and_value(func, "mtp_hessian_grad_and_value")
-
-    def mtp_hessian_grad_and_value_func(
-        x: Any, *args: Any
-    ) -> tuple[Any, Any, Any, Any]:
-        mtp, hessian, (grad, value) = _vjp_with_aux(
-            split_highest(hessian_func, args), x
-        )
-        return mtp, hessian, grad, value
-
-    return mtp_hessian_grad_and_value_func
-
-
-def jacobian_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (jacobian, value)``.
-
-    Computed by one VJP per output element.
-
-    Args:
-        func: ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['jacobian_and_value']``).
-    """
-    return _jacobian_and_value(func, "jacobian_and_value")
-
-
-def mhp_jacobian_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (mhp, jacobian, value)``.
-
-    Computed by one more reverse pass over the Jacobian computation, whose
-    results it carries along.
-
-    Args:
-        func: ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['mhp_jacobian_and_value']``).
-    """
-    jacobian_func = _jacobian_and_value(func, "mhp_jacobian_and_value")
-
-    def mhp_jacobian_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
-        return _vjp_with_aux(lambda y: jacobian_func(y, *args), x)
-
-    return mhp_jacobian_and_value_func
-
-
-def jvp_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (jvp, value)``.
-
-    Autograd's forward mode does not cover every primitive, so the product is built
-    from reverse mode: ``J v`` is the VJP of the linear map ``u -> uᵀ J`` (itself a
-    VJP, traced once per call of the operator), applied to ``v``.
-
-    Args:
-        func: ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['jvp_and_value']``.
-    """
-    from autograd import make_vjp
-
-    def jvp_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
-        vjp, value = make_vjp(_evaluated(func, "jvp_and_value", args))(x)
-        zero = np.zeros(np.shape(value), dtype=_dtype(value))
-        jvp, _ = make_vjp(vjp)(zero)
-        return jvp, value
-
-    return jvp_and_value_func
-
-
-def hvp_grad_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (hvp, grad, value)``.
-
-    Reverse-over-reverse: each ``hvp(v)`` is one more reverse pass over the gradient
-    computation (``vᵀ H = (H v)ᵀ``); the Hessian is never formed.
-
-    Args:
-        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['hvp_grad_and_value']``.
-    """
-    grad_and_value_func = _grad_and_value(func, "hvp_grad_and_value")
-
-    def hvp_grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
-        hvp, grad, value = _vjp_with_aux(split_highest(grad_and_value_func, args), x)
-        return hvp, grad, value[0]
-
-    return hvp_grad_and_value_func
-
-
-class AutogradBackend(Backend):
+class AutogradBackend(Backend, SparseDerivatives, ExampleModels):
     """``autograd``: reverse mode on NumPy arrays; no conversions needed."""
 
     name = "autograd"
     framework = "autograd"
     extra = "autograd"
+
+    def primitives(self) -> compose.Primitives:
+        """:class:`AutogradPrimitives`."""
+        return PRIMITIVES
 
     def explain_error(self, err: Exception, func: Function) -> Exception | None:
         """A :class:`~diffops.errors.TracingError` with a hint (NumPy on a box)."""

@@ -98,6 +98,10 @@ class Primitives(Protocol):
         """Ones of ``a``'s shape and dtype."""
         ...
 
+    def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
+        """Zeros of ``shape`` in ``like``'s dtype (and device)."""
+        ...
+
     def shape(self, a: Any) -> tuple[int, ...]:
         """``a``'s shape."""
         ...
@@ -122,7 +126,7 @@ class Primitives(Protocol):
 def evaluated(
     P: Primitives, func: Function, op_name: str, args: tuple[Any, ...]
 ) -> Function:
-    """``y -> (func(y, *args), ())``, checked to return an array (0-d for scalar ops)."""
+    """``y -> (func(y, *args), ())``, checked to return an array (0-d if scalar)."""
     op = OPERATORS[op_name]
 
     def f(y: Any) -> tuple[Any, tuple[()]]:
@@ -160,13 +164,15 @@ def jacobian(
     f_shape = P.shape(out)
     require_fits(what, f_shape + s, P.dtype(out), op_name)
     n_in, n_out = math.prod(s), math.prod(f_shape)
+    if n_in == 0 or n_out == 0:
+        return P.zeros(f_shape + s, out), out, aux
     if jacobian_mode(mode, n_in, n_out) == "forward":
         try:
             push = P.pushforward(f, y, out, pullback)
+            columns = P.products(push, P.basis(s, y))  # (n_in,) + F
         except ForwardModeUnavailable:
             pass
         else:
-            columns = P.products(push, P.basis(s, y))  # (n_in,) + F
             matrix = P.transpose(P.reshape(columns, (n_in, n_out)))
             return P.reshape(matrix, f_shape + s), out, aux
     rows = P.products(pullback, P.basis(f_shape, out))  # (n_out,) + S
@@ -184,6 +190,8 @@ def hessian(P: Primitives, func: Function, op_name: str, y: Any, args: Any) -> A
     s = P.shape(y)
     require_fits("hessian", s + s, P.dtype(y), op_name)
     grad, push, value = P.linearize(grad_with_value, y, symmetric=True)
+    if math.prod(s) == 0:
+        return P.zeros(s + s, y), grad, value
     # Column k of a symmetric matrix is also its row k.
     rows = P.products(push, P.basis(s, y))
     return P.reshape(rows, s + s), grad, value

@@ -13,18 +13,25 @@ SymNum is imported on first use.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import importlib.util
 import math
+import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from diffops.backends.protocol import Backend, example_namespace
-from diffops.boundary import check_value
+from diffops.backends.capabilities import (
+    ExampleModels,
+    GeneratedCode,
+    SparseDerivatives,
+    example_namespace,
+)
+from diffops.backends.protocol import Backend
+from diffops.backends.support import check_value
 from diffops.errors import (
     CodeGenerationError,
     MissingArgumentShapeError,
@@ -36,8 +43,6 @@ from diffops.operators import ALL_DIFF_OPS, OPERATORS, shape_of
 
 Function = Callable[..., Any]
 
-SYMNUM_AVAILABLE: bool = importlib.util.find_spec("symnum") is not None
-"""Whether symnum is installed (found without importing it), as Mici names it."""
 Shape = tuple[int, ...]
 
 _SYMNUM_OPS = {
@@ -156,6 +161,55 @@ def _generate(
         of shape ``shape``; it is SymNum's own generated function when no reshaping
         or argument check is needed.
     """
+    with _strided_slices():
+        return _generate_code(func, op_name, options)
+
+
+_SLICING = threading.RLock()
+
+
+@contextlib.contextmanager
+def _strided_slices() -> Iterator[None]:
+    """Symbolic arrays sliced with a step as NumPy slices them, while code is made.
+
+    SymPy's N-d arrays give wrong results for slices with a step over more than one
+    dimension (``a[0:3:2]`` of a ``(3, 2)`` array keeps one row, not two), which
+    would make SymNum's code silently wrong; slices with a step are taken from a
+    NumPy object array instead.
+    """
+    from symnum.array import SymbolicArray
+
+    original = SymbolicArray.__getitem__
+
+    def getitem(self: Any, index: Any) -> Any:
+        parts = index if isinstance(index, tuple) else (index,)
+        if not any(isinstance(p, slice) and p.step not in (None, 1) for p in parts):
+            return original(self, index)
+        import sympy
+
+        elements = np.empty(self.shape, dtype=object)
+        elements.ravel()[:] = list(self.flat)
+        picked = elements[index]
+        if not isinstance(picked, np.ndarray):
+            return picked
+        flat = sympy.ImmutableDenseNDimArray(picked.ravel().tolist(), picked.shape)
+        return SymbolicArray(flat, shape=picked.shape, dtype=self.dtype)
+
+    with _SLICING:
+        if getattr(original, "diffops_strided", False):  # already in force
+            yield
+            return
+        getitem.diffops_strided = True  # type: ignore[attr-defined]
+        SymbolicArray.__getitem__ = getitem
+        try:
+            yield
+        finally:
+            SymbolicArray.__getitem__ = original
+
+
+def _generate_code(
+    func: Function, op_name: str, options: Mapping[str, Any]
+) -> tuple[Function, Shape]:
     import symnum
     from symnum.array import SymbolicArray
 
@@ -336,55 +390,7 @@ def _reshaped(
     return reshaped
 
 
-def _operator(op_name: str) -> Callable[..., Function]:
-    def operator(
-        func: Function, arg_shape: Any = None, extra_shapes: Any = ()
-    ) -> Function:
-        options = {"arg_shape": arg_shape, "extra_shapes": extra_shapes}
-        code, shape = _generate(func, op_name, options)
-        name = getattr(func, "__name__", "f")
-
-        def derivative_func(x: Any, *args: Any) -> tuple[Any, ...]:
-            if np.shape(x) != shape:
-                require_shape(
-                    np.shape(x),
-                    shape,
-                    "input",
-                    f"SymNum generated code for {name!r} at shape {shape}; call it "
-                    f"with that shape or build the derivative again for the new one.",
-                )
-            return code(x, *args)  # type: ignore[no-any-return]
-
-        return derivative_func
-
-    op = OPERATORS[op_name]
-    operator.__name__ = operator.__qualname__ = op_name
-    operator.__doc__ = (
-        f"Make a generated NumPy function returning {op.summary}.\n\n"
-        f"{op.math}.\n\n"
-        f"Args:\n"
-        f"    func: Function written with ``symnum.numpy`` and decorated with\n"
-        f"        ``symnum.numpify(shape)``, or a symbolic function with\n"
-        f"        ``arg_shape``.\n"
-        f"    arg_shape: Shape ``S`` of the argument of an undecorated ``func``.\n"
-        f"    extra_shapes: Shapes of its extra arguments, if any.\n\n"
-        f"Returns:\n"
-        f"    Function ``x -> {op.returns}``."
-    )
-    return operator
-
-
-grad_and_value = _operator("grad_and_value")
-vjp_and_value = _operator("vjp_and_value")
-hessian_grad_and_value = _operator("hessian_grad_and_value")
-mtp_hessian_grad_and_value = _operator("mtp_hessian_grad_and_value")
-jacobian_and_value = _operator("jacobian_and_value")
-mhp_jacobian_and_value = _operator("mhp_jacobian_and_value")
-jvp_and_value = _operator("jvp_and_value")
-hvp_grad_and_value = _operator("hvp_grad_and_value")
-
-
-class SymnumBackend(Backend):
+class SymnumBackend(Backend, GeneratedCode, SparseDerivatives, ExampleModels):
     """``symnum``: symbolic derivatives compiled to NumPy code, one input shape."""
 
     name = "symnum"

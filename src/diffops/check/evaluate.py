@@ -114,7 +114,7 @@ def _candidate(
             options["arg_shape"] = shape
         value_of = DerivativeFunction(func, "vjp_and_value", "symnum", **options)
         return lambda y: value_of(y, *args)[-1]
-    from diffops.api import wrap_function
+    from diffops.compat import wrap_function
 
     wrapped = wrap_function(func, backend)
     return lambda y: wrapped(y, *args)

@@ -40,7 +40,7 @@ from diffops.sparse.patterns import (
     Structure,
     check_sparsity,
 )
-from diffops.sparse.plans import Plan, dense_positions, hessian_plan, jacobian_plan
+from diffops.sparse.plans import Plan, hessian_plan, jacobian_plan
 
 __all__ = [
     "SPARSE_OPS",
@@ -50,7 +50,6 @@ __all__ = [
     "Structure",
     "check_sparsity",
     "column_coloring",
-    "dense_positions",
     "hessian_plan",
     "jacobian_plan",
     "row_coloring",

@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from diffops.backends.capabilities import compiled, sparse_support
+from diffops.backends.support import call_signature
+from diffops.boundary import make_caller
+from diffops.boundary.inputs import framework_arguments
 from diffops.sparse.patterns import (
     SPARSE_OPS,
     Structure,
@@ -67,9 +71,7 @@ class SparseCaller:
 
     def __call__(self, x: Any, *args: Any) -> tuple[Any, ...]:
         """Evaluate at ``x``: the operator's tuple with the sparse matrix in place."""
-        from diffops.boundary import call_signature
-
-        key = call_signature(x, args, self.backend.argument_signature)
+        key = call_signature(x, args, compiled(self.backend).argument_signature)
         found = self.plans.get(key)
         if found is None:
             found = self.plans[key] = self._build(x, args)
@@ -87,14 +89,15 @@ class SparseCaller:
         self, x: Any, args: tuple[Any, ...]
     ) -> tuple[Any, tuple[str, ...], tuple[int, ...]]:
         """The pattern at ``x``'s shape, the product modes available, the shape F."""
-        backend = self.backend
+        backend = sparse_support(self.backend)
         n_in = math.prod(np.shape(x))
         # The function's value first: its checks give the clearest errors.
-        f_shape = backend.value_shape(self.op.name, self.func, x, args, self.options)
+        arrays = framework_arguments(self.backend, args, np.dtype(x.dtype))
+        f_shape = backend.value_shape(self.op.name, self.func, x, arrays, self.options)
         n_out = math.prod(f_shape) if self.kind == "jacobian" else n_in
         detected = None
         modes: tuple[str, ...] = ("forward", "reverse")
-        if isinstance(self.sparsity, str) or backend.can_detect_sparsity:
+        if isinstance(self.sparsity, str) or backend.can_detect:
             found = backend.sparsity(self.kind, self.func, x, args, self.options)
             if isinstance(found, Structure):
                 found, modes = found.pattern, found.modes
@@ -124,15 +127,13 @@ class SparseCaller:
         return jacobian_plan(pattern, x_shape, f_shape, dtype, mode)
 
     def _build(self, x: Any, args: tuple[Any, ...]) -> tuple[Plan, Callable[..., Any]]:
-        from diffops.boundary import make_caller
-
         start = time.perf_counter()
         pattern, modes, f_shape = self.structure(x, args)
         detected = time.perf_counter()
         plan = self.plan(pattern, modes, x, f_shape)
         planned = time.perf_counter()
         self.timings = {"detect": detected - start, "plan": planned - detected}
-        program = self.backend.sparse_operator(
+        program = sparse_support(self.backend).sparse_operator(
             self.op.name, self.func, self.options, plan
         )
         call = make_caller(

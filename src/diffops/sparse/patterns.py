@@ -9,39 +9,19 @@ so that a pattern that misses entries is an error, not a silently wrong matrix.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from diffops.errors import DiffopsError
-from diffops.operators import OPERATORS
+from diffops.backends.capabilities import Structure
+from diffops.errors import SparsityError
+from diffops.operators import SPARSE_OUTPUTS
+
+__all__ = ["SPARSE_OPS", "SparsityError", "Structure"]
 
 
-class SparsityError(DiffopsError, ValueError):
-    """A sparsity option or pattern that cannot be used."""
-
-
-SPARSE_OPS: dict[str, str] = {
-    name: output
-    for name, op in OPERATORS.items()
-    for output in op.outputs
-    if output in ("jacobian", "hessian")
-}
+SPARSE_OPS = SPARSE_OUTPUTS
 """The operators that take ``sparsity=``, and which of their outputs becomes sparse."""
-
-
-class Structure(NamedTuple):
-    """A detected structure: the pattern and the products that can compute it.
-
-    Attributes:
-        pattern: 0/1 CSR array ``(n_out, n_in)`` holding every entry that can be
-            non-zero.
-        modes: The product modes the function supports: ``"forward"`` (JVPs) and
-            ``"reverse"`` (VJPs) for Jacobians, ``"symmetric"`` (HVPs) for Hessians.
-    """
-
-    pattern: Any
-    modes: tuple[str, ...]
 
 
 def sparse() -> Any:

@@ -76,6 +76,12 @@ class Plan:
             (data, self.pattern.indices, self.pattern.indptr), shape=self.pattern.shape
         )
 
+    def dense_positions(self) -> np.ndarray:
+        """Flat positions of the structural non-zeros in the dense matrix (CSR)."""
+        rows, cols = rows_cols(self.pattern)
+        positions: np.ndarray = rows * self.pattern.shape[1] + cols
+        return positions
+
     def describe(self) -> dict[str, Any]:
         """``{"mode", "colors", "nnz", "shape", "reason"}`` for reports."""
         return {
@@ -333,20 +339,4 @@ def hessian_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
         _no_seeds(x_shape, dtype),
         index,
         reason,
-    )
-
-
-def dense_positions(plan: Plan) -> np.ndarray:
-    """Flat positions of the structural non-zeros in the dense matrix (CSR order)."""
-    rows, cols = rows_cols(plan.pattern)
-    positions: np.ndarray = rows * plan.pattern.shape[1] + cols
-    return positions
-
-
-def products_shape(plan: Plan) -> tuple[int, int]:
-    """``(k_forward * n_out, k_reverse * n_in)``: sizes of the two product blocks."""
-    n_out, n_in = plan.pattern.shape
-    return (
-        plan.forward_seeds.shape[0] * (n_in if plan.kind == "hessian" else n_out),
-        plan.reverse_seeds.shape[0] * n_in,
     )
