@@ -71,7 +71,8 @@ def problem_class(name: str) -> Any:
     if "sif2jax" in sys.modules:
         return getattr(importlib.import_module(package), name)
     spec = importlib.util.find_spec("sif2jax")
-    assert spec is not None and spec.origin is not None
+    assert spec is not None
+    assert spec.origin is not None
     root = Path(spec.origin).parent
     parents = {
         "sif2jax": root,

@@ -112,7 +112,8 @@ def test_hand_written_problem_reaches_its_known_solution(hessian):
     # The Jacobian is the bidiagonal one, from 2 colored products per point.
     jacobian = constraint.jac(result.x)
     assert isinstance(jacobian, sparse.csr_array)
-    assert jacobian.shape == (n - 1, n) and jacobian.nnz == 2 * (n - 1)
+    assert jacobian.shape == (n - 1, n)
+    assert jacobian.nnz == 2 * (n - 1)
     assert callbacks.derivatives["jacobian_and_value"].coloring["colors"] == 2
     # One evaluation per distinct point: the value and the Jacobian together.
     evaluations = callbacks.evaluations
@@ -122,7 +123,8 @@ def test_hand_written_problem_reaches_its_known_solution(hessian):
     assert point_evaluations < 0.75 * naive
     if hessian == "matrix":
         term = constraint.hess(result.x, np.ones(n - 1))
-        assert isinstance(term, sparse.csr_array) and term.nnz == n  # diagonal
+        assert isinstance(term, sparse.csr_array)
+        assert term.nnz == n
         assert evaluations["hessian_grad_and_value"] > 0
     else:
         assert callbacks.hvp_products > 0
@@ -214,7 +216,8 @@ def test_new_multipliers_reuse_the_structure_and_the_plan():
     first = constraint.hess(x, np.ones(9))
     derivative = callbacks.derivatives["hessian_grad_and_value"]
     plan = derivative.coloring
-    assert plan["nnz"] == 10 and plan["colors"] == 1
+    assert plan["nnz"] == 10
+    assert plan["colors"] == 1
     v = np.arange(9.0)
     second = constraint.hess(x, v)
     assert derivative.coloring == plan  # not detected or colored again
@@ -228,3 +231,137 @@ def test_new_multipliers_reuse_the_structure_and_the_plan():
     v[0] = 5.0
     constraint.hess(x, v)
     assert callbacks.n_evaluations == before + 1
+
+
+def bidiagonal(rows: int) -> np.ndarray:
+    pattern = np.zeros((rows, rows + 1), dtype=bool)
+    pattern[np.arange(rows), np.arange(rows)] = True
+    pattern[np.arange(rows), np.arange(1, rows + 1)] = True
+    return pattern
+
+
+def test_given_jacobian_pattern_without_detection():
+    # Without detection, a given Jacobian pattern P makes both matrices sparse:
+    # the Hessian term gets the pattern of PᵀP (tridiagonal here, for a diagonal
+    # true term: conservative, never missing an entry). (On torch, a given
+    # pattern with extra arguments fails inside the backend: reported.)
+    backend = "autograd"
+    require_backend(backend)
+    n = 12
+    problem = circles(n)
+    objective = diffops.scipy_objective(circles_objective, backend)
+    constraint = diffops.scipy_constraint(
+        circles_constraints,
+        problem.cl,
+        problem.cu,
+        backend,
+        sparsity=bidiagonal(n - 1),
+    )
+    rng = np.random.default_rng(5)
+    x, v = rng.standard_normal(n), rng.standard_normal(n - 1)
+    jacobian = constraint.jac(x)
+    assert isinstance(jacobian, sparse.csr_array)
+    assert jacobian.nnz == 2 * (n - 1)
+    expected = np.zeros((n - 1, n))
+    expected[np.arange(n - 1), np.arange(n - 1)] = 2 * x[:-1]
+    expected[np.arange(n - 1), np.arange(1, n)] = 2 * x[1:]
+    np.testing.assert_allclose(jacobian.toarray(), expected, rtol=1e-13)
+    term = constraint.hess(x, v)
+    assert isinstance(term, sparse.csr_array)
+    assert term.nnz == 3 * n - 2
+    np.testing.assert_allclose(term.toarray(), np.diag(circles_term_diagonal(v)))
+
+    result = trust_constr(problem, objective, constraint)
+    assert result.status == 1, result.message
+    np.testing.assert_allclose(result.fun, problem.expected, rtol=1e-7)
+
+
+@pytest.mark.parametrize("backend", ["torch", "autograd"])
+def test_dense_on_other_backends_with_sparsity_none(backend):
+    require_backend(backend)
+    problem = circles(6)
+    constraint = diffops.scipy_constraint(
+        circles_constraints, problem.cl, problem.cu, backend, sparsity=None
+    )
+    x, v = np.linspace(0.1, 0.6, 6), np.arange(1.0, 6.0)
+    jacobian = constraint.jac(x)
+    assert type(jacobian) is np.ndarray
+    assert jacobian.shape == (5, 6)
+    assert jacobian.flags.writeable
+    term = constraint.hess(x, v)
+    assert type(term) is np.ndarray
+    np.testing.assert_allclose(term, np.diag(circles_term_diagonal(v)))
+
+
+def test_values_are_fresh_copies_and_shapes_are_checked():
+    require_backend("jax")
+    problem = circles(6)
+    constraint = diffops.scipy_constraint(circles_constraints, problem.cl, problem.cu)
+    x = np.linspace(0.1, 0.6, 6)
+    value = constraint.fun(x)
+    value[:] = 0.0
+    np.testing.assert_allclose(constraint.fun(x), x[:-1] ** 2 + x[1:] ** 2)
+    jacobian = constraint.jac(x)
+    jacobian.data[:] = 0.0
+    assert np.all(constraint.jac(x).data != 0.0)
+    assert constraint.fun.n_evaluations == 2  # the value, then with the Jacobian
+    with pytest.raises(ShapeMismatchError, match=r"multipliers v of hess"):
+        constraint.hess(x, np.ones(6))
+    with pytest.raises(ValueError, match=r"hessian='dense' is not one of"):
+        diffops.scipy_constraint(circles_constraints, hessian="dense")
+
+
+def test_prefetch_false_evaluates_the_value_alone_until_jac():
+    require_backend("jax")
+    problem = circles(6)
+    constraint = diffops.scipy_constraint(
+        circles_constraints, problem.cl, problem.cu, prefetch=False
+    )
+    callbacks = constraint.fun
+    x = np.linspace(0.1, 0.6, 6)
+    constraint.jac(x)
+    constraint.fun(x + 1)
+    assert callbacks.evaluations["value"] == 1
+    assert callbacks.evaluations["jacobian_and_value"] == 1
+
+
+def test_sparse_objective_hessian_serves_hessp():
+    require_backend("jax")
+    objective = diffops.scipy_objective(circles_objective, sparsity="detect")
+    x = np.linspace(-1.0, 1.0, 8)
+    hessian = objective.hess(x)
+    assert isinstance(hessian, sparse.csr_array)
+    assert hessian.nnz == 3 * 8 - 2
+    p = np.arange(8.0)
+    before = objective.n_evaluations
+    np.testing.assert_allclose(objective.hessp(x, p), hessian @ p)
+    assert objective.n_evaluations == before
+    assert objective.hvp_products == 0
+    hessian.data[:] = 0.0  # a copy: the stored Hessian is unchanged
+    assert objective.hess(x).count_nonzero() > 0
+    assert "sparsity='detect'" in repr(objective)
+
+
+def test_constraint_and_objective_pickle_as_their_recipes():
+    require_backend("jax")
+    problem = circles(6)
+    constraint = diffops.scipy_constraint(
+        circles_constraints, problem.cl, problem.cu, hessian="hvp"
+    )
+    objective = diffops.scipy_objective(circles_objective, sparsity="detect")
+    x = np.linspace(0.1, 0.6, 6)
+    constraint.fun(x)
+    objective.hess(x)
+    constraint_copy, objective_copy = pickle.loads(
+        pickle.dumps((constraint, objective))
+    )
+    assert constraint_copy.fun.n_evaluations == 0
+    assert constraint_copy.fun.hessian == "hvp"
+    np.testing.assert_array_equal(constraint_copy.ub, constraint.ub)
+    np.testing.assert_allclose(constraint_copy.fun(x), constraint.fun(x))
+    np.testing.assert_allclose(
+        objective_copy.hess(x).toarray(), objective.hess(x).toarray()
+    )
+    assert repr(constraint_copy.fun).startswith(
+        "scipy_constraint(circles_constraints, backend='jax'"
+    )

@@ -136,7 +136,9 @@ class IpoptProblem:
         prefetch: bool = True,
         **options: Any,
     ):
-        if sparsity not in ("detect", None):
+        if not (
+            sparsity is None or (isinstance(sparsity, str) and sparsity == "detect")
+        ):
             msg = (
                 f"ipopt_problem takes sparsity='detect' or None, not {sparsity!r}: "
                 f"the Jacobian's and the Lagrangian's Hessian's structures are read "
