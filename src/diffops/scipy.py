@@ -55,6 +55,10 @@ class ScipyObjective:
     request at the same point evaluates again (trial points that the optimiser
     rejects then never pay for more than the gradient).
 
+    With ``sparsity="detect"`` (or a pattern), ``hess`` returns the Hessian as a
+    ``scipy.sparse.csr_array`` (colored Hessian-vector products), as
+    ``method="trust-constr"`` takes it.
+
     Attributes:
         derivatives: The three derivative functions, by operator name
             (``grad_and_value``, ``hvp_grad_and_value``,
@@ -62,6 +66,7 @@ class ScipyObjective:
         args: Extra arguments passed to the function after ``x``.
         prefetch: Whether new points are evaluated with the highest-order operator
             asked for so far.
+        sparsity: The Hessian's sparsity (``None``: dense).
         evaluations: Model evaluations so far, by operator name.
         hvp_products: Hessian-vector products computed with an HVP closure (the
             products answered from a stored Hessian are not counted).
