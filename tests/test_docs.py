@@ -34,6 +34,7 @@ OPTIONAL_MODULES = {
     "dask": r"^(import|from) (diffops\.)?dask\b",
     "pymc": r"^(import|from) pymc\b",
     "mici": r"^(import|from) mici\b",
+    "cyipopt": r"^(import|from) cyipopt\b|\.solve\(",
 }
 """Packages some pages need beyond the frameworks (extras and dev dependencies), and
 the code that shows a page needs them."""

@@ -48,8 +48,14 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__), typed for checkers
         PartCheck,
         check_derivatives,
     )
+    from diffops.ipopt import IpoptProblem, ipopt_problem
     from diffops.pytensor import pytensor_op
-    from diffops.scipy import ScipyObjective, scipy_objective
+    from diffops.scipy import (
+        ScipyConstraint,
+        ScipyObjective,
+        scipy_constraint,
+        scipy_objective,
+    )
 
 __version__ = "0.2.0"
 
@@ -72,7 +78,11 @@ _LAZY_ATTRIBUTES = {
     "PartCheck": "diffops.check",
     "check_derivatives": "diffops.check",
     "pytensor_op": "diffops.pytensor",
+    "IpoptProblem": "diffops.ipopt",
+    "ipopt_problem": "diffops.ipopt",
+    "ScipyConstraint": "diffops.scipy",
     "ScipyObjective": "diffops.scipy",
+    "scipy_constraint": "diffops.scipy",
     "scipy_objective": "diffops.scipy",
 }
 
@@ -100,7 +110,9 @@ __all__ = [
     "CheckUsageError",
     "DerivativeCheckError",
     "DerivativeFunction",
+    "IpoptProblem",
     "PartCheck",
+    "ScipyConstraint",
     "ScipyObjective",
     "autodiff_fallback",
     "autograd_wrapper",
@@ -111,6 +123,7 @@ __all__ = [
     "grad_and_value",
     "hessian_grad_and_value",
     "hvp_grad_and_value",
+    "ipopt_problem",
     "jacobian_and_value",
     "jax_wrapper",
     "jvp_and_value",
@@ -119,6 +132,7 @@ __all__ = [
     "pytensor_op",
     "register_backend",
     "registered_backends",
+    "scipy_constraint",
     "scipy_objective",
     "symnum_wrapper",
     "torch_wrapper",
