@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from diffops.api import wrap_function
+from diffops.compat import wrap_function
 from diffops.boundary import as_input_array
 from diffops.derivative import DerivativeFunction
 from diffops.errors import ShapeMismatchError

@@ -390,7 +390,7 @@ class ScipyConstraint:
                 f"LinearOperator of Hessian-vector products."
             )
             raise ValueError(msg)
-        from diffops.api import wrap_function
+        from diffops.compat import wrap_function
         from diffops.lagrangian import WeightedConstraints
 
         sparse = {"sparsity": sparsity} if sparsity is not None else {}
