@@ -1,0 +1,85 @@
+"""Differential fuzz test: random functions, every operator, every backend.
+
+Hypothesis draws functions from the expression grammar of ``tests/fuzz/grammar.py``
+(arithmetic, transcendental functions on safe domains, reductions, slicing and
+indexing, concatenation, ``where``, matrix products, recurrences, sorting; input shapes
+``()``, ``(1,)``, ``(3,)``, ``(2, 3)``; scalar and array values; extra arguments as
+arrays and pytrees), written once and emitted for JAX, PyTorch, Autograd and SymNum.
+Every operator of ``diffops.ALL_DIFF_OPS`` that applies runs on every selected
+backend, and ``tests/fuzz/run.py`` compares them across backends, against finite
+differences, and sparse against dense. A failure prints each disagreement and a
+standalone repro snippet for the (shrunk) function.
+
+One test per feature group (``-k core``, ``-k jax_variants``, ``-k data``).
+Environment:
+
+- ``DIFFOPS_FUZZ_EXAMPLES``: functions per group (default: the CI budget below);
+- ``DIFFOPS_FUZZ_EXCLUDE``: comma-separated grammar features to leave out (names in
+  ``fuzz.grammar.FEATURES``), e.g. to run what passes while a known defect is fixed;
+- ``DIFFOPS_FUZZ_CHECKS``: comma-separated kinds of check (default all:
+  ``cross,fd,sparse,error,harness``).
+
+``make fuzz`` runs a long campaign that keeps going after a disagreement and prints a
+summary (``python -m fuzz``, see ``tests/fuzz/__main__.py``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from _backends import installed_selected_backends
+from fuzz.grammar import FEATURES, GROUPS, function_specs
+from fuzz.repro import report
+from fuzz.run import KINDS, Focus, make_case, run_case
+
+# Functions per group in CI: about 80 s for all three groups on a 2-core machine.
+CI_EXAMPLES = {"core": 12, "jax_variants": 8, "data": 8}
+
+
+def _env_list(name: str, allowed: tuple[str, ...] | frozenset[str]) -> frozenset[str]:
+    value = os.environ.get(name, "")
+    items = frozenset(item.strip() for item in value.split(",") if item.strip())
+    unknown = items - set(allowed)
+    if unknown:
+        raise ValueError(f"{name}: unknown {sorted(unknown)}; known: {sorted(allowed)}")
+    return items
+
+
+EXCLUDED = _env_list("DIFFOPS_FUZZ_EXCLUDE", FEATURES)
+CHECKS = _env_list("DIFFOPS_FUZZ_CHECKS", KINDS) or KINDS
+
+
+def examples(group: str) -> int:
+    value = os.environ.get("DIFFOPS_FUZZ_EXAMPLES")
+    return int(value) if value else CI_EXAMPLES[group]
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_fuzz(group):
+    backends = installed_selected_backends()
+    if len(backends) < 2:
+        pytest.skip(f"fewer than two selected backends installed: {backends}")
+    features = GROUPS[group] - EXCLUDED
+    focus: list[Focus] = []  # set at the first failure, so shrinking reruns only it
+
+    @settings(
+        max_examples=examples(group),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    @given(spec=function_specs(features), seed=st.integers(0, 2**32 - 1))
+    def check(spec, seed):
+        case = make_case(spec, seed)
+        assume(case is not None)
+        found, _ = run_case(case, backends, focus[0] if focus else None, CHECKS)
+        if found:
+            if not focus:
+                focus.append(Focus.on(found[0]))
+            pytest.fail(report(case, found), pytrace=False)
+
+    check()
