@@ -57,7 +57,9 @@ class Signature:
         )
         # jax_nojit runs jax's code op by op: one family for telling findings apart
         families = {"jax" if b == "jax_nojit" else b for b in finding.backends}
-        return cls(finding.kind, tuple(sorted(families)), error, features)
+        # The exception type is not part of it: one defect raises several.
+        del error
+        return cls(finding.kind, tuple(sorted(families)), "", features)
 
     def covers(self, other: Signature) -> bool:
         return (self.kind, self.backends, self.error) == (
@@ -83,6 +85,8 @@ class Campaign:
     tally: Tally = field(default_factory=Tally)
     found: list[Found] = field(default_factory=list)
     repeats: int = 0  # functions whose disagreements were all seen before
+    out: Path | None = None  # folder for repro files
+    start: float = field(default_factory=time.time)
 
     def known(self, signature: Signature) -> bool:
         return any(f.signature.covers(signature) for f in self.found)
@@ -126,6 +130,9 @@ class Campaign:
                 self.tally.add(tally)
                 if self.tally.functions % 50 == 0:
                     release_caches()
+                if self.tally.functions % 10 == 0 and self.out is not None:
+                    text = summary(self, time.time() - self.start)
+                    (self.out / "summary.txt").write_text(text + "\n")
                 if self.tally.functions % 25 == 0:
                     log(
                         f"  {self.tally.functions} functions, "
@@ -152,6 +159,9 @@ class Campaign:
             case, findings = state["case"], state["findings"]
             signature = Signature.of(findings[0], case.spec.used())
             self.found.append(Found(group, signature, case, findings))
+            if self.out is not None:  # written at once: a long campaign may be stopped
+                path = self.out / f"repro_{len(self.found)}.py"
+                path.write_text(snippet(case, findings[0]))
             features = ", ".join(sorted(signature.features)) or "x only"
             log(f"  minimal: {findings[0].summary()} (uses {features})")
         return int(state["done"])
@@ -205,26 +215,27 @@ def main(argv: list[str] | None = None) -> int:
         diffops.registered_backends()
     )
     backends = tuple(b for b in names if diffops.get_backend(b).available)
-    campaign = Campaign(backends)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    campaign = Campaign(backends, out=out)
     start = time.time()
 
     def log(message: str) -> None:
         print(f"[{(time.time() - start) / 60:5.1f} min] {message}", flush=True)
 
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
-    for number, group in enumerate(groups):
-        n_examples = args.examples // len(groups) + (
-            number < args.examples % len(groups)
-        )
-        log(f"group {group}: {n_examples} functions")
-        campaign.run_group(group, n_examples, args.seed, log)
+    try:
+        for number, group in enumerate(groups):
+            share = args.examples // len(groups) + (
+                number < args.examples % len(groups)
+            )
+            log(f"group {group}: {share} functions")
+            campaign.run_group(group, share, args.seed, log)
+    except KeyboardInterrupt:  # stopped early: summarise what ran
+        log("interrupted")
     text = summary(campaign, time.time() - start)
     print("\n" + text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.txt").write_text(text + "\n")
-    for number, found in enumerate(campaign.found, 1):
-        (out / f"repro_{number}.py").write_text(snippet(found.case, found.findings[0]))
     return 1 if campaign.found else 0
 
 

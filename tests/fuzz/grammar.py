@@ -47,6 +47,7 @@ JAX_VARIANTS = (
     "cond",  # where on a scalar condition: lax.cond
 )
 CORE = (
+    "input_0d",  # x of shape () (the other input shapes are always drawn)
     "unary",
     "power",
     "arith",
@@ -155,6 +156,8 @@ class FunctionSpec:
         used = set()
         for node in self.root.walk():
             used.update(node_features(node))
+        if self.in_shape == ():
+            used.add("input_0d")
         if self.data is not None:
             used.add("data_array" if self.data.kind == "array" else "pytree")
             if self.data.index_leaves:
@@ -654,7 +657,8 @@ PRODUCTIONS = {
 @st.composite
 def function_specs(draw, features: frozenset[str]) -> FunctionSpec:
     """A random :class:`FunctionSpec` using only ``features``."""
-    in_shape = draw(st.sampled_from(INPUT_SHAPES))
+    in_shapes = [s for s in INPUT_SHAPES if s != () or "input_0d" in features]
+    in_shape = draw(st.sampled_from(in_shapes))
     out_shape = draw(
         st.sampled_from(((), (2,), (3,), (1,), (2, 2), (3, 2), (4,), (1, 3)))
     )
