@@ -104,3 +104,59 @@ def test_fuzz(group):
             pytest.fail(report(case, found), pytrace=False)
 
     check()
+
+
+# ---------------------------------------------------------------------------------
+# Hand-written trees of the grammar for the defects of issue 16 that the random
+# search found: the same checks, deterministic and fast, one construct each.
+
+
+def _known_specs():
+    from fuzz.grammar import XMAX, DataSpec, FunctionSpec, Node
+
+    x = Node("x", (3,), (), (), XMAX)
+
+    def spec(root, data=None, group="jax_variants"):
+        return FunctionSpec(root, (3,), data, "auto", GROUPS[group])
+
+    index_data = DataSpec("tuple")
+    index_data.index_leaves.append(((3,), 3))
+    head_data = DataSpec("dict", head_rows=(2, 3), head_cols=3)
+    permuted = Node("take", (3,), (x,), ((2, 0, 1), (3,), "sort_key_val"), XMAX)
+    first = Node("element", (), (x,), ((0,),), XMAX)
+    second = Node("element", (), (x,), ((1,),), XMAX)
+    product = Node("mul", (), (first, second), (), XMAX**2)
+    stacked = Node("stack", (3,), (product, first, second), ("at_set",), XMAX**2)
+    return {
+        "scan": spec(Node("recurrence", (3,), (x,), ("affine", False, "scan"), 9.0)),
+        "fori_loop": spec(
+            Node("recurrence", (), (x,), ("affine", True, "fori_loop"), 9.0)
+        ),
+        "sort_key_val": spec(Node("power", (3,), (permuted,), (2,), 2.0)),
+        "at_set": spec(
+            Node("sum", (), (Node("power", (3,), (stacked,), (2,), 2.0),), (None,), 6.0)
+        ),
+        "data_index": spec(
+            Node(
+                "power", (3,), (Node("data_take", (3,), (x,), (0,), XMAX),), (2,), 2.0
+            ),
+            index_data,
+            "data",
+        ),
+        "pytree_shape_change": spec(
+            Node("head", (2,), (x,), (False,), 5.0), head_data, "data"
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_known_specs()))
+def test_fuzz_known_constructs(name):
+    backends = installed_selected_backends()
+    if len(backends) < 2:
+        pytest.skip(f"fewer than two selected backends installed: {backends}")
+    case = make_case(_known_specs()[name], seed=1)
+    assert case is not None
+    found, tally = run_case(case, backends, kinds=CHECKS)
+    assert tally.comparisons["cross"]
+    assert tally.comparisons["sparse"]
+    assert not found, report(case, found)
