@@ -87,6 +87,7 @@ class Campaign:
     repeats: int = 0  # functions whose disagreements were all seen before
     out: Path | None = None  # folder for repro files
     start: float = field(default_factory=time.time)
+    excluded: frozenset[str] = frozenset()
 
     def known(self, signature: Signature) -> bool:
         return any(f.signature.covers(signature) for f in self.found)
@@ -117,7 +118,10 @@ class Campaign:
             derandomize=False,
             suppress_health_check=list(HealthCheck),
         )
-        @given(spec=function_specs(GROUPS[group]), case_seed=st.integers(0, 2**32 - 1))
+        @given(
+            spec=function_specs(GROUPS[group] - self.excluded),
+            case_seed=st.integers(0, 2**32 - 1),
+        )
         def search(spec, case_seed):
             case = make_case(spec, case_seed)
             if case is None:
@@ -209,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         "--backends", default=os.environ.get("DIFFOPS_TEST_BACKENDS", "")
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--exclude",
+        default=os.environ.get("DIFFOPS_FUZZ_EXCLUDE", ""),
+        help="comma-separated grammar features to leave out",
+    )
     parser.add_argument("--out", default="fuzz-results", help="folder for repro files")
     args = parser.parse_args(argv)
     names = [b.strip() for b in args.backends.split(",") if b.strip()] or list(
@@ -217,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     backends = tuple(b for b in names if diffops.get_backend(b).available)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    campaign = Campaign(backends, out=out)
+    excluded = frozenset(f.strip() for f in args.exclude.split(",") if f.strip())
+    campaign = Campaign(backends, out=out, excluded=excluded)
     start = time.time()
 
     def log(message: str) -> None:
