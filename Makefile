@@ -1,6 +1,8 @@
 # Two commands, each setting itself up on a fresh machine (Python 3.11, pip, make):
 #   make demo   - the main job: every example model on every backend, checked and timed
 #   make test   - lint (ruff, mypy) and the whole test suite
+#   make fuzz   - a long differential fuzz campaign (tests/fuzz); DIFFOPS_FUZZ_EXAMPLES
+#                 functions in all (default 2000, hours), repros in fuzz-results/
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 # CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint pytest bench setup clean docs
+.PHONY: demo test lint pytest bench setup clean docs fuzz
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,10 @@ pytest: $(STAMP)
 
 test: lint pytest
 
+DIFFOPS_FUZZ_EXAMPLES ?= 2000
+fuzz: $(STAMP)
+	PYTHONPATH=tests $(BIN)/python -m fuzz --examples $(DIFFOPS_FUZZ_EXAMPLES) $(FUZZ_ARGS)
+
 # Side-by-side benchmarks (benchmarks/README.md); results go to bench-results/ unless
 # e.g. BENCH_ARGS="--threads 1 --out benchmarks/results".
 # The documentation site (mkdocs.yml) into build/docs; --strict fails on a broken
@@ -42,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.diffops_bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build/docs
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build/docs fuzz-results
