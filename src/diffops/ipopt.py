@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from diffops.compat import wrap_function
 from diffops.boundary import as_input_array
+from diffops.compat import wrap_function
 from diffops.derivative import DerivativeFunction
 from diffops.errors import ShapeMismatchError
 from diffops.lagrangian import Lagrangian

@@ -22,7 +22,6 @@ from diffops.backends.capabilities import (
     example_namespace,
 )
 from diffops.backends.protocol import Backend
-from diffops.errors import causes, tracing_error
 
 Function = Callable[..., Any]
 
@@ -35,8 +34,15 @@ def _unbox(value: Any) -> Any:
     return getval(value)
 
 
-class AutogradPrimitives:
-    """``make_vjp``, and products built from it, for the composed operators."""
+class AutogradPrimitives(compose.Primitives):
+    """``make_vjp``, products built from it, loops over seeds."""
+
+    @property
+    def xp(self) -> Any:
+        """``autograd.numpy``."""
+        import autograd.numpy as anp
+
+        return anp
 
     def vjp(self, f: Function, x: Any) -> tuple[Any, Function, Any]:
         """``(out, pullback, aux)`` from one traced pass; ``aux`` unboxed."""
@@ -52,57 +58,29 @@ class AutogradPrimitives:
         pullback, out = make_vjp(main)(x)
         return out, pullback, _unbox(aux[0])
 
-    def linearize(
-        self, f: Function, x: Any, *, symmetric: bool = False
-    ) -> tuple[Any, Function, Any]:
-        """The pullback for a symmetric Jacobian, else its transpose (double VJP)."""
-        out, pullback, aux = self.vjp(f, x)
-        if symmetric:
-            return out, pullback, aux
-        return out, self.pushforward(f, x, out, pullback), aux
-
     def pushforward(self, f: Function, x: Any, out: Any, pullback: Function) -> Any:
         """``J t`` as the VJP of the linear map ``u -> uᵀ J`` (traced once)."""
         from autograd import make_vjp
 
-        zero = np.zeros(np.shape(_unbox(out)), dtype=self.dtype(out))
-        push, _ = make_vjp(pullback)(zero)
+        push, _ = make_vjp(pullback)(self.zeros(self.shape(out), out))
         return push
 
     def products(self, product: Function, seeds: Any) -> Any:
         """A loop over the seeds, stacked (Autograd has no vectorising map)."""
-        import autograd.numpy as anp
-
-        return anp.stack([product(s) for s in seeds])
-
-    def closure(self, product: Function) -> Any:
-        """The product itself."""
-        return product
+        return self.xp.stack([product(s) for s in seeds])
 
     def basis(self, shape: tuple[int, ...], like: Any) -> Any:
         """``eye(n)`` reshaped."""
         n = int(np.prod(shape, dtype=np.int64))
         return np.eye(n, dtype=self.dtype(like)).reshape((n, *shape))
 
-    def reshape(self, a: Any, shape: tuple[int, ...]) -> Any:
-        """``anp.reshape``."""
-        import autograd.numpy as anp
-
-        return anp.reshape(a, shape)
-
-    def transpose(self, a: Any) -> Any:
-        """``anp.transpose``."""
-        import autograd.numpy as anp
-
-        return anp.transpose(a)
-
-    def ones_like(self, a: Any) -> Any:
-        """Ones of ``a``'s shape and dtype."""
-        return np.ones(np.shape(_unbox(a)), dtype=self.dtype(a))
-
     def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
         """NumPy zeros."""
         return np.zeros(shape, dtype=self.dtype(like))
+
+    def ones_like(self, a: Any) -> Any:
+        """NumPy ones of ``a``'s shape and dtype."""
+        return np.ones(self.shape(a), dtype=self.dtype(a))
 
     def shape(self, a: Any) -> tuple[int, ...]:
         """The shape of the (unboxed) value."""
@@ -113,10 +91,6 @@ class AutogradPrimitives:
         from autograd.tracer import Box
 
         return isinstance(a, np.ndarray | np.generic | Box)
-
-    def is_complex(self, a: Any) -> bool:
-        """``np.iscomplexobj`` of the value."""
-        return bool(np.iscomplexobj(_unbox(a)))
 
     def dtype(self, a: Any) -> Any:
         """The value's dtype (float64 for Python numbers)."""
@@ -132,25 +106,16 @@ class AutogradBackend(Backend, SparseDerivatives, ExampleModels):
     name = "autograd"
     framework = "autograd"
     extra = "autograd"
+    title = "Autograd"
+    write_with = (
+        "with autograd.numpy (`import autograd.numpy as np`) and autograd.scipy "
+        "instead of numpy and scipy."
+    )
+    numpy_markers = ("ArrayBox",)
 
     def primitives(self) -> compose.Primitives:
         """:class:`AutogradPrimitives`."""
         return PRIMITIVES
-
-    def explain_error(self, err: Exception, func: Function) -> Exception | None:
-        """A :class:`~diffops.errors.TracingError` with a hint (NumPy on a box)."""
-        traced = [
-            e for e in causes(err) if isinstance(e, TypeError) and "ArrayBox" in str(e)
-        ]
-        if not traced:
-            return None
-        return tracing_error(
-            "Autograd",
-            func,
-            traced[0],
-            "with autograd.numpy (`import autograd.numpy as np`) and autograd.scipy "
-            "instead of numpy and scipy.",
-        )
 
     def namespace(self) -> SimpleNamespace:
         """The example models' operations in this framework."""

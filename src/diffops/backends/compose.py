@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
+
+import numpy as np
 
 from diffops.backends.support import check_value, jacobian_mode, require_fits
 from diffops.operators import OPERATORS
@@ -38,28 +40,28 @@ class ForwardModeUnavailable(Exception):
     """The function has no forward-mode rules (reverse mode still works)."""
 
 
-class Primitives(Protocol):
-    """What a framework provides for the operators to be built from."""
+class Primitives:
+    """What a framework provides for the operators to be built from.
+
+    A framework defines :meth:`vjp`, :meth:`pushforward`, :meth:`products` and
+    :meth:`closure`, and names its array module (:attr:`xp`) and array types; the
+    array helpers below work through them, and :meth:`linearize` defaults to the
+    reverse-mode construction.
+    """
+
+    array_types: tuple[type, ...] = ()
+
+    @property
+    def xp(self) -> Any:
+        """The framework's array module (``jax.numpy``, ``torch``, ...)."""
+        raise NotImplementedError
 
     def vjp(self, f: Function, x: Any) -> tuple[Any, Function, Any]:
         """``(out, pullback, aux)`` for ``f(y) = (out, aux)``.
 
         ``pullback(ct)`` is ``ct · ∂out/∂x``, callable more than once.
         """
-        ...
-
-    def linearize(
-        self, f: Function, x: Any, *, symmetric: bool = False
-    ) -> tuple[Any, Function, Any]:
-        """``(out, push, aux)`` for ``f(y) = (out, aux)``: ``push(t) = ∂out/∂x · t``.
-
-        ``symmetric`` promises that the Jacobian is symmetric (``f`` is a gradient),
-        so a reverse-mode framework may return the pullback instead.
-
-        Raises:
-            ForwardModeUnavailable: If ``f`` cannot be differentiated forward.
-        """
-        ...
+        raise NotImplementedError
 
     def pushforward(
         self, f: Function, x: Any, out: Any, pullback: Function
@@ -72,51 +74,68 @@ class Primitives(Protocol):
         Raises:
             ForwardModeUnavailable: If ``f`` cannot be differentiated forward.
         """
-        ...
+        raise NotImplementedError
 
     def products(self, product: Function, seeds: Any) -> Any:
         """``product`` applied to each seed (stacked along the first axis), stacked."""
-        ...
+        raise NotImplementedError
 
     def closure(self, product: Function) -> Any:
         """``product`` in a form that can leave the program (a pytree for JAX)."""
-        ...
+        return product
+
+    def linearize(
+        self, f: Function, x: Any, *, symmetric: bool = False
+    ) -> tuple[Any, Function, Any]:
+        """``(out, push, aux)`` for ``f(y) = (out, aux)``: ``push(t) = ∂out/∂x · t``.
+
+        The default records one VJP and returns its pullback when ``symmetric``
+        promises a symmetric Jacobian (``f`` is a gradient), else its transpose.
+
+        Raises:
+            ForwardModeUnavailable: If ``f`` cannot be differentiated forward.
+        """
+        out, pullback, aux = self.vjp(f, x)
+        if symmetric:
+            return out, pullback, aux
+        return out, self.pushforward(f, x, out, pullback), aux
 
     def basis(self, shape: tuple[int, ...], like: Any) -> Any:
         """The unit arrays of ``shape``, stacked: shape ``(prod(shape),) + shape``."""
-        ...
+        n = math.prod(shape)
+        return self.xp.eye(n, dtype=like.dtype).reshape((n, *shape))
 
     def reshape(self, a: Any, shape: tuple[int, ...]) -> Any:
         """``a`` with a new shape."""
-        ...
+        return self.xp.reshape(a, shape)
 
     def transpose(self, a: Any) -> Any:
         """A 2-d array transposed."""
-        ...
+        return a.T
 
     def ones_like(self, a: Any) -> Any:
         """Ones of ``a``'s shape and dtype."""
-        ...
+        return self.xp.ones_like(a)
 
     def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
-        """Zeros of ``shape`` in ``like``'s dtype (and device)."""
-        ...
+        """Zeros of ``shape`` in ``like``'s dtype."""
+        return self.xp.zeros(shape, dtype=like.dtype)
 
     def shape(self, a: Any) -> tuple[int, ...]:
         """``a``'s shape."""
-        ...
+        return tuple(a.shape)
 
     def is_array(self, a: Any) -> bool:
         """Whether ``a`` is an array of the framework (what a function must return)."""
-        ...
+        return isinstance(a, self.array_types)
 
     def is_complex(self, a: Any) -> bool:
         """Whether the array ``a`` holds complex numbers."""
-        ...
+        return "complex" in str(a.dtype)
 
     def dtype(self, a: Any) -> Any:
         """``a``'s dtype as NumPy's (for the memory check)."""
-        ...
+        return np.dtype(a.dtype)
 
 
 # ---------------------------------------------------------------------------------

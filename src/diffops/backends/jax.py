@@ -14,6 +14,7 @@ that call only (and skips it when the flag already gives float64).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Mapping
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -69,11 +70,16 @@ def _first(pullback: Function, cotangent: Any) -> Any:
     return pullback(cotangent)[0]
 
 
-class JaxPrimitives:
-    """``jax.vjp``, ``jax.linearize`` and ``jax.vmap`` for the composed operators."""
+class JaxPrimitives(compose.Primitives):
+    """``jax.vjp``, ``jax.linearize`` and ``jax.vmap``; products are pytrees."""
+
+    @property
+    def xp(self) -> Any:
+        """``jax.numpy``."""
+        return _jax().numpy
 
     def vjp(self, f: Function, x: Any) -> tuple[Any, Function, Any]:
-        """``(out, pullback, aux)``; the pullback is a pytree."""
+        """``jax.vjp``; the pullback is a pytree."""
         jax = _jax()
         out, pullback, aux = jax.vjp(f, x, has_aux=True)
         return out, jax.tree_util.Partial(_first, pullback), aux
@@ -81,7 +87,7 @@ class JaxPrimitives:
     def linearize(
         self, f: Function, x: Any, *, symmetric: bool = False
     ) -> tuple[Any, Function, Any]:
-        """``jax.linearize`` (forward mode; the product is a pytree)."""
+        """``jax.linearize`` (forward mode)."""
         try:
             return _jax().linearize(f, x, has_aux=True)  # type: ignore[no-any-return]
         except TypeError as err:
@@ -97,89 +103,12 @@ class JaxPrimitives:
         """``jax.vmap`` over the seeds."""
         return _jax().vmap(product)(seeds)
 
-    def closure(self, product: Function) -> Any:
-        """The product itself: already a pytree."""
-        return product
-
-    def basis(self, shape: tuple[int, ...], like: Any) -> Any:
-        """``eye(n)`` reshaped."""
-        n = int(np.prod(shape, dtype=np.int64))
-        return _jax().numpy.eye(n, dtype=like.dtype).reshape((n, *shape))
-
-    def reshape(self, a: Any, shape: tuple[int, ...]) -> Any:
-        """``jnp.reshape``."""
-        return _jax().numpy.reshape(a, shape)
-
-    def transpose(self, a: Any) -> Any:
-        """``a.T``."""
-        return a.T
-
-    def ones_like(self, a: Any) -> Any:
-        """``jnp.ones_like``."""
-        return _jax().numpy.ones_like(a)
-
-    def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
-        """``jnp.zeros``."""
-        return _jax().numpy.zeros(shape, dtype=like.dtype)
-
-    def shape(self, a: Any) -> tuple[int, ...]:
-        """``jnp.shape``."""
-        return tuple(_jax().numpy.shape(a))
-
     def is_array(self, a: Any) -> bool:
-        """Whether ``a`` is a ``jax.Array`` (a tracer included)."""
+        """Whether ``a`` is a ``jax.Array`` (tracers included)."""
         return isinstance(a, _jax().Array)
-
-    def is_complex(self, a: Any) -> bool:
-        """``jnp.iscomplexobj``."""
-        return bool(_jax().numpy.iscomplexobj(a))
-
-    def dtype(self, a: Any) -> Any:
-        """The NumPy dtype of ``a``."""
-        return np.dtype(a.dtype)
 
 
 PRIMITIVES = JaxPrimitives()
-
-
-# ---------------------------------------------------------------------------------
-# Batched programs
-
-
-class _BatchedProgram:
-    """A vmapped operator whose closure, if any, is applied by a vmapped call.
-
-    Each batched program compiles its own closure application, so the compiled code
-    is freed with the program.
-    """
-
-    __slots__ = ("apply", "program")
-
-    def __init__(self, program: Function, *, jit: bool):
-        self.program = program
-        jax = _jax()
-        apply = jax.vmap(lambda c, v: c(v))
-        self.apply = jax.jit(apply) if jit else apply
-
-    def __call__(self, *args: Any) -> Any:
-        out = self.program(*args)
-        first = out[0]
-        if isinstance(first, _jax().tree_util.Partial):
-            return (_BatchedPartial(first, self.apply), *out[1:])
-        return out
-
-
-class _BatchedPartial:
-    """A batched pytree closure: applied point by point with one vmapped call."""
-
-    __slots__ = ("apply", "closure")
-
-    def __init__(self, closure: Any, apply: Function):
-        self.closure = closure
-        self.apply = apply
-
-    def __call__(self, arg: Any) -> Any:
-        return self.apply(self.closure, arg)
 
 
 # ---------------------------------------------------------------------------------
@@ -198,6 +127,7 @@ class JaxBackend(
 
     framework = "jax"
     extra = "jax"
+    title = "JAX"
     options = JACOBIAN_OPTIONS
     can_detect = True
 
@@ -338,8 +268,18 @@ class JaxBackend(
             out = raw(x, *args)
             return (*out[:first], *[self.cast(o, x.dtype) for o in out[first:]])
 
-        program = jax.vmap(typed, in_axes=in_axes)
-        return _BatchedProgram(jax.jit(program) if self.jit else program, jit=self.jit)
+        program: Function = jax.vmap(typed, in_axes=in_axes)
+        apply = jax.vmap(lambda c, v: c(v))  # a batched closure, point by point
+        if self.jit:
+            program, apply = jax.jit(program), jax.jit(apply)
+        if not first:
+            return program
+
+        def batched(*args: Any) -> tuple[Any, ...]:
+            closure, *arrays = program(*args)
+            return (functools.partial(apply, closure), *arrays)
+
+        return batched
 
     # -- sparse derivatives ----------------------------------------------------------
 

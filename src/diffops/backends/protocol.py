@@ -57,11 +57,19 @@ class Backend:
             boundary can skip that check.
         protect_input: Whether the user's function receives the input's own memory
             and could change it in place; the boundary then passes it a copy.
+        title: The framework's name in messages, e.g. ``"PyTorch"``.
+        write_with: How to write functions for it, for hints (completes "write f
+            ..."), e.g. ``"with torch operations (torch.sin, ...) on the tensor"``.
+        numpy_markers: Words of the errors raised when a plain NumPy function meets
+            this framework's arrays (also recognised: errors raised inside NumPy).
     """
 
     name: str
     framework: str
     extra: str
+    title: str = ""
+    write_with: str = ""
+    numpy_markers: tuple[str, ...] = ()
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     fresh_outputs: bool = False
     protect_input: bool = False

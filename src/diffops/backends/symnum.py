@@ -37,7 +37,6 @@ from diffops.errors import (
     MissingArgumentShapeError,
     ShapeMismatchError,
     require_shape,
-    tracing_error,
 )
 from diffops.operators import ALL_DIFF_OPS, OPERATORS, shape_of
 
@@ -172,10 +171,8 @@ _SLICING = threading.RLock()
 def _strided_slices() -> Iterator[None]:
     """Symbolic arrays sliced with a step as NumPy slices them, while code is made.
 
-    SymPy's N-d arrays give wrong results for slices with a step over more than one
-    dimension (``a[0:3:2]`` of a ``(3, 2)`` array keeps one row, not two), which
-    would make SymNum's code silently wrong; slices with a step are taken from a
-    NumPy object array instead.
+    SymPy's N-d arrays slice wrongly with a step (``a[0:3:2]`` of a ``(3, 2)`` array
+    keeps one row): such slices are taken from a NumPy object array instead.
     """
     from symnum.array import SymbolicArray
 
@@ -396,6 +393,12 @@ class SymnumBackend(Backend, GeneratedCode, SparseDerivatives, ExampleModels):
     name = "symnum"
     framework = "symnum"
     extra = "symnum"
+    title = "SymNum"
+    write_with = (
+        "with symnum.numpy (`import symnum.numpy as snp`: snp.sin, snp.sum, "
+        "snp.array, ...) instead of numpy; SymNum passes it symbolic arrays."
+    )
+    numpy_markers = ("ufunc", "Symbol")
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {
         op: ("arg_shape", "extra_shapes") for op in ALL_DIFF_OPS
     }
@@ -441,21 +444,6 @@ class SymnumBackend(Backend, GeneratedCode, SparseDerivatives, ExampleModels):
         if symbolic is None or shapes is None:
             return None
         return _numpify, (symbolic, tuple(shapes))
-
-    def explain_error(self, err: Exception, func: Function) -> Exception | None:
-        """A hint when NumPy functions meet SymNum's symbolic arrays."""
-        text = str(err)
-        if not isinstance(err, TypeError | AttributeError) or not (
-            "ufunc" in text or "Symbol" in text or "Symbolic" in text
-        ):
-            return None
-        return tracing_error(
-            "SymNum",
-            func,
-            f"{type(err).__name__}: {err}",
-            "with symnum.numpy (`import symnum.numpy as snp`: snp.sin, snp.sum, "
-            "snp.array, ...) instead of numpy; SymNum passes it symbolic arrays.",
-        )
 
     def namespace(self) -> SimpleNamespace:
         """The example models' operations in this framework."""

@@ -1,25 +1,15 @@
 """PyTorch backend: functions written with ``torch`` operations.
 
-PyTorch is imported on first use. The operators are composed
-(:mod:`diffops.backends.compose`) from two sets of primitives:
-
-- :class:`TorchGraph` for single points: each call records the user's function once
-  on a fresh leaf tensor and runs backward passes of that graph. Whole-operator
-  ``torch.func`` transforms cost 2-2.5 times this on inputs of a few elements
-  (``grad_and_value``) and 5-6 times for Hessians (timed with PyTorch 2.13 on CPU;
-  the benchmark's ``torch.func best / diffops torch`` rows). Single backward passes
-  call the engine through the entry point ``torch.autograd.grad`` itself uses,
-  skipping its argument handling. A backward pass is recorded (``create_graph``) only
-  when an outer derivative is being taken of it. Forward products ``J t`` are VJPs of
-  the recorded map ``u -> uᵀ J`` (the double-VJP trick): PyTorch's forward-mode AD
-  gives the same columns but is 4-5 times slower per column. From ``BATCH_MIN``
-  products on, backward passes are vectorised with ``torch.func.vmap`` over the
-  cotangents: at d = 100 that is 10-15 times faster than a loop.
-- :class:`TorchFunc` for stacks of points: ``torch.func``'s ``vjp``, ``jvp`` and
-  ``vmap``, which ``torch.func.vmap`` can batch (leaf tensors cannot be).
-
-Every call differentiates a fresh leaf detached from the caller's data, and results
-are detached, so no graph outlives a call except inside a product closure.
+Operators (:mod:`diffops.backends.compose`) from two sets of primitives.
+:class:`TorchGraph`, for single points, records the function once on a fresh leaf and
+runs backward passes of that graph, recorded only when an outer derivative is taken
+of them; forward products are VJPs of the recorded ``u -> uᵀ J`` (double VJP, 4-5
+times faster per column than PyTorch's forward mode); from ``BATCH_MIN`` products on,
+backward passes are vmapped over the cotangents (10-15 times a loop at d = 100).
+Whole-operator ``torch.func`` transforms cost 2-6 times this on small inputs (the
+benchmark's ``torch.func best / diffops torch`` rows). :class:`TorchFunc`, for stacks
+of points, uses ``torch.func``'s transforms, which ``torch.func.vmap`` can batch.
+Results are detached: no graph outlives a call except inside a product closure.
 """
 
 from __future__ import annotations
@@ -42,7 +32,7 @@ from diffops.backends.capabilities import (
 )
 from diffops.backends.protocol import Backend
 from diffops.backends.support import call_signature
-from diffops.errors import TracingError, function_name, tracing_error
+from diffops.errors import TracingError, function_name
 from diffops.operators import JACOBIAN_OPTIONS, OPERATORS
 
 Function = Callable[..., Any]
@@ -168,8 +158,13 @@ class _Backward:
         return _backward(self.out, self.leaf, cotangent, create=_recording())
 
 
-class TorchGraph:
+class TorchGraph(compose.Primitives):
     """Primitives on recorded graphs (one point per call)."""
+
+    @property
+    def xp(self) -> Any:
+        """``torch``."""
+        return _torch()
 
     def vjp(self, f: Function, x: Any) -> tuple[Any, Function, Any]:
         """Record ``f`` on a leaf (or on ``x`` itself inside an outer derivative)."""
@@ -182,15 +177,6 @@ class TorchGraph:
         finally:
             _NESTING.depth -= 1
         return out, _Backward(out, leaf), aux
-
-    def linearize(
-        self, f: Function, x: Any, *, symmetric: bool = False
-    ) -> tuple[Any, Function, Any]:
-        """The pullback when the Jacobian is symmetric, else its transpose."""
-        out, pullback, aux = self.vjp(f, x)
-        if symmetric:
-            return out, pullback, aux
-        return out, self.pushforward(f, x, out, pullback), aux
 
     def pushforward(self, f: Function, x: Any, out: Any, pullback: Any) -> Any:
         """``J t`` as the VJP of the recorded ``u -> uᵀ J`` (double VJP)."""
@@ -215,11 +201,7 @@ class TorchGraph:
 
     def closure(self, product: Function) -> Any:
         """The product, its results detached (and copied if views)."""
-
-        def closure(m: Any) -> Any:
-            return _owned(product(m), m)
-
-        return closure
+        return lambda m: _owned(product(m), m)
 
     def basis(self, shape: tuple[int, ...], like: Any) -> Any:
         """``eye(n)`` reshaped, on ``like``'s device."""
@@ -227,37 +209,19 @@ class TorchGraph:
         torch = _torch()
         return torch.eye(n, dtype=like.dtype, device=like.device).reshape((n, *shape))
 
-    def reshape(self, a: Any, shape: tuple[int, ...]) -> Any:
-        """``a.reshape``."""
-        return a.reshape(shape)
-
-    def transpose(self, a: Any) -> Any:
-        """``a.T``."""
-        return a.T
-
-    def ones_like(self, a: Any) -> Any:
-        """``torch.ones_like``."""
-        return _torch().ones_like(a)
-
     def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
         """``torch.zeros`` on ``like``'s device."""
         return _torch().zeros(shape, dtype=like.dtype, device=like.device)
 
-    def shape(self, a: Any) -> tuple[int, ...]:
-        """``tuple(a.shape)``."""
-        return tuple(a.shape)
-
     def is_array(self, a: Any) -> bool:
         """Whether ``a`` is a tensor; NumPy arrays are an error (no graph)."""
-        if isinstance(a, _torch().Tensor):
-            return True
         if isinstance(a, np.ndarray | np.generic):
-            raise TracingError(_numpy_result_message(a))
-        return False
-
-    def is_complex(self, a: Any) -> bool:
-        """``a.is_complex()``."""
-        return bool(a.is_complex())
+            msg = (
+                f"The function returned {type(a).__name__}, not a torch.Tensor: NumPy "
+                f"arrays carry no autograd graph.\nHint: write it {TORCH.write_with}"
+            )
+            raise TracingError(msg)
+        return isinstance(a, _torch().Tensor)
 
     def dtype(self, a: Any) -> Any:
         """The NumPy dtype of a tensor."""
@@ -304,15 +268,6 @@ def _numpy_dtype(tensor: Any) -> np.dtype:
         return np.dtype(name)
     except TypeError:  # bfloat16 and other types NumPy lacks
         return np.dtype(np.float32 if tensor.is_floating_point() else np.complex64)
-
-
-def _numpy_result_message(value: Any) -> str:
-    return (
-        f"The function returned {type(value).__name__}, not a torch.Tensor, so "
-        f"PyTorch cannot differentiate it (NumPy arrays carry no autograd graph).\n"
-        f"Hint: write it with torch operations (torch.sin, torch.sum, `@`, ...) on "
-        f"the tensor it receives and return the resulting tensor."
-    )
 
 
 # ---------------------------------------------------------------------------------
@@ -380,17 +335,6 @@ def _probe(func: Function, x: Any, args: tuple[Any, ...]) -> None:
         func(x.detach().requires_grad_(), *args)
 
 
-def _raised_inside_numpy(err: BaseException) -> bool:
-    """Whether ``err`` was raised in NumPy's code (a NumPy function met a tensor)."""
-    tb = err.__traceback__
-    while tb is not None:
-        module = tb.tb_frame.f_globals.get("__name__", "")
-        if module == "numpy" or module.startswith("numpy."):
-            return True
-        tb = tb.tb_next
-    return False
-
-
 # ---------------------------------------------------------------------------------
 # The backend
 
@@ -403,6 +347,12 @@ class TorchBackend(
     name = "torch"
     framework = "torch"
     extra = "torch"
+    title = "PyTorch"
+    write_with = (
+        "with torch operations (torch.sin, torch.sum, `@`, ...) on the tensor it "
+        "receives, instead of numpy functions."
+    )
+    numpy_markers = ("numpy()", "Tensor.__array__", "ufunc")
     options = JACOBIAN_OPTIONS
     # The operators detach every result and copy views (see ``_owned``).
     fresh_outputs = True
@@ -470,12 +420,10 @@ class TorchBackend(
         return tensor if device.type == "cpu" else tensor.to(device)
 
     def to_framework_argument(self, arg: np.ndarray, dtype: np.dtype) -> Any:
-        """An extra argument as a tensor; floating-point data in the input's dtype.
+        """An extra argument as a tensor, floating-point data in the input's dtype.
 
-        PyTorch does not promote mixed float32/float64 operands in matrix products
-        (``addmv input tensors must have the same dtype``); JAX computes such data in
-        the input's precision too. Integer and boolean arrays (indices, masks) keep
-        their dtype.
+        PyTorch does not promote mixed float32/float64 matrix products (JAX computes
+        such data in the input's precision too); integer and boolean arrays keep theirs.
         """
         if arg.dtype.kind == "f" and arg.dtype != dtype:
             arg = arg.astype(dtype)
@@ -486,27 +434,6 @@ class TorchBackend(
         if isinstance(value, _TENSOR):
             return value.numpy(force=True)  # type: ignore[no-any-return]
         return np.asarray(value)
-
-    def explain_error(self, err: Exception, func: Function) -> Exception | None:
-        """A :class:`~diffops.errors.TracingError` with a hint (NumPy on a tensor)."""
-        if isinstance(err, TracingError) or not isinstance(
-            err, RuntimeError | TypeError
-        ):
-            return None
-        text = str(err)
-        if not (
-            "numpy()" in text
-            or ("Tensor" in text and "ufunc" in text)
-            or _raised_inside_numpy(err)
-        ):
-            return None
-        return tracing_error(
-            "PyTorch",
-            func,
-            err,
-            "with torch operations (torch.sin, torch.sum, `@`, ...) on the tensor it "
-            "receives, instead of numpy functions.",
-        )
 
     # -- framework arrays ----------------------------------------------------------
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from diffops.backends.protocol import Backend, Function
-from diffops.errors import DiffopsError, TracingError, causes, function_name
+from diffops.errors import (
+    DiffopsError,
+    TracingError,
+    causes,
+    function_name,
+    tracing_error,
+)
 
 
 def explain(backend: Backend, err: Exception, func: Function) -> Exception | None:
@@ -20,7 +26,40 @@ def explain(backend: Backend, err: Exception, func: Function) -> Exception | Non
     """
     if any(isinstance(e, DiffopsError) for e in causes(err)):
         return None
-    return _foreign_framework(backend, err, func) or backend.explain_error(err, func)
+    return (
+        _foreign_framework(backend, err, func)
+        or backend.explain_error(err, func)
+        or _numpy_met_arrays(backend, err, func)
+    )
+
+
+def _numpy_met_arrays(
+    backend: Backend, err: Exception, func: Function
+) -> Exception | None:
+    """A hint when a plain NumPy function met the backend's arrays."""
+    if not backend.write_with or not isinstance(
+        err, TypeError | AttributeError | RuntimeError
+    ):
+        return None
+    text = str(err)
+    if not (
+        any(marker in text for marker in backend.numpy_markers)
+        or _raised_inside_numpy(err)
+    ):
+        return None
+    cause = f"{type(err).__name__}: {err}"
+    return tracing_error(backend.title, func, cause, backend.write_with)
+
+
+def _raised_inside_numpy(err: BaseException) -> bool:
+    """Whether ``err`` was raised in NumPy's code (a NumPy function met an array)."""
+    tb = err.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module == "numpy" or module.startswith("numpy."):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 # The frameworks a user's function may be written with, by top-level package, and
