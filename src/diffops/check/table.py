@@ -77,21 +77,30 @@ def terminal_width(default: int = 80) -> int:
     return shutil.get_terminal_size((default, 24)).columns
 
 
-def format_table(columns: Sequence[Column], rows: Sequence[Row], width: int) -> str:
+def format_table(
+    columns: Sequence[Column],
+    rows: Sequence[Row],
+    width: int,
+    *,
+    vertical: bool = True,
+) -> str:
     """The table as text no wider than ``width`` (where words allow).
 
     Args:
         columns: The columns.
         rows: Rows of cells (one string per column) and :class:`Section` headings.
         width: Largest line length wanted.
+        vertical: Whether to fall back to the vertical layout; if not, a table that
+            cannot fit is returned wider than ``width``.
 
     Returns:
         The lines of the table, joined by newlines.
     """
     natural = _natural_widths(columns, rows)
     widths = _narrowed(columns, natural, width) if _total(natural) > width else natural
-    if widths is None:
+    if widths is None and vertical:
         return "\n".join(_vertical(columns, rows, width))
+    widths = natural if widths is None else widths
     lines = _header(columns, widths)
     for row in rows:
         if isinstance(row, Section):
