@@ -372,7 +372,7 @@ def test_demo_names_an_uninstalled_backend_and_its_extra(capsys, isolated_regist
     import types
 
     module = types.ModuleType("absent")
-    for op in diffops.DIFF_OPS:
+    for op in diffops.ALL_DIFF_OPS:
         setattr(module, op, lambda func: func)
     module.EXTRA = "absentextra"
     diffops.register_backend("absent", diffops.AutodiffBackend(module, False))
