@@ -66,17 +66,14 @@ def check_derivatives(
         x: Point of shape ``S`` (float32 or float64; other real inputs: float64).
         op_name: Operator implemented by ``func`` (second form only).
         args: Extra arguments of ``func`` and of every derivative function.
-        reference: ``"fd"`` (default): finite differences and ``func(x)``. A backend
-            name (e.g. ``"jax"``): diffops' own derivatives of ``func`` on that
-            backend. A mapping from operator names to derivative functions: those.
+        reference: ``"fd"`` (finite differences and ``func(x)``), a backend name
+            (diffops' derivatives on it) or a mapping of derivative functions.
         rtol: Relative tolerance (default 1e-6 for float64, 1e-4 for float32).
         atol: Absolute tolerance (default ``16 eps`` of ``x``'s dtype).
         step: Largest finite-difference step relative to ``max(1, |x[k]|)``
             (default ``2 eps^(1/5)``: 1.5e-3 in float64).
-        directions: Number of random closure arguments, and of random directions
-            when ``x.size > full_limit``.
-        full_limit: Largest ``x.size`` for which every coordinate direction is
-            differenced; above it, random projections (rerun on failure).
+        directions: Random closure arguments (and directions above ``full_limit``).
+        full_limit: Largest ``x.size`` differenced along every coordinate.
         seed: Seed of the random directions and closure arguments.
         raise_on_failure: Raise :class:`DerivativeCheckError` on the first failure
             (default: ``False`` in the first form, ``True`` in the second).
@@ -106,15 +103,10 @@ def check_derivatives(
     """
     forms = _call_forms(func, op_name, supplied)
     settings = CheckSettings(rtol, atol, step, directions, full_limit, seed)
+    name = function_name(func)
+    functions, original = forms.functions, forms.original
     report = run_checks(
-        forms.original,
-        x,
-        forms.functions,
-        tuple(args),
-        reference,
-        settings,
-        forms.backend,
-        function_name(func),
+        original, x, functions, tuple(args), reference, settings, forms.backend, name
     )
     if forms.raises if raise_on_failure is None else raise_on_failure:
         report.raise_if_failed()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from diffops.cli import commands
 from diffops.cli.arguments import USAGE_EXIT, UsageError
@@ -20,8 +21,6 @@ __all__ = ["main", "run"]
 
 def _parser() -> argparse.ArgumentParser:
     from diffops import __version__
-    from diffops.models import MODELS
-    from diffops.operators import ALL_DIFF_OPS
 
     parser = argparse.ArgumentParser(
         prog="diffops",
@@ -30,15 +29,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"diffops {__version__}")
     subcommands = parser.add_subparsers(dest="command", required=True)
+    _check_parser(subcommands)
+    _demo_parser(subcommands)
+    backends = subcommands.add_parser(
+        "backends", help="list backends and whether installed"
+    )
+    backends.set_defaults(run=commands.backends)
+    return parser
+
+
+def _check_parser(subcommands: Any) -> None:
+    from diffops.operators import ALL_DIFF_OPS
 
     check = subcommands.add_parser(
         "check",
         help="check and time a function's derivatives on every backend",
         description="Build the derivatives of a function on every requested "
         "backend, check them (and hand-written ones) against finite differences "
-        "and against each other, time them, and print one table. Exit status: 0 "
-        "if all pass, 1 if any fails, 2 for usage errors. Backends on which the "
-        "function cannot run are reported as not applicable.",
+        "and against each other, time them (after starting each backend, timed on "
+        "its own), and print one table. Exit status: 0 if all pass, 1 if any "
+        "fails, 2 for usage errors. Backends on which the function cannot run are "
+        "reported as not applicable.",
     )
     check.add_argument(
         "target",
@@ -85,12 +96,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=commands.check)
 
+
+def _demo_parser(subcommands: Any) -> None:
+    from diffops.models import MODELS
+
     models = ", ".join(f"{name} ({m.description})" for name, m in MODELS.items())
     demo = subcommands.add_parser(
         "demo",
         help="check and time every example model on every installed backend",
         description="Check every example model on every installed backend against "
-        "finite differences and its closed-form derivatives, and time it. Models: "
+        "finite differences, the other backends and its closed-form derivatives, "
+        "and time it; each model's table is printed as soon as it is done. Models: "
         + models
         + ".",
     )
@@ -104,11 +120,6 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the results as JSON, no tables"
     )
     demo.set_defaults(run=commands.demo)
-    backends = subcommands.add_parser(
-        "backends", help="list backends and whether installed"
-    )
-    backends.set_defaults(run=commands.backends)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
