@@ -18,6 +18,7 @@ terminal is :func:`terminal_width` (the ``COLUMNS`` variable, the terminal's siz
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 from collections.abc import Sequence
@@ -123,15 +124,24 @@ def wrap_notes(notes: Sequence[str], width: int, indent: str = "    ") -> str:
     """
     wrapped = [
         textwrap.fill(
-            note,
+            _SHORT_BRACKETS.sub(_unbroken, note),
             width,
             subsequent_indent=indent,
             break_long_words=False,
             break_on_hyphens=False,
-        )
+        ).replace(_NO_BREAK, " ")
         for note in notes
     ]
     return "\n".join(wrapped)
+
+
+_NO_BREAK = "\u00a0"
+_SHORT_BRACKETS = re.compile(r"\[[^\[\]]{1,20}\]")
+"""An index such as ``[0, 1]``: kept on one line when notes are wrapped."""
+
+
+def _unbroken(match: re.Match[str]) -> str:
+    return match.group(0).replace(" ", _NO_BREAK)
 
 
 def _natural_widths(columns: Sequence[Column], rows: Sequence[Row]) -> list[int]:

@@ -132,11 +132,7 @@ def _start(
         startups.append(start_backend(backend))
         progress.next_unit()
     if backends:
-        out.say(
-            "",
-            "Start-up, once per backend before anything is timed (not part of the "
-            "first calls below):",
-        )
+        out.say("", "Start-up of each backend, timed apart from the first calls below:")
         out.show(format_startups(startups, width))
     return startups
 
