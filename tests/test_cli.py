@@ -382,6 +382,30 @@ def test_demo_names_an_uninstalled_backend_and_its_extra(capsys, isolated_regist
     assert "pip install diffops[absentextra]" in capsys.readouterr().err
 
 
+def test_demo_json(capsys):
+    backend = _one_backend()
+    assert main(["demo", "--models", "linear", "--backends", backend, "--json"]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)  # nothing but JSON on standard output
+    assert document["command"] == "demo"
+    assert document["models"] == ["linear"]
+    assert document["passed"] is True
+    assert document["closed_form_tolerance"] == 1e-8
+    startup = document["startup"][backend]
+    assert startup["first_derivative_seconds"] > 0
+    rows = document["results"]
+    assert {r["operator"] for r in rows} == set(
+        diffops.demo.applicable_ops(diffops.models.MODELS["linear"])
+    )
+    for row in rows:
+        assert row["model"] == "linear"
+        assert row["status"] == "passed"
+        assert row["closed_form_error"] <= 1e-8
+        assert row["max_rel_error_vs_finite_differences"] < 1e-6
+        assert row["per_call_seconds"] > 0
+        assert row["first_call_seconds"] > 0
+
+
 def test_demo_help_lists_the_models(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])

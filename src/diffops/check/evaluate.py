@@ -21,8 +21,6 @@ from diffops.errors import NonArrayOutputError, function_name
 
 Function = Callable[..., Any]
 
-_FRAMEWORK_BACKENDS = {"jax": "jax", "jaxlib": "jax", "torch": "torch"}
-
 
 def numpy_function(
     func: Function,
@@ -63,7 +61,7 @@ def numpy_function(
     # (generated code) only when nothing else runs the function.
     names: list[str | None] = [backend] if backend and backend != "symnum" else []
     names.append(None)
-    names += [b for b in ("torch", "jax", "jax_nojit", "autograd") if b in installed]
+    names += [b for b in installed if b != "symnum"]
     if "symnum" in installed:
         names.append("symnum")
     first_error: Exception | None = None
@@ -82,12 +80,13 @@ def numpy_function(
             if name is None:
                 first_error = err
             continue
-        if name is None and backend is None:
-            module = type(out).__module__.split(".")[0]
-            if module in _FRAMEWORK_BACKENDS:
-                # A jax.numpy function given NumPy arrays computes in float32
-                # unless x64 is on: run it through its framework's wrapper.
-                return numpy_function(func, x, args, _FRAMEWORK_BACKENDS[module])
+        owner = (
+            _backend_of(out, installed) if name is None and backend is None else None
+        )
+        if owner is not None:
+            # A jax.numpy function given NumPy arrays computes in float32 unless
+            # x64 is on: run it through its framework's wrapper.
+            return numpy_function(func, x, args, owner, hint=hint)
         value = _as_array(out, func, hint=hint)
         if value is not None:
             return _strict(candidate, func), value
@@ -98,6 +97,31 @@ def numpy_function(
         f"installed backend."
     )
     raise NonArrayOutputError(msg)
+
+
+def _backend_of(out: Any, installed: Sequence[str]) -> str | None:
+    """The first backend whose framework's arrays ``out`` is (``jaxlib`` is JAX's)."""
+    from diffops.registry import backend
+
+    module = type(out).__module__.split(".")[0]
+    for name in installed:
+        framework = backend(name).framework
+        if module.startswith(framework) and name != "symnum":
+            return name
+    return None
+
+
+def known_input_shape(func: Function) -> tuple[int, ...] | None:
+    """The input shape a function records, if any (``symnum.numpify`` records it).
+
+    Args:
+        func: The user's function.
+
+    Returns:
+        The shape of its first argument, or ``None``.
+    """
+    shapes = getattr(func, "_arg_shapes", None)
+    return tuple(shapes[0]) if shapes else None
 
 
 def backend_options(
@@ -117,7 +141,7 @@ def backend_options(
         ``{"arg_shape": shape}`` for SymNum and a function without recorded
         shapes, else ``{}``.
     """
-    if backend == "symnum" and not hasattr(func, "_arg_shapes"):
+    if backend == "symnum" and known_input_shape(func) is None:
         return {"arg_shape": tuple(shape)}
     return {}
 

@@ -245,14 +245,16 @@ def parse_point(args: argparse.Namespace, func: Any) -> Any:
     if args.shape is not None:
         shape = parse_shape(args.shape)
     else:
-        known = getattr(func, "_arg_shapes", None)  # SymNum functions know it
-        if not known:
+        from diffops.check.evaluate import known_input_shape
+
+        known = known_input_shape(func)  # SymNum functions know it
+        if known is None:
             msg = (
                 "give the input's shape (--shape 3) or a point (--point 0.5,1.0): "
                 "the function is evaluated there."
             )
             raise UsageError(msg)
-        shape = tuple(known[0])
+        shape = known
     rng = np.random.default_rng(args.seed)
     return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
 
