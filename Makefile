@@ -17,8 +17,8 @@ TORCH_PIN := torch==2.13.0
 # say what, and show each package as pip collects it.
 $(STAMP): pyproject.toml Makefile
 	@echo "Setting up $(VENV), first run only: pip installs diffops with every backend" \
-	  "and the test and docs tools (about 1.5 min with a warm pip cache, longer" \
-	  "without); each package is listed as pip collects it."
+	  "and the test and docs tools (a few minutes: 1.5 with a warm pip cache on a" \
+	  "quiet machine); each package is listed as pip collects it."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "pip install $(TORCH_PIN) -e .[all,dev,docs]:"
