@@ -15,6 +15,7 @@ import pytest
 
 import diffops
 from _backends import SELECTED_BACKENDS, require_backend
+from diffops.batching import BatchShapeWarning
 
 TRACING = [
     b for b in ("jax", "jax_nojit", "torch", "autograd") if b in SELECTED_BACKENDS
@@ -222,3 +223,69 @@ def test_batched_sparse_results_are_lists_of_csr_arrays(backend, op):
         single = derivative(x)
         np.testing.assert_allclose(matrix.toarray(), single[0].toarray())
         np.testing.assert_allclose(value, single[-1])
+
+
+def test_batched_single_point_is_refused_or_flagged():
+    require_backend("jax")
+    import jax.numpy as jnp
+
+    derivative = diffops.grad_and_value(lambda x: jnp.sum(x**2))
+    derivative(np.ones(4))
+    with pytest.warns(BatchShapeWarning, match="X\\[None\\]"):
+        diffops.batched(derivative)(np.ones(4))
+    grads, _ = diffops.batched(derivative)(np.ones((2, 4)))  # a real stack: no word
+    assert grads.shape == (2, 4)
+
+
+def test_batched_single_point_with_generated_shape_is_an_error():
+    require_backend("symnum")
+    import symnum.numpy as snp
+
+    derivative = diffops.grad_and_value(
+        lambda x: snp.sum(x**2), backend="symnum", arg_shape=(3,)
+    )
+    with pytest.raises(diffops.errors.ShapeMismatchError, match="probably one point"):
+        diffops.batched(derivative)(np.ones(3))
+
+
+@pytest.mark.parametrize("op", ["grad_and_value", "mtp_hessian_grad_and_value"])
+def test_packed_layout_learned_when_the_call_traced_nothing(op):
+    """A call whose program JAX had already traced (another thread, a cleared
+    cache) learns its packed layout by an abstract trace, never a wrong slice."""
+    require_backend("jax")
+    import jax.numpy as jnp
+
+    derivative = getattr(diffops, op)(lambda x: jnp.sum(jnp.sin(x) * x))
+    x = np.linspace(0.1, 0.5, 3)
+    expected = derivative(x)
+    from diffops.boundary import PackedLayouts
+
+    def layouts(function: Any, seen: set[int]) -> list[PackedLayouts]:
+        found = []
+        for cell in getattr(function, "__closure__", None) or ():
+            value = cell.cell_contents
+            if isinstance(value, PackedLayouts):
+                found.append(value)
+            elif callable(value) and id(value) not in seen:
+                seen.add(id(value))
+                found += layouts(value, seen)
+        return found
+
+    (packing,) = set(layouts(derivative._impl, set()))
+    packing.unpackers.clear()  # forget the layouts; JAX keeps its compiled program
+    backend = derivative._backend
+    traced = []
+    original = backend.trace
+
+    def counting(*a: Any) -> Any:
+        traced.append(1)
+        return original(*a)
+
+    backend.trace = counting  # type: ignore[method-assign]
+    try:
+        again = derivative(x)
+    finally:
+        del backend.trace
+    assert traced  # the layout came from the abstract trace
+    for a, b in zip(expected[-3:], again[-3:], strict=True):
+        np.testing.assert_allclose(a, b)

@@ -114,6 +114,8 @@ def test_sparse_hessians_at_larger_n_use_a_star_coloring(structure):
     mtp, hessian, grad, value = derivative(x)
     dense = diffops.mtp_hessian_grad_and_value(hessian_functions(jnp)[structure])(x)
     np.testing.assert_allclose(hessian.toarray(), dense[1], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(grad, dense[2], rtol=1e-13)
+    np.testing.assert_allclose(value, dense[3], rtol=1e-13)
     m = RNG.standard_normal((40, 40))
     np.testing.assert_allclose(mtp(m), dense[0](m), rtol=1e-10, atol=1e-12)
     assert derivative.coloring["mode"] == "symmetric"

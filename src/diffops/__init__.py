@@ -41,7 +41,7 @@ from diffops.registry import (
 )
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__), typed for checkers
-    from diffops.batched import BatchedDerivativeFunction, batched
+    from diffops.batching import BatchedDerivativeFunction, batched
     from diffops.check import (
         CheckReport,
         CheckUsageError,
@@ -65,8 +65,8 @@ _LAZY_MODULES = (
 
 # Larger parts of the API load on first access, keeping ``import diffops`` light.
 _LAZY_ATTRIBUTES = {
-    "BatchedDerivativeFunction": "diffops.batched",
-    "batched": "diffops.batched",
+    "BatchedDerivativeFunction": "diffops.batching",
+    "batched": "diffops.batching",
     "CheckReport": "diffops.check",
     "CheckUsageError": "diffops.check",
     "DerivativeCheckError": "diffops.check",

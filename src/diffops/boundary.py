@@ -21,6 +21,7 @@ their dtypes are normalised and closures are checked the same way.
 from __future__ import annotations
 
 import math
+import pickle
 import threading
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -28,6 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from diffops import registry
+
+# Imported with diffops (not on first use): its fork handler must see every fork.
+from diffops.backends.protocol import Backend
 from diffops.errors import (
     ComplexOutputError,
     DiffopsError,
@@ -40,9 +45,10 @@ from diffops.errors import (
     require_shape,
 )
 from diffops.operators import Closure, Operator, shape_of
+from diffops.portable import portable, restore
 
 if TYPE_CHECKING:
-    from diffops.backends.protocol import Backend, Function
+    from diffops.backends.protocol import Function
 
 FLOAT32 = np.dtype(np.float32)
 FLOAT64 = np.dtype(np.float64)
@@ -213,8 +219,6 @@ def _unpacker(
 
 def _overrides(backend: Backend, hook: str) -> bool:
     """Whether the backend's class overrides one of the protocol's default hooks."""
-    from diffops.backends.protocol import Backend
-
     return getattr(type(backend), hook) is not getattr(Backend, hook)
 
 
@@ -230,7 +234,7 @@ class ShapedClosure:
     dtype, a NumPy scalar when 0-d, never sharing memory with the argument).
     """
 
-    __slots__ = ("__name__", "_arg_shape", "_dtype", "_out_shape", "_what")
+    __slots__ = ("__name__", "_arg_shape", "_dtype", "_out_shape", "_source", "_what")
 
     def __init__(
         self,
@@ -244,6 +248,11 @@ class ShapedClosure:
         self._out_shape = out_shape
         self._dtype = dtype
         self._what = f"argument of {name}"
+        # The call that made the closure, ``(function, x, args)``: set by the
+        # derivative function that returned it, and pickled instead of the
+        # framework's closure (which holds traced or recorded state that does not
+        # pickle).
+        self._source: tuple[Any, Any, tuple[Any, ...]] | None = None
 
     @property
     def arg_shape(self) -> tuple[int, ...]:
@@ -272,6 +281,40 @@ class ShapedClosure:
 
     def _wrong_shape(self, shape: tuple[int, ...]) -> None:
         require_shape(shape, self._arg_shape, self._what, "")
+
+    def __copy__(self) -> ShapedClosure:
+        return self  # immutable: it keeps its own copy of the input
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ShapedClosure:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as its recipe, the call that made it: computed again where it is
+        # unpickled, by the same program on the same input, so it gives the same
+        # results.
+        if self._source is None:
+            msg = (
+                f"This {self.__name__} closure was not returned by a diffops "
+                f"derivative function, so it has no recipe to pickle. Pickle the "
+                f"derivative function and the point instead."
+            )
+            raise pickle.PicklingError(msg)
+        return (_reapplied, self._source)
+
+
+def _reapplied(function: Callable[..., Any], x: Any, args: tuple[Any, ...]) -> Any:
+    """The closure that ``function(x, *args)`` returns first (unpickles closures).
+
+    Args:
+        function: A derivative function (single or batched) of an operator that
+            returns a closure.
+        x: The input (or stack of inputs) the closure was made at.
+        args: The extra arguments of that call.
+
+    Returns:
+        The closure, with its own recipe so that it pickles again.
+    """
+    return function(x, *args)[0]
 
 
 class ProductClosure(ShapedClosure):
@@ -394,20 +437,29 @@ def make_caller(
     cast, concat, limit = backend.cast, backend.concat, backend.pack_limit
     packing: PackedLayouts | None = None
 
+    def arrays_of(x: Any, *args: Any) -> list[Any]:
+        """The operator's array outputs, in the input's dtype."""
+        return [cast(o, x.dtype) for o in raw(x, *args)[first:]]
+
     def typed(x: Any, *args: Any) -> tuple[Any, ...]:
         # On compiling backends this runs at trace time, once per call signature.
         out = raw(x, *args)
         arrays = [cast(o, x.dtype) for o in out[first:]]
-        if not pack or sum(math.prod(a.shape) for a in arrays) > limit:
-            if packing is not None:
-                packing.record(None)
+        shapes = packed_shapes(arrays)
+        if packing is not None:
+            packing.record(shapes)
+        if shapes is None:
             return (*out[:first], *arrays)
-        assert packing is not None
-        packing.record(tuple(tuple(a.shape) for a in arrays))
         return (*out[:first], concat(arrays))
 
+    def packed_shapes(arrays: Sequence[Any]) -> tuple[tuple[int, ...], ...] | None:
+        """The shapes of arrays leaving the program packed (``None``: not packed)."""
+        if not pack or sum(math.prod(a.shape) for a in arrays) > limit:
+            return None
+        return tuple(tuple(a.shape) for a in arrays)
+
     if pack:
-        packing = PackedLayouts(backend, typed)
+        packing = PackedLayouts(backend, arrays_of, packed_shapes)
     needs_typing = pack or _overrides(backend, "cast")
     program = backend.compile(typed if needs_typing else raw)
     input_shape = backend.input_shape(op.name, func, **options)
@@ -425,14 +477,21 @@ class PackedLayouts:
     Small results leave a compiled program as one flat array; which slices of it
     are which output depends on the call's signature (input and argument shapes).
     The layout is recorded while the program is traced (in the tracing thread) and
-    read right after the call that traced it; a signature whose program was traced
-    earlier under another signature that the framework treats as the same is
-    traced again abstractly (no computation) to learn it.
+    read right after the call that traced it. When the call traced nothing (another
+    thread traced it at the same time, or it was traced under a signature that the
+    framework treats as the same), the outputs' shapes are found by tracing the
+    unpacked outputs abstractly (nothing is computed).
     """
 
-    def __init__(self, backend: Backend, typed: Function):
+    def __init__(
+        self,
+        backend: Backend,
+        arrays_of: Function,
+        packed_shapes: Callable[[Sequence[Any]], tuple[tuple[int, ...], ...] | None],
+    ):
         self._backend = backend
-        self._typed = typed
+        self._arrays_of = arrays_of
+        self._packed_shapes = packed_shapes
         self._traced = threading.local()
         self.unpackers: dict[Any, Callable[[np.ndarray], tuple[Any, ...]] | None] = {}
 
@@ -451,8 +510,8 @@ class PackedLayouts:
         shapes: Any = getattr(self._traced, "shapes", _UNSET)
         if shapes is _UNSET:
             backend = self._backend
-            backend.run(backend.trace, x.dtype, self._typed, x, *args)
-            shapes = self._traced.shapes
+            arrays = backend.run(backend.trace, x.dtype, self._arrays_of, x, *args)
+            shapes = self._packed_shapes(arrays)
         unpack = None if shapes is None else _unpacker(shapes)
         self.unpackers[key] = unpack
         return unpack
@@ -862,6 +921,11 @@ class NumpyFunction:
     Calls with 64-bit NumPy arguments compute in float64 (the backend's
     :meth:`~diffops.backends.protocol.Backend.run`); tuples are converted element by
     element and returned callables are wrapped the same way.
+
+    It pickles as its recipe: the user's function (by reference, or by value with
+    cloudpickle), the backend's name and the compile options; a callable it returned
+    pickles as the call that returned it. Both are rebuilt, and compiled again,
+    where they are unpickled.
     """
 
     __slots__ = (
@@ -870,16 +934,45 @@ class NumpyFunction:
         "__wrapped__",
         "_apply",
         "_backend",
+        "_call",
+        "_compile",
         "_dtype",
+        "_source",
     )
 
     def __init__(
-        self, backend: Backend, function: Function, dtype: np.dtype | None = None
+        self,
+        backend: Backend,
+        function: Function,
+        dtype: np.dtype | None = None,
+        *,
+        compile: dict[str, Any] | None = None,
     ):
+        """Wrap ``function``.
+
+        Args:
+            backend: The backend of ``function``'s framework.
+            function: Function of framework arrays.
+            dtype: Precision of every call; ``None`` chooses per call from the
+                arguments (float64 if any is 64-bit).
+            compile: Options of the backend's
+                :meth:`~diffops.backends.protocol.Backend.compile` (for JAX:
+                :func:`jax.jit`'s keyword arguments) to compile ``function`` with,
+                or ``None`` to call it as it is.
+        """
         self._backend = backend
         self._apply = backend.closure_applier()
         self.__wrapped__ = function
         self._dtype = dtype
+        self._compile = compile
+        self._call = (
+            function if compile is None else backend.compile(function, **compile)
+        )
+        # For a callable returned by another NumpyFunction: (that function, its
+        # arguments, its keyword arguments, where in its result this one was).
+        self._source: (
+            tuple[Any, tuple[Any, ...], dict[str, Any], tuple[int, ...]] | None
+        ) = None
         self.__name__ = getattr(function, "__name__", type(function).__name__)
         self.__qualname__ = getattr(function, "__qualname__", self.__name__)
 
@@ -893,14 +986,32 @@ class NumpyFunction:
                 for a in (*args, *kwargs.values())
             )
             dtype = FLOAT64 if wide else FLOAT32
+        given = args
         args = tuple(
             [backend.to_framework(a) if isinstance(a, np.ndarray) else a for a in args]
         )
-        function = self.__wrapped__
+        function = self._call
         if kwargs:
             function = partial(function, **kwargs)
         out = backend.run(function, dtype, *args)
-        return _numpy_tree(backend, out, dtype, self._apply)
+        if isinstance(out, tuple) or callable(out):
+            return _numpy_tree(backend, out, dtype, (self, given, kwargs), ())
+        return backend.to_numpy(out) if backend.is_framework_array(out) else out
+
+    def __copy__(self) -> NumpyFunction:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> NumpyFunction:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._source is not None:
+            return (_returned, self._source)
+        function = portable(self.__wrapped__, self._backend)
+        return (
+            _numpy_function,
+            (self._backend.name, function, self._dtype, self._compile),
+        )
 
     def __repr__(self) -> str:
         return (
@@ -909,16 +1020,49 @@ class NumpyFunction:
         )
 
 
+def _numpy_function(
+    backend: str, function: Any, dtype: np.dtype | None, compile: dict[str, Any] | None
+) -> NumpyFunction:
+    """Rebuild a pickled :class:`NumpyFunction` from its recipe."""
+    return NumpyFunction(
+        registry.backend(backend), restore(function), dtype, compile=compile
+    )
+
+
+def _returned(
+    function: NumpyFunction,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    path: tuple[int, ...],
+) -> Any:
+    """Rebuild a pickled callable that a :class:`NumpyFunction` returned."""
+    out = function(*args, **kwargs)
+    for index in path:
+        out = out[index]
+    return out
+
+
 def _numpy_tree(
     backend: Backend,
     value: Any,
     dtype: np.dtype,
-    apply: Callable[[Function, Any], Any],
+    call: tuple[NumpyFunction, tuple[Any, ...], dict[str, Any]],
+    path: tuple[int, ...],
 ) -> Any:
     if isinstance(value, tuple):
-        return tuple(_numpy_tree(backend, v, dtype, apply) for v in value)
+        return tuple(
+            [
+                _numpy_tree(backend, v, dtype, call, (*path, i))
+                for i, v in enumerate(value)
+            ]
+        )
     if backend.is_framework_array(value):
         return backend.to_numpy(value)
     if callable(value):
-        return NumpyFunction(backend, partial(apply, value), dtype)
+        parent, args, kwargs = call
+        wrapped = NumpyFunction(backend, partial(parent._apply, value), dtype)
+        # Its recipe keeps copies of the arguments: the caller may change its own.
+        kept = tuple([a.copy() if isinstance(a, np.ndarray) else a for a in args])
+        wrapped._source = (parent, kept, dict(kwargs), path)
+        return wrapped
     return value

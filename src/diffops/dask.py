@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from diffops.batched import batched
+from diffops.batching import batched
 from diffops.boundary import as_input_array
 from diffops.derivative import DerivativeFunction
 from diffops.errors import ShapeMismatchError

@@ -12,7 +12,7 @@ from __future__ import annotations
 import _thread
 import collections
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -24,10 +24,10 @@ from diffops.errors import (
     closest,
 )
 from diffops.operators import ALL_DIFF_OPS, OPERATORS
+from diffops.portable import portable, restore
 from diffops.registry import require_available
 
-if TYPE_CHECKING:
-    from diffops.backends.protocol import Backend
+_UNKNOWN = object()
 
 
 def _backend_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -114,11 +114,14 @@ class DerivativeFunction:
         # Closures keep their input, and some frameworks hand the user's function
         # the input's own memory: then the boundary works on a copy.
         self._copy_input = self._op.closure is not None or found.protect_input
+        self._closes = self._op.closure is not None
         self._impl: Callable[..., tuple[Any, ...]] | None = None
         self._program: Callable[..., Any] | None = None
         self._saved: Any = None  # the backend's export, when unpickled
         self._lock = _thread.allocate_lock()
         self._builder: int | None = None  # the thread building it, while it does
+        self._point_shape: tuple[int, ...] | None = None  # of the latest call
+        self._fixed_shape: object = _UNKNOWN  # generated code's shape, once asked
         self.__name__ = f"{op_name}_of_{_func_name(func)}"
         self.__qualname__ = f"{op_name}_of_{_func_name(func, '__qualname__')}"
         self.__doc__ = (
@@ -195,6 +198,24 @@ class DerivativeFunction:
         return f"{self.op_name}|{self.backend}|{self.as_numpy}|{options!r}"
 
     @property
+    def point_shape(self) -> tuple[int, ...] | None:
+        """The input shape ``S``: fixed by generated code, else of the latest call.
+
+        ``None`` before the first call on backends that take any shape.
+        """
+        fixed = self.fixed_shape
+        return fixed if fixed is not None else self._point_shape
+
+    @property
+    def fixed_shape(self) -> tuple[int, ...] | None:
+        """The one input shape the backend generated code for (SymNum), or ``None``."""
+        if self._fixed_shape is _UNKNOWN:
+            self._fixed_shape = self._backend.input_shape(
+                self.op_name, self.func, **_backend_options(self.options)
+            )
+        return self._fixed_shape  # type: ignore[return-value]
+
+    @property
     def coloring(self) -> dict[str, Any] | None:
         """For a sparse operator after its first call: how its matrix is computed.
 
@@ -223,23 +244,37 @@ class DerivativeFunction:
             The operator's tuple as NumPy arrays (closures first, value last).
         """
         if type(x) is np.ndarray and (x.dtype is FLOAT64 or x.dtype is FLOAT32):
+            self._point_shape = x.shape
             arr = x.copy() if self._copy_input else x
         elif self._pass_through and not isinstance(x, np.ndarray):
             arr = x  # the boundary checks framework arrays
         else:
             arr = as_input_array(x, copy=self._copy_input)
+            self._point_shape = tuple(arr.shape)
         if args and self._copy_input:
             # Closures see the arguments they were built with, whatever the caller
             # does to its arrays afterwards.
             args = tuple([a.copy() if isinstance(a, np.ndarray) else a for a in args])
         try:
             call = self._impl or self._build()
-            return call(arr, *args) if args else call(arr)
+            out = call(arr, *args) if args else call(arr)
         except Exception as err:
             better = explain(self._backend, err, self.func)
             if better is None:
                 raise
             raise better from err
+        if self._closes:
+            # A closure pickles as the call that made it (``_reapplied``).
+            out[0]._source = (self, self._kept(x, arr), args)
+        return out
+
+    def _kept(self, x: Any, arr: Any) -> Any:
+        """The input as a closure's recipe keeps it: a copy the caller cannot change."""
+        if arr is not x:
+            return arr  # already a copy
+        if self._backend.is_framework_array(x):
+            return self._backend.framework_copy(x)
+        return as_input_array(x, copy=True)
 
     def __repr__(self) -> str:
         options = self.options if self.as_numpy else {**self.options, "as_numpy": False}
@@ -261,105 +296,8 @@ class DerivativeFunction:
         saved = self._saved
         if self._program is not None:
             saved = self._backend.export(self._program)
-        func = _portable(self.func, self._backend)
+        func = portable(self.func, self._backend)
         return (_rebuild, (func, self.op_name, self.backend, options, saved))
-
-
-def _portable(func: Any, backend: Backend) -> Any:
-    """``func`` in a form that unpickles in a fresh process.
-
-    The backend's recipe if it has one (SymNum's generated functions live in
-    temporary modules), else ``func`` itself if pickle can store it by reference,
-    else cloudpickle bytes.
-    """
-    import io
-    import pickle
-
-    recipe = backend.function_recipe(func)
-    if recipe is not None:
-        rebuild, args = recipe
-        return _Recipe(rebuild, tuple(_portable(a, backend) for a in args))
-    if not callable(func):
-        return func
-    try:
-        pickle.dump(func, io.BytesIO())
-    except (pickle.PicklingError, AttributeError, TypeError):
-        try:
-            import cloudpickle
-        except ImportError:  # pragma: no cover - depends on environment
-            msg = (
-                f"The function {_func_name(func)!r} cannot be pickled by reference "
-                f"(lambdas and local functions cannot). Install cloudpickle "
-                f"(`pip install diffops[pickle]`) or define it at module level."
-            )
-            raise pickle.PicklingError(msg) from None
-        buffer = io.BytesIO()
-        _by_value_pickler(cloudpickle)(buffer).dump(func)
-        return _CloudPickled(buffer.getvalue())
-    return func
-
-
-# Modules whose functions cannot be pickled by reference because they are wrappers
-# published under another module's name (autograd.numpy.sin claims to be numpy's),
-# so cloudpickle would copy them by value and lose their derivative rules.
-_WRAPPER_NAMESPACES = ("autograd.numpy", "autograd.scipy")
-
-
-def _namespace_attribute(module: str, name: str) -> Any:
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
-
-
-def _by_value_pickler(cloudpickle: Any) -> type:
-    """A cloudpickle pickler that stores framework wrapper functions by name."""
-    import sys
-
-    lookup: dict[int, tuple[str, str]] = {}
-    for module_name, module in list(sys.modules.items()):
-        if module is None or not module_name.startswith(_WRAPPER_NAMESPACES):
-            continue
-        for attr, value in vars(module).items():
-            if callable(value) and not isinstance(value, type):
-                lookup.setdefault(id(value), (module_name, attr))
-
-    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
-        def reducer_override(self, obj: Any) -> Any:
-            where = lookup.get(id(obj))
-            if where is not None and _namespace_attribute(*where) is obj:
-                return (_namespace_attribute, where)
-            return super().reducer_override(obj)
-
-    return Pickler
-
-
-class _CloudPickled:
-    """Bytes of a function serialised by value with cloudpickle."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes):
-        self.data = data
-
-
-class _Recipe:
-    """A function to rebuild by calling ``rebuild(*args)`` after unpickling."""
-
-    __slots__ = ("args", "rebuild")
-
-    def __init__(self, rebuild: Callable[..., Any], args: tuple[Any, ...]):
-        self.rebuild = rebuild
-        self.args = args
-
-
-def _restore(obj: Any) -> Any:
-    if isinstance(obj, _CloudPickled):
-        import pickle
-
-        return pickle.loads(obj.data)  # the caller's own data
-    if isinstance(obj, _Recipe):
-        return obj.rebuild(*[_restore(a) for a in obj.args])
-    return obj
 
 
 def _rebuild(
@@ -369,7 +307,7 @@ def _rebuild(
     options: dict[str, Any],
     saved: Any = None,
 ) -> DerivativeFunction:
-    derivative = DerivativeFunction(_restore(func), op_name, backend, **options)
+    derivative = DerivativeFunction(restore(func), op_name, backend, **options)
     derivative._saved = saved
     return derivative
 

@@ -72,7 +72,7 @@ class ReentrantBuildError(DiffopsError, RuntimeError):
 
 
 class ForkedProcessError(DiffopsError, RuntimeError):
-    """A framework initialised in a parent process is used in a ``fork`` child."""
+    """JAX is used in a ``fork`` child after it computed in the parent process."""
 
 
 class OutputTooLargeError(DiffopsError, MemoryError):

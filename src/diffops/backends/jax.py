@@ -36,7 +36,6 @@ from diffops.backends.protocol import (
     Options,
     check_jacobian_mode,
     example_namespace,
-    initialised,
     jacobian_mode,
     require_not_forked,
     split_highest,
@@ -70,7 +69,6 @@ def _jax() -> ModuleType:
 
             _ENABLE_X64 = lambda on: _old_enable_x64(on)  # noqa: E731
         _JAX = jax
-        initialised("jax")
     return _JAX
 
 
@@ -422,7 +420,7 @@ def jit_and_return_numpy_arrays(function: Function, **jit_kwargs: Any) -> Functi
     Returns:
         Compiled function returning NumPy arrays, as :func:`return_numpy_arrays`.
     """
-    return NumpyFunction(JAX, _jax().jit(function, **jit_kwargs))
+    return NumpyFunction(JAX, function, compile=jit_kwargs)
 
 
 # ---------------------------------------------------------------------------------
@@ -448,9 +446,9 @@ class JaxBackend(Backend):
         # separately, so large gradients are not copied into a joint buffer.
         self.pack_limit = 4096 if jit else 0
 
-    def compile(self, program: Function) -> Function:
-        """Compile with ``jax.jit`` (``jax``); unchanged on ``jax_nojit``."""
-        return _jax().jit(program) if self.jit else program
+    def compile(self, program: Function, **options: Any) -> Function:
+        """``jax.jit(program, **options)`` on ``jax``; unchanged on ``jax_nojit``."""
+        return _jax().jit(program, **options) if self.jit else program
 
     def run(self, function: Function, dtype: np.dtype, *args: Any) -> Any:
         """Call ``function`` inside ``jax.enable_x64(True)`` for float64 input."""

@@ -177,8 +177,14 @@ class Backend:
         """
         return None
 
-    def compile(self, program: Function) -> Function:
-        """Compile the per-call program (default: unchanged)."""
+    def compile(self, program: Function, **options: Any) -> Function:
+        """Compile the per-call program (default: unchanged).
+
+        Args:
+            program: Function of framework arrays.
+            **options: The framework's compile options (JAX: :func:`jax.jit`'s
+                keyword arguments), from ``jit_and_return_numpy_arrays``.
+        """
         return program
 
     def run(self, function: Function, dtype: np.dtype, *args: Any) -> Any:
@@ -562,24 +568,41 @@ def split_highest(derivative: Function, args: tuple[Any, ...]) -> Function:
 
 
 # ---------------------------------------------------------------------------------
-# Frameworks that cannot survive os.fork()
+# Frameworks in children created by os.fork()
+#
+# JAX cannot compute in a child forked after it computed in the parent: its runtime's
+# thread pools do not exist in the child, and the child hangs (a program compiled in
+# the parent may still run; compiling or running anything else blocks forever). So a
+# fork handler records whether JAX's runtime existed at the fork, and every JAX path
+# checks that record (require_not_forked) and raises instead of hanging. Having
+# imported JAX, traced or jit-wrapped functions does not count: the runtime starts at
+# the first computation.
+#
+# PyTorch works in such a child once the child computes on one intra-op thread (its
+# OpenMP pool, too, is gone): the handler sets that in every fork child of a process
+# that imported torch, as PyTorch's own data-loader workers do.
 
-_INITIALISED: set[str] = set()
 _FORKED_AFTER: set[str] = set()
 
 
-def initialised(framework: str) -> None:
-    """Record that ``framework`` was initialised in this process (threads started).
-
-    JAX and PyTorch run thread pools that do not survive ``os.fork()``: a child
-    forked after they started hangs on its first computation. A fork handler marks
-    such children, and :func:`require_not_forked` turns the hang into an error.
-    """
-    _INITIALISED.add(framework)
+def _jax_started() -> bool:
+    """Whether JAX's runtime (its XLA clients and their threads) exists here."""
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    if bridge is None:
+        return False
+    backends = getattr(bridge, "_backends", None)
+    # Read without JAX's lock, which a thread of the parent may have held at the
+    # fork. A JAX without this record: assume the worst.
+    return bool(backends) if isinstance(backends, dict) else True
 
 
 def _after_fork_in_child() -> None:
-    _FORKED_AFTER.update(_INITIALISED)
+    if _jax_started():
+        _FORKED_AFTER.add("jax")
+    torch = sys.modules.get("torch")
+    set_num_threads = getattr(torch, "set_num_threads", None)
+    if set_num_threads is not None:
+        set_num_threads(1)
 
 
 if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
@@ -587,22 +610,23 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
 
 
 def require_not_forked(framework: str) -> None:
-    """Raise if this process was forked after ``framework`` started its threads.
+    """Raise if this process was forked after ``framework`` computed in its parent.
 
     Args:
-        framework: ``"jax"`` or ``"torch"``.
+        framework: ``"jax"``.
 
     Raises:
         ForkedProcessError: (a ``RuntimeError``) naming the fix.
     """
     if framework in _FORKED_AFTER:
         msg = (
-            f"This process was created with os.fork() after {framework} was "
-            f"initialised in its parent; {framework} cannot compute in such a child "
-            f"(it would hang). Start worker processes with the 'spawn' or "
-            f"'forkserver' method, e.g. multiprocessing.get_context('spawn').Pool(), "
-            f"or multiprocessing.set_start_method('spawn') before creating pools; "
-            f"diffops derivative functions pickle, so they can be sent to such "
-            f"workers."
+            f"This process was created with os.fork() after {framework} computed in "
+            f"its parent; {framework} cannot compute in such a child (it would "
+            f"hang). Start worker processes with the 'spawn' or 'forkserver' "
+            f"method: call multiprocessing.set_start_method('spawn') once, at the "
+            f"start of the main script (this also covers libraries that create their "
+            f"own pools, such as Mici), or use "
+            f"multiprocessing.get_context('spawn').Pool(). diffops derivative "
+            f"functions pickle, so they can be sent to such workers."
         )
         raise ForkedProcessError(msg)

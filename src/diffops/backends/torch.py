@@ -48,14 +48,11 @@ import numpy as np
 
 from diffops.backends import protocol
 from diffops.backends.protocol import (
-    _FORKED_AFTER,
     Backend,
     InAxes,
     Options,
     check_jacobian_mode,
-    initialised,
     jacobian_mode,
-    require_not_forked,
 )
 from diffops.boundary import NumpyFunction, call_signature, check_value, require_fits
 from diffops.errors import TracingError, tracing_error
@@ -90,7 +87,6 @@ def _torch() -> ModuleType:
         _RUN_BACKWARD = getattr(torch.autograd.graph, "_engine_run_backward", None)
         _MODE_STACK_DEPTH = getattr(torch._C, "_len_torch_function_stack", None)
         _TORCH = torch
-        initialised("torch")
     return _TORCH
 
 
@@ -663,8 +659,6 @@ def _probed(raw: Callable[[Any], Any], func: Function) -> Callable[[Any], Any]:
     seen: set[tuple[Any, ...]] = set()
 
     def probed(x: Any, *args: Any) -> Any:
-        if _FORKED_AFTER:
-            require_not_forked("torch")
         key = call_signature(x, args)
         if key not in seen:
             _probe(func, x, args)

@@ -104,10 +104,10 @@ def pytensor_op(
     as Hessian-vector products; for an array-valued ``func`` the gradient is one
     ``vjp_and_value`` evaluation (its own derivatives are not available).
 
-    With ``pm.sample(cores=2, ...)`` on the ``jax`` or ``torch`` backend, start the
-    workers with ``mp_ctx="spawn"`` or ``"forkserver"``: JAX and PyTorch cannot
-    compute in a child created by ``fork`` after they started in the parent
-    (diffops raises ``ForkedProcessError`` there). Ops pickle as their recipe.
+    With ``pm.sample(cores=2, ...)`` on the ``jax`` backend, start the
+    workers with ``mp_ctx="spawn"`` or ``"forkserver"``: JAX cannot compute in a
+    child created by ``fork`` after it computed in the parent (diffops raises
+    ``ForkedProcessError`` there). Ops pickle as their recipe.
 
     Args:
         func: Function ``func(x, *args)`` of an array ``x`` of shape ``S``, written

@@ -27,6 +27,10 @@ from diffops.errors import ShapeMismatchError
 from diffops.operators import Closure, shape_of
 
 
+class BatchShapeWarning(UserWarning):
+    """A stack of points passed to a batched function looks like a single point."""
+
+
 class BatchedClosure(ShapedClosure):
     """A product closure of a batched evaluation: one product per point.
 
@@ -99,6 +103,7 @@ class BatchedDerivativeFunction:
         self._programs: dict[tuple[int | None, ...], Any] = {}
         self._lock = _thread.allocate_lock()
         self._warned = False
+        self._point_shape: tuple[int, ...] | None = None
         self.__name__ = f"batched_{derivative.__name__}"
 
     def __repr__(self) -> str:
@@ -131,9 +136,11 @@ class BatchedDerivativeFunction:
                 f"derivative function itself for a single point."
             )
             raise ShapeMismatchError(msg)
+        self._check_not_one_point(xs.shape)
         if copy:  # closures keep their inputs, as for single calls
             args = tuple([a.copy() if isinstance(a, np.ndarray) else a for a in args])
         self._check_args(xs.shape[0], args)
+        self._point_shape = xs.shape[1:]
         in_axes = (
             0,
             *[0 if i in self.batched_args else None for i in range(len(args))],
@@ -142,11 +149,13 @@ class BatchedDerivativeFunction:
         program = (
             None if d.options.get("sparsity") is not None else (self._program(in_axes))
         )
-        if program is not None:
+        if program is None:
+            out = self._looped(xs, args)
+        else:
             try:
-                return self._vectorized(program, xs, args)
+                out = self._vectorized(program, xs, args)
             except Exception as err:  # the function may not be vectorisable
-                looped = self._looped(xs, args)
+                out = self._looped(xs, args)
                 if not self._warned:
                     self._warned = True
                     msg = (
@@ -155,8 +164,33 @@ class BatchedDerivativeFunction:
                         f"its points are evaluated one by one instead."
                     )
                     warnings.warn(msg, RuntimeWarning, stacklevel=2)
-                return looped
-        return self._looped(xs, args)
+        if d._op.closure is not None:
+            # A batched closure pickles as the call that made it (``_reapplied``).
+            out[0]._source = (self, xs, args)
+        return out
+
+    def _check_not_one_point(self, shape: tuple[int, ...]) -> None:
+        """Refuse (fixed input shape) or warn about a stack that looks like one point.
+
+        ``X`` of shape ``(4,)`` is four points of shape ``()``; when the function's
+        points are known to have shape ``(4,)`` (generated code's fixed shape, or the
+        shape of earlier calls), that is probably one point, not four.
+        """
+        d = self.derivative
+        fixed = d.fixed_shape
+        known = fixed if fixed is not None else self._point_shape or d.point_shape
+        if not known or shape != known:
+            return
+        hint = (
+            f"batched({d.__name__}) takes points stacked along a new first axis, "
+            f"shape (B,) + S, so shape {shape} is {shape[0]} points of shape "
+            f"{shape[1:]}; but {d.__name__}'s points have shape {known}, so this is "
+            f"probably one point. Pass X[None] (shape {(1, *shape)}) for a batch of "
+            f"one, or call {d.__name__} itself."
+        )
+        if fixed:
+            raise ShapeMismatchError(hint)
+        warnings.warn(hint, BatchShapeWarning, stacklevel=3)
 
     def _check_args(self, size: int, args: tuple[Any, ...]) -> None:
         for i in self.batched_args:
