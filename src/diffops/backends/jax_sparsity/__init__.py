@@ -30,12 +30,8 @@ from typing import Any
 import numpy as np
 
 from diffops.backends.jax_sparsity import deps as D
-from diffops.backends.jax_sparsity.propagate import (
-    CONSERVATIVE,
-    RULES,
-    Context,
-    propagate,
-)
+from diffops.backends.jax_sparsity.propagate import Context, propagate
+from diffops.backends.jax_sparsity.table import CONSERVATIVE, RULES
 
 __all__ = [
     "CONSERVATIVE",
@@ -72,7 +68,7 @@ def _linear_pattern(
     in_deps: list[Any] = [None] * n_args
     in_deps[1] = D.identity(n_seed)
     out_deps, _ = propagate(
-        closed.jaxpr, in_deps, [None] * n_args, closed.consts, Context(n_seed)
+        closed.jaxpr, in_deps, [None] * n_args, closed.consts, Context(n_seed, RULES)
     )
     (deps,) = out_deps
     if deps is None:
