@@ -170,7 +170,8 @@ def _default_fill(dtype: np.dtype) -> Any:
 
 
 def scatter(kind: str) -> Emulation:
-    """A scatter on constants: ``kind`` is ``set``, ``add``, ``mul``, ``min``, ``max``."""
+    """A scatter on constants (``kind``: set, add, mul, min or max)."""
+
     def emulate(a: Sequence[np.ndarray], p: dict[str, Any]) -> list[np.ndarray]:
         operand, indices, updates = a[0], a[1], a[2]
         if p.get("update_jaxpr") is not None and kind == "set":
