@@ -1,26 +1,4 @@
-"""Problems for IPOPT (through ``cyipopt``): :func:`ipopt_problem`.
-
-IPOPT solves ``min f(x)`` subject to ``cl <= c(x) <= cu`` and ``lb <= x <= ub`` and
-asks for sparse derivatives in coordinate form: the constraints' Jacobian as values in
-the order of a structure ``(rows, cols)`` given once, and the Hessian of the Lagrangian
-``σ ∇²f(x) + Σ_i λ[i] ∇²c[i](x)`` as the values of its lower triangle, in the order of
-another fixed structure. :class:`IpoptProblem` builds all of it from the user's
-traced functions:
-
-- ``objective`` and ``gradient`` from one ``grad_and_value`` evaluation per point;
-- ``constraints`` and ``jacobian`` from one sparse ``jacobian_and_value``
-  evaluation per point, the structure read from the function (``sparsity="detect"``);
-- ``hessian`` from one sparse ``hessian_grad_and_value`` of the Lagrangian
-  ``x -> σ f(x) + Σ λ * c(x)`` (:class:`~diffops.lagrangian.Lagrangian`) with ``σ``
-  and ``λ`` extra arguments, so its structure is found once for every ``σ`` and
-  ``λ`` and each iteration reuses one compiled program.
-
-The object has cyipopt's problem interface (``objective``, ``gradient``,
-``constraints``, ``jacobian``, ``jacobianstructure``, ``hessian``,
-``hessianstructure``), so it can be passed to ``cyipopt.Problem`` as it is;
-:meth:`IpoptProblem.solve` does that. ``cyipopt`` is imported only there
-(``pip install diffops[ipopt]``).
-"""
+"""The IPOPT problem object: cyipopt's interface, derivatives from diffops."""
 
 from __future__ import annotations
 
@@ -33,11 +11,12 @@ import numpy as np
 from diffops.boundary import as_input_array
 from diffops.compat import wrap_function
 from diffops.derivative import DerivativeFunction
-from diffops.errors import ShapeMismatchError
+from diffops.errors import ShapeMismatchError, function_name
+from diffops.ipopt.layout import Layout
 from diffops.lagrangian import Lagrangian
 from diffops.point_cache import PointCache
 
-__all__ = ["IpoptProblem", "ipopt_problem"]
+__all__ = ["IpoptProblem"]
 
 # Levels of the objective's and the constraints' point caches.
 _VALUE, _DERIVATIVE = 0, 1
@@ -45,52 +24,34 @@ _VALUE, _DERIVATIVE = 0, 1
 _CACHED_POINTS = 2
 
 
-class _Structure:
-    """Row and column indices of the entries IPOPT takes from a matrix.
-
-    For a CSR result: the structure as found at the first evaluation (checked at
-    every later one, since IPOPT's values must stay in its order) and the indices
-    into ``data`` of the entries IPOPT takes (all of them for a Jacobian, the lower
-    triangle of a Hessian). For a dense result: every entry, or every entry of the
-    lower triangle.
-    """
-
-    def __init__(self, matrix: Any, shape: tuple[int, int], lower: bool):
-        self.dense = isinstance(matrix, np.ndarray)
-        if self.dense:
-            # Positions in the flattened matrix, in row-major order.
-            if lower:
-                rows, cols = np.tril_indices(shape[0])
-            else:
-                rows, cols = np.indices(shape).reshape(2, -1)
-            self.take = np.ravel_multi_index((rows, cols), shape)
-            self.indptr = self.indices = np.zeros(0, dtype=np.int64)
-        else:
-            # Positions in the CSR ``data``, which is in row-major order already.
-            self.indptr = np.array(matrix.indptr, copy=True)
-            self.indices = np.array(matrix.indices, copy=True)
-            rows = np.repeat(np.arange(shape[0]), np.diff(self.indptr))
-            cols = self.indices
-            self.take = np.flatnonzero(rows >= cols) if lower else np.arange(cols.size)
-            rows, cols = rows[self.take], cols[self.take]
-        self.rows = np.asarray(rows, dtype=np.int64)
-        self.cols = np.asarray(cols, dtype=np.int64)
-
-    def values(self, matrix: Any, what: str) -> np.ndarray:
-        """The entries IPOPT takes from ``matrix``, in the order of ``rows, cols``."""
-        if self.dense:
-            return np.array(np.reshape(matrix, -1)[self.take], dtype=np.float64)
-        if not (
-            np.array_equal(matrix.indptr, self.indptr)
-            and np.array_equal(matrix.indices, self.indices)
-        ):  # pragma: no cover - a sparse result's structure is fixed per signature
-            msg = (
-                f"The {what}'s sparse structure changed between evaluations, so its "
-                f"values no longer match IPOPT's structure. Please report this as a "
-                f"diffops bug."
-            )
-            raise RuntimeError(msg)
-        return np.array(matrix.data[self.take], dtype=np.float64)
+def _checked(sparsity: Any, x0: Any, constraints: Any, cl: Any, cu: Any) -> np.ndarray:
+    """The starting point as a vector, after checking the problem's arguments."""
+    if not (sparsity is None or (isinstance(sparsity, str) and sparsity == "detect")):
+        msg = (
+            f"ipopt_problem takes sparsity='detect' or None, not {sparsity!r}: "
+            f"the Jacobian's and the Lagrangian's Hessian's structures are read "
+            f"from the functions (jax, jax_nojit), or dense (None, any backend)."
+        )
+        raise ValueError(msg)
+    x = as_input_array(x0, copy=True, what="starting point x0")
+    if x.ndim != 1:
+        msg = (
+            f"The starting point x0 has shape {x.shape}, but IPOPT's variables "
+            f"are a vector of shape (n,). Flatten x0 (and reshape x inside the "
+            f"functions) or pass x0.ravel()."
+        )
+        raise ShapeMismatchError(msg)
+    if constraints is None and (cl is not None or cu is not None):
+        msg = "cl and cu bound constraints: pass the constraints function too."
+        raise ValueError(msg)
+    if constraints is not None and (cl is None or cu is None):
+        msg = (
+            "ipopt_problem with constraints needs their bounds cl <= c(x) <= cu: "
+            "pass cl and cu (scalars or arrays of shape (m,); cl == cu for "
+            "equalities, -np.inf or np.inf for a missing side)."
+        )
+        raise ValueError(msg)
+    return x
 
 
 class IpoptProblem:
@@ -136,33 +97,7 @@ class IpoptProblem:
         prefetch: bool = True,
         **options: Any,
     ):
-        if not (
-            sparsity is None or (isinstance(sparsity, str) and sparsity == "detect")
-        ):
-            msg = (
-                f"ipopt_problem takes sparsity='detect' or None, not {sparsity!r}: "
-                f"the Jacobian's and the Lagrangian's Hessian's structures are read "
-                f"from the functions (jax, jax_nojit), or dense (None, any backend)."
-            )
-            raise ValueError(msg)
-        x = as_input_array(x0, copy=True, what="starting point x0")
-        if x.ndim != 1:
-            msg = (
-                f"The starting point x0 has shape {x.shape}, but IPOPT's variables "
-                f"are a vector of shape (n,). Flatten x0 (and reshape x inside the "
-                f"functions) or pass x0.ravel()."
-            )
-            raise ShapeMismatchError(msg)
-        if constraints is None and (cl is not None or cu is not None):
-            msg = "cl and cu bound constraints: pass the constraints function too."
-            raise ValueError(msg)
-        if constraints is not None and (cl is None or cu is None):
-            msg = (
-                "ipopt_problem with constraints needs their bounds cl <= c(x) <= cu: "
-                "pass cl and cu (scalars or arrays of shape (m,); cl == cu for "
-                "equalities, -np.inf or np.inf for a missing side)."
-            )
-            raise ValueError(msg)
+        x = _checked(sparsity, x0, constraints, cl, cu)
         self.x0 = x.astype(np.float64)
         self.n = self.x0.size
         self.lb = self._bounds(lb, -np.inf, self.n, "lb")
@@ -204,33 +139,12 @@ class IpoptProblem:
         self._constraint_points: PointCache | None = None
         self._value_shape: tuple[int, ...] = (0,)
         if constraints is not None:
-            self.derivatives["jacobian_and_value"] = DerivativeFunction(
-                constraints, "jacobian_and_value", backend, **sparse, **options
-            )
-            constraint_value = wrap_function(constraints, backend)
-            self._constraint_points = PointCache(
-                [
-                    (
-                        "constraints",
-                        lambda x: (constraint_value(x, *self.constraint_args),),
-                    ),
-                    (
-                        "jacobian_and_value",
-                        lambda x: self.derivatives["jacobian_and_value"](
-                            x, *self.constraint_args
-                        ),
-                    ),
-                ],
-                size=_CACHED_POINTS,
-                prefetch=prefetch,
-            )
-            # The constraints' shape, and so m, from one evaluation at x0.
-            self._value_shape = np.shape(self._constraint_at(self.x0, _VALUE).value)
+            self._add_constraints(constraints, sparse)
         self.m = int(np.prod(self._value_shape))
         self.cl = self._bounds(cl, 0.0, self.m, "cl")
         self.cu = self._bounds(cu, 0.0, self.m, "cu")
-        self._jacobian_structure: _Structure | None = None
-        self._hessian_structure: _Structure | None = None
+        self._jacobian_structure: Layout | None = None
+        self._hessian_structure: Layout | None = None
         self.calls = dict.fromkeys(
             (
                 "objective",
@@ -243,6 +157,32 @@ class IpoptProblem:
             ),
             0,
         )
+
+    def _add_constraints(self, constraints: Callable[..., Any], sparse: Any) -> None:
+        """The constraints' derivative function and cache; ``m`` from ``x0``."""
+        backend, options, prefetch = self._backend, self._options, self.prefetch
+        self.derivatives["jacobian_and_value"] = DerivativeFunction(
+            constraints, "jacobian_and_value", backend, **sparse, **options
+        )
+        constraint_value = wrap_function(constraints, backend)
+        self._constraint_points = PointCache(
+            [
+                (
+                    "constraints",
+                    lambda x: (constraint_value(x, *self.constraint_args),),
+                ),
+                (
+                    "jacobian_and_value",
+                    lambda x: self.derivatives["jacobian_and_value"](
+                        x, *self.constraint_args
+                    ),
+                ),
+            ],
+            size=_CACHED_POINTS,
+            prefetch=prefetch,
+        )
+        # The constraints' shape, and so m, from one evaluation at x0.
+        self._value_shape = np.shape(self._constraint_at(self.x0, _VALUE).value)
 
     @staticmethod
     def _bounds(bound: Any, default: float, size: int, name: str) -> np.ndarray:
@@ -348,15 +288,15 @@ class IpoptProblem:
             structure = self._jacobian_layout()
             return structure.rows.copy(), structure.cols.copy()
 
-    def _jacobian_layout(self) -> _Structure:
+    def _jacobian_layout(self) -> Layout:
         if self._jacobian_structure is None:
             if self._constraint_points is None:
-                self._jacobian_structure = _Structure(
+                self._jacobian_structure = Layout(
                     np.zeros((0, self.n)), (0, self.n), lower=False
                 )
             else:
                 jacobian = self._constraint_at(self.x0, _DERIVATIVE).out[0]
-                self._jacobian_structure = _Structure(
+                self._jacobian_structure = Layout(
                     jacobian, (self.m, self.n), lower=False
                 )
         return self._jacobian_structure
@@ -393,12 +333,12 @@ class IpoptProblem:
             structure = self._hessian_layout()
             return structure.rows.copy(), structure.cols.copy()
 
-    def _hessian_layout(self) -> _Structure:
+    def _hessian_layout(self) -> Layout:
         if self._hessian_structure is None:
             hessian = self._hessians.at(
                 0, self.x0, (np.ones(()), np.ones(self._value_shape))
             ).out[0]
-            self._hessian_structure = _Structure(hessian, (self.n, self.n), lower=True)
+            self._hessian_structure = Layout(hessian, (self.n, self.n), lower=True)
         return self._hessian_structure
 
     def hessian(self, x: Any, lagrange: Any, obj_factor: Any) -> np.ndarray:
@@ -491,9 +431,11 @@ class IpoptProblem:
         return x, info
 
     def __repr__(self) -> str:
-        constraints = None if self._constraints is None else _name(self._constraints)
+        constraints = (
+            None if self._constraints is None else function_name(self._constraints)
+        )
         return (
-            f"ipopt_problem({_name(self._objective)}, n={self.n}, "
+            f"ipopt_problem({function_name(self._objective)}, n={self.n}, "
             f"constraints={constraints}, m={self.m}, backend={self._backend!r}, "
             f"sparsity={self.sparsity!r})"
         )
@@ -513,113 +455,16 @@ class IpoptProblem:
             **self._options,
         }
         return (
-            _rebuild,
+            rebuild_problem,
             (self._objective, self.x0, self._constraints, keywords),
         )
 
 
-def _name(func: Callable[..., Any]) -> str:
-    return str(getattr(func, "__name__", type(func).__name__))
-
-
-def _rebuild(
+def rebuild_problem(
     objective: Callable[..., Any],
     x0: np.ndarray,
     constraints: Callable[..., Any] | None,
     keywords: dict[str, Any],
 ) -> IpoptProblem:
+    """A pickled :class:`IpoptProblem`, built again from its recipe."""
     return IpoptProblem(objective, x0, constraints, **keywords)
-
-
-def ipopt_problem(
-    objective: Callable[..., Any],
-    x0: Any,
-    constraints: Callable[..., Any] | None = None,
-    *,
-    lb: Any = None,
-    ub: Any = None,
-    cl: Any = None,
-    cu: Any = None,
-    args: tuple[Any, ...] = (),
-    constraint_args: tuple[Any, ...] = (),
-    backend: str = "jax",
-    sparsity: str | None = "detect",
-    prefetch: bool = True,
-    **options: Any,
-) -> IpoptProblem:
-    """Build an IPOPT problem ``min f(x)``, ``cl <= c(x) <= cu``, ``lb <= x <= ub``.
-
-    The result has cyipopt's problem interface, every derivative from the traced
-    functions: the gradient, the constraints' sparse Jacobian (structure and
-    values), and the lower triangle of the Lagrangian's Hessian
-    ``obj_factor ∇²f + Σ_i lagrange[i] ∇²c[i]`` (structure and values), computed as
-    one sparse Hessian of ``x -> obj_factor f(x) + Σ lagrange * c(x)`` with
-    ``obj_factor`` and ``lagrange`` extra arguments (so the structure is found once
-    and new multipliers compile nothing new):
-
-    >>> def f(x):                                              # doctest: +SKIP
-    ...     return x[0] * x[3] * (x[0] + x[1] + x[2]) + x[2]
-    >>> def c(x):                                              # doctest: +SKIP
-    ...     return jnp.stack([jnp.prod(x), jnp.sum(x**2)])
-    >>> problem = diffops.ipopt_problem(f, [1.0, 5.0, 5.0, 1.0], c, lb=1.0, ub=5.0,
-    ...                                 cl=[25.0, 40.0], cu=[np.inf, 40.0])
-    >>> x, info = problem.solve(print_level=0, sb="yes")    # doctest: +SKIP
-    >>> info["obj_val"]                                        # doctest: +SKIP
-    17.01401...
-
-    Args:
-        objective: Scalar ``objective(x, *args)`` of ``x`` of shape ``(n,)``, written
-            with the backend's framework.
-        x0: Starting point of shape ``(n,)``: fixes ``n``, is where the structures
-            are found (they hold at every point), and is where
-            :meth:`~IpoptProblem.solve` starts unless given another.
-        constraints: Array-valued ``constraints(x, *constraint_args)`` with values
-            of any shape ``F`` (flattened to ``m = prod(F)`` constraints), or
-            ``None``.
-        lb: Lower bounds of ``x``: a scalar or shape ``(n,)``; ``None``: none.
-        ub: Upper bounds of ``x``: a scalar or shape ``(n,)``; ``None``: none.
-        cl: Lower bounds of the constraints: a scalar or shape ``(m,)``
-            (``-np.inf``: none); required with ``constraints``.
-        cu: Upper bounds of the constraints (``cl == cu``: an equality); required
-            with ``constraints``.
-        args: Extra arguments of the objective (data), undifferentiated.
-        constraint_args: Extra arguments of the constraints.
-        backend: Backend name (case-insensitive), default ``"jax"``.
-        sparsity: ``"detect"`` (default; ``jax`` and ``jax_nojit``): the Jacobian's
-            and the Hessian's structures are read from the functions, and their
-            values computed with colored products. ``None``: dense derivatives and
-            dense structures (every entry; any backend).
-        prefetch: At a new point, evaluate the derivative with the value once
-            IPOPT has asked for it (default ``True``: one evaluation per accepted
-            point); ``False`` evaluates the value alone until the derivative is
-            asked for at that point (cheaper for rejected trial points).
-        **options: Backend options passed to the derivative functions.
-
-    Returns:
-        An :class:`IpoptProblem`: pass it to ``cyipopt.Problem`` as the problem
-        object, or call its ``solve(x0=None, **ipopt_options)``.
-
-    Raises:
-        ValueError: For bounds ``cl``/``cu`` missing with constraints, or given
-            without, or an unsupported ``sparsity``.
-        ShapeMismatchError: For ``x0`` that is not a vector, or bounds of the wrong
-            shape.
-        NotCallableError: If a function is not callable.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
-    """
-    return IpoptProblem(
-        objective,
-        x0,
-        constraints,
-        lb=lb,
-        ub=ub,
-        cl=cl,
-        cu=cu,
-        args=args,
-        constraint_args=constraint_args,
-        backend=backend,
-        sparsity=sparsity,
-        prefetch=prefetch,
-        **options,
-    )
