@@ -264,6 +264,8 @@ def test_packed_layout_learned_when_the_call_traced_nothing(op):
         found = []
         for cell in getattr(function, "__closure__", None) or ():
             value = cell.cell_contents
+            value = getattr(value, "__self__", value)  # a bound method's object
+            value = getattr(value, "packing", value)  # the per-call path's
             if isinstance(value, PackedLayouts):
                 found.append(value)
             elif callable(value) and id(value) not in seen:

@@ -28,7 +28,7 @@ from diffops.backends.support import call_signature
 from diffops.boundary.closures import ProductClosure
 from diffops.boundary.inputs import framework_arguments, framework_input
 from diffops.errors import function_name, require_shape
-from diffops.operators import Operator, shape_of
+from diffops.operators import Closure, Operator, shape_of
 
 Caller = Callable[..., tuple[Any, ...]]
 """The per-call function of a derivative function: ``call(x, *args) -> tuple``."""
@@ -153,54 +153,64 @@ class PackedLayouts:
         return unpack
 
 
-def _numpy_caller(
-    backend: Backend,
-    op: Operator,
-    program: Function,
-    packing: PackedLayouts | None,
-    input_shape: tuple[int, ...] | None,
-    func: Function,
-) -> Caller:
-    """The per-call function for NumPy inputs and outputs."""
-    run = backend.run
-    to_numpy = backend.to_numpy if backend.overrides("to_numpy") else np.asarray
-    to_framework = backend.to_framework
-    other = compiled(backend).argument_signature
-    # Backends that work on NumPy arrays in the default precision call the program
-    # directly.
-    convert_input = backend.overrides("to_framework")
-    plain = not (backend.overrides("run") or convert_input)
-    fresh = backend.fresh_outputs
-    unpackers = packing.unpackers if packing is not None else {}
-    # Straight-line generated code returns the same types for every input of one
-    # dtype: once its outputs were exact, later ones are returned untouched.
-    exact: dict[np.dtype, bool] = {}
-    learn = fresh and packing is None
+class _Path:
+    """What the per-call functions of one program need, worked out once."""
 
-    def enter(x: np.ndarray, args: tuple[Any, ...]) -> Any:
-        if input_shape is not None and x.shape != input_shape:
-            _generated_for(input_shape, x.shape, func)
-        if plain:
-            return program(x, *args)
-        if args and convert_input:
-            args = framework_arguments(backend, args, x.dtype)
-        return run(program, x.dtype, to_framework(x) if convert_input else x, *args)
+    def __init__(
+        self,
+        backend: Backend,
+        program: Function,
+        packing: PackedLayouts | None,
+        input_shape: tuple[int, ...] | None,
+        func: Function,
+    ):
+        self.backend = backend
+        self.program = program
+        self.packing = packing
+        self.input_shape = input_shape
+        self.func = func
+        self.run = backend.run
+        self.to_numpy = (
+            backend.to_numpy if backend.overrides("to_numpy") else np.asarray
+        )
+        self.to_framework = backend.to_framework
+        self.other = compiled(backend).argument_signature
+        # Backends that work on NumPy arrays in the default precision call the
+        # program directly.
+        self.convert_input = backend.overrides("to_framework")
+        self.plain = not (backend.overrides("run") or self.convert_input)
+        self.fresh = backend.fresh_outputs
+        self.unpackers = packing.unpackers if packing is not None else {}
+
+    def enter(self, x: np.ndarray, args: tuple[Any, ...]) -> Any:
+        """Run the program at ``x`` (and ``args``)."""
+        if self.input_shape is not None and x.shape != self.input_shape:
+            _generated_for(self.input_shape, x.shape, self.func)
+        if self.plain:
+            return self.program(x, *args)
+        if not self.convert_input:
+            return self.run(self.program, x.dtype, x, *args)
+        if args:
+            args = framework_arguments(self.backend, args, x.dtype)
+        return self.run(self.program, x.dtype, self.to_framework(x), *args)
 
     def enter_packed(
-        x: np.ndarray, args: tuple[Any, ...]
+        self, x: np.ndarray, args: tuple[Any, ...]
     ) -> tuple[Any, Callable[[np.ndarray], tuple[Any, ...]] | None]:
         """Run the program; also return the unpacker of its packed results."""
+        packing = self.packing
         assert packing is not None
-        key = call_signature(x, args, other)
-        unpack = unpackers.get(key, _UNSET)
+        key = call_signature(x, args, self.other)
+        unpack = self.unpackers.get(key, _UNSET)
         if unpack is not _UNSET:
-            return enter(x, args), unpack  # type: ignore[return-value]
+            return self.enter(x, args), unpack  # type: ignore[return-value]
         packing.expect()
-        out = enter(x, args)
+        out = self.enter(x, args)
         return out, packing.learn(key, x, args)
 
-    def convert(out: Sequence[Any], x: np.ndarray) -> list[Any]:
-        dtype = x.dtype
+    def convert(self, out: Sequence[Any], x: np.ndarray) -> list[Any]:
+        """Outputs as NumPy arrays of ``x``'s dtype (0-d: scalars), never aliased."""
+        dtype, to_numpy, fresh = x.dtype, self.to_numpy, self.fresh
         results = []
         for o in out:
             r = to_numpy(o)
@@ -211,49 +221,85 @@ def _numpy_caller(
             results.append(r if r.ndim else r[()])
         return results
 
+
+def _numpy_caller(
+    backend: Backend,
+    op: Operator,
+    program: Function,
+    packing: PackedLayouts | None,
+    input_shape: tuple[int, ...] | None,
+    func: Function,
+) -> Caller:
+    """The per-call function for NumPy inputs and outputs."""
+    path = _Path(backend, program, packing, input_shape, func)
     if op.closure is None:
+        return _packed_call(path) if packing is not None else _plain_call(path)
+    return _closure_call(path, backend, op.closure)
 
-        def call(x: np.ndarray, *args: Any) -> tuple[Any, ...]:
-            if packing is not None:
-                # The common case inlined (no arguments, signature seen): one frame
-                # less per call.
-                unpack = _UNSET if args else unpackers.get((x.shape, x.dtype), _UNSET)
-                if unpack is _UNSET:
-                    out, unpack = enter_packed(x, args)
-                else:
-                    out = run(program, x.dtype, x)
-                if unpack is not None:
-                    return unpack(to_numpy(out[0]))  # type: ignore[operator,no-any-return]
-                return tuple(convert(out, x))
-            if args:
-                out = enter(x, args)
-            elif plain:
-                if input_shape is not None and x.shape != input_shape:
-                    _generated_for(input_shape, x.shape, func)
-                out = program(x)
-            elif convert_input:
-                out = run(program, x.dtype, to_framework(x))
-            else:
-                out = run(program, x.dtype, x)
-            if learn:
-                if exact.get(x.dtype):
-                    return out  # type: ignore[no-any-return]
-                results = convert(out, x)
-                if x.dtype not in exact:
-                    exact[x.dtype] = _is_exact(out, results, x.dtype)
-                return tuple(results)
-            return tuple(convert(out, x))
 
-        return call
+def _packed_call(path: _Path) -> Caller:
+    """A program whose small results leave it packed (compiled backends)."""
+    run, program, to_numpy = path.run, path.program, path.to_numpy
+    unpackers, enter_packed, convert = path.unpackers, path.enter_packed, path.convert
 
-    spec = op.closure
-    assert spec is not None
+    def call(x: np.ndarray, *args: Any) -> tuple[Any, ...]:
+        # The common case inlined (no arguments, signature seen): one frame less.
+        unpack = _UNSET if args else unpackers.get((x.shape, x.dtype), _UNSET)
+        if unpack is _UNSET:
+            out, unpack = enter_packed(x, args)
+        else:
+            out = run(program, x.dtype, x)
+        if unpack is not None:
+            return unpack(to_numpy(out[0]))  # type: ignore[operator,no-any-return]
+        return tuple(convert(out, x))
+
+    return call
+
+
+def _plain_call(path: _Path) -> Caller:
+    """A program returning its results one by one."""
+    run, program, to_framework = path.run, path.program, path.to_framework
+    enter, convert, func = path.enter, path.convert, path.func
+    plain, convert_input, input_shape = path.plain, path.convert_input, path.input_shape
+    # Straight-line generated code returns the same types for every input of one
+    # dtype: once its outputs were exact, later ones are returned untouched.
+    exact: dict[np.dtype, bool] = {}
+    learn = path.fresh
+
+    def call(x: np.ndarray, *args: Any) -> tuple[Any, ...]:
+        if args:
+            out = enter(x, args)
+        elif plain:
+            if input_shape is not None and x.shape != input_shape:
+                _generated_for(input_shape, x.shape, func)
+            out = program(x)
+        elif convert_input:
+            out = run(program, x.dtype, to_framework(x))
+        else:
+            out = run(program, x.dtype, x)
+        if learn:
+            if exact.get(x.dtype):
+                return out  # type: ignore[no-any-return]
+            results = convert(out, x)
+            if x.dtype not in exact:
+                exact[x.dtype] = _is_exact(out, results, x.dtype)
+            return tuple(results)
+        return tuple(convert(out, x))
+
+    return call
+
+
+def _closure_call(path: _Path, backend: Backend, spec: Closure) -> Caller:
+    """A program returning a product closure first."""
+    packed = path.packing is not None
+    enter, enter_packed, convert = path.enter, path.enter_packed, path.convert
+    to_numpy = path.to_numpy
     apply = compiled(backend).closure_applier()
     # Closure argument and result shapes, per input and value shape.
     closure_shapes: dict[tuple[Any, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def call_with_closure(x: np.ndarray, *args: Any) -> tuple[Any, ...]:
-        if packing is not None:
+        if packed:
             out, unpack = enter_packed(x, args)
         else:
             out, unpack = enter(x, args), None

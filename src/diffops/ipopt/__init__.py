@@ -82,9 +82,8 @@ def ipopt_problem(
             values computed with colored products. ``None``: dense derivatives and
             dense structures (every entry; any backend).
         prefetch: At a new point, evaluate the derivative with the value once
-            IPOPT has asked for it (default ``True``: one evaluation per accepted
-            point); ``False`` evaluates the value alone until the derivative is
-            asked for at that point (cheaper for rejected trial points).
+            IPOPT has asked for it (default); ``False``: the value alone until the
+            derivative is asked for there (cheaper for rejected trial points).
         **options: Backend options passed to the derivative functions.
 
     Returns:
@@ -95,10 +94,8 @@ def ipopt_problem(
         ValueError: For bounds ``cl``/``cu`` missing with constraints, or given
             without, or an unsupported ``sparsity``.
         ShapeMismatchError: For ``x0`` that is not a vector, or bounds of the wrong
-            shape.
-        NotCallableError: If a function is not callable.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
+            shape; also the errors of building derivative functions (an unknown or
+            missing backend, a function that is not callable).
     """
     return IpoptProblem(
         objective,

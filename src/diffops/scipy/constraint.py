@@ -285,11 +285,8 @@ def scipy_constraint(
     ``scipy.optimize.minimize(method="trust-constr")``, with an objective from
     :func:`scipy_objective` (the docs' Constrained optimisation page has examples).
 
-    The constraint's ``fun`` is a :class:`ScipyConstraint` (its ``jac`` and
-    ``hess`` are that object's methods): ``con.fun.evaluations`` counts the
-    evaluations, ``con.fun.derivatives`` holds the derivative functions (their
-    ``.coloring`` tells how the sparse matrices are computed). The value and the
-    Jacobian at a point cost one evaluation.
+    Its ``fun`` is a :class:`ScipyConstraint` (with ``evaluations`` and the
+    ``derivatives``); the value and the Jacobian at a point cost one evaluation.
 
     Args:
         func: Array-valued ``func(x, *args)`` of ``x`` of shape ``(n,)``, with
@@ -321,10 +318,8 @@ def scipy_constraint(
         :class:`ScipyConstraint`.
 
     Raises:
-        ValueError: For an unknown ``hessian``.
-        NotCallableError: If ``func`` is not callable.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
+        ValueError: For an unknown ``hessian``, an unknown backend name (or a backend
+            not installed), or a ``func`` that is not callable (a ``TypeError``).
     """
     from scipy.optimize import NonlinearConstraint
 

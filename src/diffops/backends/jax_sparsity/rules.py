@@ -322,6 +322,32 @@ def _arranged(
     return index.reshape(n_b, n_f, n_k)
 
 
+def _window_sources(
+    p: dict[str, Any],
+    spatial_in: tuple[int, ...],
+    taps: tuple[int, ...],
+    spatial_out: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each (output position, tap): the flat input position, and whether any."""
+    strides, padding = p["window_strides"], p["padding"]
+    lhs_dil = p["lhs_dilation"] or (1,) * len(spatial_in)
+    rhs_dil = p["rhs_dilation"] or (1,) * len(spatial_in)
+    out_pos = np.indices(spatial_out).reshape(len(spatial_out), -1).T  # (P, d)
+    tap_pos = np.indices(taps).reshape(len(taps), -1).T  # (T, d)
+    source = np.zeros((out_pos.shape[0], tap_pos.shape[0]), dtype=np.int64)
+    valid = np.ones(source.shape, dtype=bool)
+    for d in range(len(spatial_in)):
+        dilated = (spatial_in[d] - 1) * lhs_dil[d] + 1
+        pos = (
+            out_pos[:, d][:, None] * strides[d]
+            - padding[d][0]
+            + tap_pos[:, d][None, :] * rhs_dil[d]
+        )
+        valid &= (pos >= 0) & (pos < dilated) & (pos % lhs_dil[d] == 0)
+        source = source * spatial_in[d] + np.where(valid, pos // lhs_dil[d], 0)
+    return source, valid
+
+
 def convolution(eqn: Any, operands: list[Deps], scope: Scope) -> list[Deps]:
     """A convolution: each output element depends on its window of the input.
 
@@ -349,29 +375,12 @@ def convolution(eqn: Any, operands: list[Deps], scope: Scope) -> list[Deps]:
     spatial_in = lhs_index.shape[2:]
     taps = rhs_index.shape[2:]
     spatial_out = out_index.shape[2:]
-    strides = p["window_strides"]
-    padding = p["padding"]
-    lhs_dil = p["lhs_dilation"] or (1,) * len(spatial_in)
-    rhs_dil = p["rhs_dilation"] or (1,) * len(spatial_in)
-    # For every (output position, tap): the input position, or -1.
-    out_pos = np.indices(spatial_out).reshape(len(spatial_out), -1).T  # (P, d)
-    tap_pos = np.indices(taps).reshape(len(taps), -1).T  # (T, d)
-    source = np.zeros((out_pos.shape[0], tap_pos.shape[0]), dtype=np.int64)
-    valid = np.ones(source.shape, dtype=bool)
-    for d in range(len(spatial_in)):
-        dilated = (spatial_in[d] - 1) * lhs_dil[d] + 1
-        pos = (
-            out_pos[:, d][:, None] * strides[d]
-            - padding[d][0]
-            + tap_pos[:, d][None, :] * rhs_dil[d]
-        )
-        valid &= (pos >= 0) & (pos < dilated) & (pos % lhs_dil[d] == 0)
-        source = source * spatial_in[d] + np.where(valid, pos // lhs_dil[d], 0)
+    source, valid = _window_sources(p, spatial_in, taps, spatial_out)
     kernel = scope.value(rhs)
     parts = []
     if operands[0] is not None:
         # taps used: (O, C, T) true where the kernel may be non-zero.
-        used = np.ones((o, c, tap_pos.shape[0]), dtype=bool)
+        used = np.ones((o, c, valid.shape[1]), dtype=bool)
         if kernel is not None:
             k = np.asarray(kernel).reshape(-1)[rhs_index.reshape(o, c, -1)]
             used = k != 0
