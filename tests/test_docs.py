@@ -175,6 +175,7 @@ NAMED_RUNS = {
     "threads": "benchmarks/threads.py",
     "banded constraint": "examples/banded_constraint.py",
     "CI": "bash .ci/run",
+    "constrained": "python -m benchmarks.constrained",
 }
 """Runs other than the benchmark harness whose figures the pages may quote: a
 paragraph quoting one names its command (and date)."""
@@ -190,12 +191,19 @@ def _prose_paragraphs(page: Path) -> list[tuple[str, str | None]]:
 
     Fenced blocks (transcripts of a command show what it printed in one run) and
     inline code (shapes such as ``1999 × 2000``) are left out; the run a paragraph
-    names is read before, as commands are written as code.
+    names is read before, as commands are written as code. A run named in a section
+    covers the paragraphs after it up to the next heading.
     """
     text = re.sub(r"^```.*?^```", "", page.read_text("utf-8"), flags=re.S | re.M)
     found = []
+    section_run = None
     for paragraph in re.split(r"\n\s*\n", text):
-        run = next((k for k, v in NAMED_RUNS.items() if v in paragraph), None)
+        if paragraph.lstrip().startswith("#"):
+            section_run = None
+        named = next((k for k, v in NAMED_RUNS.items() if v in paragraph), None)
+        # A run named in a section covers the rest of it (its table, its reading).
+        section_run = named or section_run
+        run = section_run
         prose = re.sub(r"`[^`]*`", "", paragraph)
         if prose.strip():
             found.append((prose, run))

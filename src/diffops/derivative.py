@@ -311,16 +311,12 @@ class DerivativeFunction:
         if self._program is not None:
             saved = generated_code(self._backend).export(self._program)
         func = portable(self.func, self._backend)
-        return (_rebuild, (func, self.op_name, self.backend, options, saved))
+        return (_rebuild, ((func, self.op_name, self.backend, options, saved),))
 
 
-def _rebuild(
-    func: Any,
-    op_name: str,
-    backend: str,
-    options: dict[str, Any],
-    saved: Any = None,
-) -> DerivativeFunction:
+def _rebuild(recipe: tuple[Any, str, str, dict[str, Any], Any]) -> DerivativeFunction:
+    """A pickled derivative function from its recipe (and its exported program)."""
+    func, op_name, backend, options, saved = recipe
     derivative = DerivativeFunction(restore(func), op_name, backend, **options)
     derivative._saved = saved
     return derivative

@@ -32,6 +32,11 @@ from diffops.errors import DiffopsError, SparsityError
 from diffops.operators import OPERATORS
 
 Function = Callable[..., Any]
+Args = tuple[Any, ...]
+"""Extra arguments of the user's function."""
+Opts = Mapping[str, Any]
+"""An operator's keyword options."""
+Shape = tuple[int, ...]
 InAxes = tuple[int | None, ...]
 """For batching: ``0`` for each stacked argument, ``None`` for shared ones."""
 
@@ -216,14 +221,7 @@ class SparseDerivatives:
     def _options(self) -> Mapping[str, tuple[str, ...]]:
         return getattr(self, "options", {})
 
-    def sparsity(
-        self,
-        kind: str,
-        func: Function,
-        x: Any,
-        args: tuple[Any, ...],
-        options: Mapping[str, Any],
-    ) -> Structure:
+    def sparsity(self, kind: str, func: Function, x: Any, args: Args) -> Structure:
         """The structure of ``func``'s Jacobian or Hessian at ``x``'s shape.
 
         Args:
@@ -231,7 +229,6 @@ class SparseDerivatives:
             func: The user's function.
             x: A point (its shape and dtype matter, not its values).
             args: Extra arguments.
-            options: The operator's options.
 
         Returns:
             The pattern (a 0/1 ``scipy.sparse.csr_array`` of shape
@@ -251,13 +248,8 @@ class SparseDerivatives:
         raise SparsityError(msg)
 
     def value_shape(
-        self,
-        op_name: str,
-        func: Function,
-        x: Any,
-        args: tuple[Any, ...],
-        options: Mapping[str, Any],
-    ) -> tuple[int, ...]:
+        self, op: str, func: Function, x: Any, args: Args, options: Opts
+    ) -> Shape:
         """Shape ``F`` of ``func(x, *args)`` (default: evaluated once)."""
         allowed = self._options.get("vjp_and_value", ())
         kept = {k: v for k, v in options.items() if k in allowed}

@@ -23,11 +23,14 @@ import numpy as np
 
 from diffops.backends import compose
 from diffops.backends.capabilities import (
+    Args,
     Batching,
     CompiledPrograms,
     ExampleModels,
     FrameworkArrays,
     InAxes,
+    Opts,
+    Shape,
     SparseDerivatives,
     Structure,
     example_namespace,
@@ -283,14 +286,7 @@ class JaxBackend(
 
     # -- sparse derivatives ----------------------------------------------------------
 
-    def sparsity(
-        self,
-        kind: str,
-        func: Function,
-        x: Any,
-        args: tuple[Any, ...],
-        options: Mapping[str, Any],
-    ) -> Structure:
+    def sparsity(self, kind: str, func: Function, x: Any, args: Args) -> Structure:
         """The structure read from the derivative's jaxpr.
 
         See :mod:`diffops.backends.jax_sparsity`. Jacobians of functions without
@@ -308,18 +304,13 @@ class JaxBackend(
         return Structure(pattern, ("forward", "reverse") if forward else ("reverse",))
 
     def value_shape(
-        self,
-        op_name: str,
-        func: Function,
-        x: Any,
-        args: tuple[Any, ...],
-        options: Mapping[str, Any],
-    ) -> tuple[int, ...]:
+        self, op: str, func: Function, x: Any, args: Args, options: Opts
+    ) -> Shape:
         """Shape of the value from ``jax.eval_shape`` (nothing is computed).
 
         The function's result is checked as the dense operators check it.
         """
-        checked = compose.evaluated(PRIMITIVES, func, op_name, args)
+        checked = compose.evaluated(PRIMITIVES, func, op, args)
         shape = self.run(
             lambda: _jax().eval_shape(lambda y: checked(y)[0], x).shape,
             np.dtype(x.dtype),

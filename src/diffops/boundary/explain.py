@@ -36,19 +36,24 @@ def explain(backend: Backend, err: Exception, func: Function) -> Exception | Non
 def _numpy_met_arrays(
     backend: Backend, err: Exception, func: Function
 ) -> Exception | None:
-    """A hint when a plain NumPy function met the backend's arrays."""
-    if not backend.write_with or not isinstance(
-        err, TypeError | AttributeError | RuntimeError
-    ):
+    """A hint when a plain NumPy function met the backend's arrays.
+
+    Looked for in the whole chain: NumPy's item assignment raises a ``ValueError``
+    ("setting an array element with a sequence") from the ``TypeError`` that names
+    the framework's array.
+    """
+    if not backend.write_with:
         return None
-    text = str(err)
-    if not (
-        any(marker in text for marker in backend.numpy_markers)
-        or _raised_inside_numpy(err)
-    ):
-        return None
-    cause = f"{type(err).__name__}: {err}"
-    return tracing_error(backend.title, func, cause, backend.write_with)
+    for e in causes(err):
+        if not isinstance(e, TypeError | AttributeError | RuntimeError):
+            continue
+        text = str(e)
+        if any(marker in text for marker in backend.numpy_markers) or (
+            _raised_inside_numpy(e)
+        ):
+            cause = f"{type(err).__name__}: {err}"
+            return tracing_error(backend.title, func, cause, backend.write_with)
+    return None
 
 
 def _raised_inside_numpy(err: BaseException) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from diffops.check.compare import Comparison, Describe, Probe, compare_arrays
+from diffops.check.compare import Comparison, compare_arrays
 from diffops.check.differences import Differences
 from diffops.check.report import PartCheck, describe_point
 from diffops.check.supplied import Supplied
@@ -128,18 +128,7 @@ class Checker:
         return self.record(PartCheck(op_name, part, test, "failed", message=message))
 
     def compare(
-        self,
-        op_name: str,
-        part: str,
-        test: str,
-        got: Any,
-        want: Any,
-        *,
-        fd_error: np.ndarray | None = None,
-        scale: np.ndarray | None = None,
-        describe: Describe | None = None,
-        probe: Probe | None = None,
-        rtol_factor: float = 1.0,
+        self, op_name: str, part: str, test: str, got: Any, want: Any, **details: Any
     ) -> PartCheck:
         """Compare ``got`` with ``want`` (:func:`compare_arrays`) and record it.
 
@@ -149,11 +138,8 @@ class Checker:
             test: The reference, in words.
             got: Checked values.
             want: Reference values, same shape.
-            fd_error: Estimated error of ``want`` (finite differences).
-            scale: Magnitude of each entry's terms (default ``|want|``).
-            describe: The entry at an index, in words.
-            probe: Explains a failure by a kink, or returns ``None``.
-            rtol_factor: Multiplies ``rtol``.
+            **details: :func:`compare_arrays`' keywords (``fd_error``, ``scale``,
+                ``describe``, ``probe``, ``rtol_factor``).
 
         Returns:
             The recorded check.
@@ -161,17 +147,7 @@ class Checker:
         what = Comparison(
             op_name, part, test, self.rtol, self.atol, self.point, self.seed
         )
-        check = compare_arrays(
-            what,
-            got,
-            want,
-            fd_error=fd_error,
-            scale=scale,
-            describe=describe,
-            probe=probe,
-            rtol_factor=rtol_factor,
-        )
-        return self.record(check)
+        return self.record(compare_arrays(what, got, want, **details))
 
     def with_message(self, check: PartCheck, message: str) -> None:
         """Replace a recorded check's message.

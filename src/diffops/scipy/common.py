@@ -34,3 +34,31 @@ def rebuild(
 ) -> Any:
     """A pickled callbacks object, built again from its recipe."""
     return cls(func, backend, args, **own, **options)
+
+
+def callbacks_repr(
+    kind: str,
+    func: Callable[..., Any],
+    backend: str,
+    recipe: tuple[int, bool, Any],
+    options: dict[str, Any],
+) -> str:
+    """``kind(func, backend=..., args=<n>, prefetch=..., options...)``.
+
+    Args:
+        kind: The builder's name.
+        func: The user's function.
+        backend: The backend's name.
+        recipe: The number of extra arguments, ``prefetch`` and ``sparsity``.
+        options: The other options.
+    """
+    from diffops.errors import function_name
+
+    n_args, prefetch, sparsity = recipe
+    if sparsity is not None:
+        options = {"sparsity": describe_sparsity(sparsity), **options}
+    opts = "".join(f", {k}={v!r}" for k, v in options.items())
+    return (
+        f"{kind}({function_name(func)}, backend={backend!r}, args=<{n_args}>, "
+        f"prefetch={prefetch}{opts})"
+    )

@@ -16,14 +16,14 @@ import numpy as np
 
 from diffops.boundary import as_input_array
 from diffops.derivative import DerivativeFunction
-from diffops.errors import function_name, require_shape
+from diffops.errors import require_shape
 from diffops.point_cache import CachedPoint, PointCache
 from diffops.scipy.common import (
     CACHED_POINTS,
     HESSIAN,
     HESSIAN_KINDS,
     OPERATORS,
-    describe_sparsity,
+    callbacks_repr,
     rebuild,
 )
 
@@ -223,13 +223,10 @@ class ScipyConstraint:
         )
 
     def __repr__(self) -> str:
+        recipe = (len(self.args), self.prefetch, self.sparsity)
         options = {"hessian": self.hessian, **self._options}
-        if self.sparsity is not None:
-            options = {"sparsity": describe_sparsity(self.sparsity), **options}
-        opts = "".join(f", {k}={v!r}" for k, v in options.items())
-        return (
-            f"scipy_constraint({function_name(self._func)}, backend={self._backend!r}, "
-            f"args=<{len(self.args)}>, prefetch={self.prefetch}{opts})"
+        return callbacks_repr(
+            "scipy_constraint", self._func, self._backend, recipe, options
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from diffops.boundary import as_input_array
 from diffops.derivative import DerivativeFunction
-from diffops.errors import function_name, require_shape
+from diffops.errors import require_shape
 from diffops.point_cache import CachedPoint, PointCache
 from diffops.scipy.common import (
     CACHED_POINTS,
@@ -30,7 +30,7 @@ from diffops.scipy.common import (
     HESSIAN,
     HVP,
     OPERATORS,
-    describe_sparsity,
+    callbacks_repr,
     rebuild,
 )
 
@@ -229,13 +229,9 @@ class ScipyObjective:
         return product if product.flags.writeable else np.array(product, copy=True)
 
     def __repr__(self) -> str:
-        options = self._options
-        if self.sparsity is not None:
-            options = {"sparsity": describe_sparsity(self.sparsity), **options}
-        opts = "".join(f", {k}={v!r}" for k, v in options.items())
-        return (
-            f"scipy_objective({function_name(self._func)}, backend={self._backend!r}, "
-            f"args=<{len(self.args)}>, prefetch={self.prefetch}{opts})"
+        recipe = (len(self.args), self.prefetch, self.sparsity)
+        return callbacks_repr(
+            "scipy_objective", self._func, self._backend, recipe, self._options
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -55,12 +55,8 @@ class SparseCaller:
         sparsity: Any,
         as_numpy: bool,
     ):
-        self.backend = backend
-        self.op = op
-        self.func = func
-        self.options = options
-        self.sparsity = sparsity
-        self.as_numpy = as_numpy
+        self.backend, self.op, self.func = backend, op, func
+        self.options, self.sparsity, self.as_numpy = options, sparsity, as_numpy
         self.kind = SPARSE_OPS[op.name]
         self.position = op.outputs.index(self.kind)
         self.plans: collections.OrderedDict[Any, tuple[Plan, Callable[..., Any]]] = (
@@ -98,7 +94,7 @@ class SparseCaller:
         detected = None
         modes: tuple[str, ...] = ("forward", "reverse")
         if isinstance(self.sparsity, str) or backend.can_detect:
-            found = backend.sparsity(self.kind, self.func, x, args, self.options)
+            found = backend.sparsity(self.kind, self.func, x, args)
             if isinstance(found, Structure):
                 found, modes = found.pattern, found.modes
             detected = canonical(found)
