@@ -12,16 +12,24 @@ task's clock (after a preparation that should not count). Two timeouts:
 - **hard**: a task still running ``grace`` seconds later (stuck in compiled code:
   an XLA compilation, a long kernel) has its worker killed and replaced.
 
-The clock of a task starts when a ready worker receives it (import time is not
-counted); until the task restarts it, it runs ``PREPARATION`` seconds longer. A
-worker that dies (a crash, the kernel's OOM killer) fails its task with its exit
-code and is replaced.
+The clock of a task starts when its worker starts it (import time and waiting for
+the lock are not counted); until the task restarts it, it runs ``PREPARATION``
+seconds longer. A worker that dies (a crash, its memory limit, the kernel's OOM
+killer) fails its task with its exit code and is replaced.
+
+**Shared machines.** With ``lock``, a worker holds that file's ``flock`` while it runs
+a task (the lock ``flock(1)`` takes), so other timing jobs can run between tasks
+instead of waiting for the whole run. ``memory_gb`` limits each worker's data
+segment (``RLIMIT_DATA``), so one runaway compilation cannot exhaust the machine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib
 import multiprocessing
+import resource
 import signal
 import time
 import traceback
@@ -32,7 +40,7 @@ from typing import Any
 
 PREPARATION = 600.0
 """Extra seconds allowed before a task restarts its clock (e.g. building the
-problem and compiling it to choose points: not what is being timed)."""
+problem and choosing points: not what is being timed)."""
 
 
 class SoftTimeout(BaseException):
@@ -61,7 +69,8 @@ class Outcome:
         result: The task's return value (``"done"``), else ``None``.
         partial: The last partial result it reported (or ``None``).
         error: Traceback or reason for any other status.
-        seconds: Wall time from sending the task to its outcome.
+        seconds: Wall time from the start of the task (or of its restarted clock)
+            to its outcome.
     """
 
     task: Task
@@ -82,8 +91,13 @@ def _alarm(signum: int, frame: Any) -> None:
     raise SoftTimeout
 
 
-def _worker(conn: Connection, setup: str | None) -> None:
+def _worker(
+    conn: Connection, setup: str | None, lock: str | None, memory_gb: float | None
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    if memory_gb:
+        limit = int(memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     if setup:
         _resolve(setup)()
     signal.signal(signal.SIGALRM, _alarm)
@@ -104,19 +118,34 @@ def _worker(conn: Connection, setup: str | None) -> None:
                 signal.setitimer(signal.ITIMER_REAL, t)
             conn.send(("restart" if restart_clock else "partial", key, partial))
 
-        try:
-            signal.setitimer(signal.ITIMER_REAL, timeout + PREPARATION)
-            result = _resolve(target)(report=report, **kwargs)
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            conn.send(("done", key, result))
-        except SoftTimeout:
-            message = f"no result after {timeout:g} s (soft timeout)"
-            conn.send(("timeout", key, message))
-        except Exception:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            conn.send(("error", key, traceback.format_exc()))
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+        with open(lock, "a") if lock else contextlib.nullcontext() as held:
+            if held is not None:  # released when the file closes
+                fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+            conn.send(("running", key, None))
+            _run(conn, key, target, kwargs, timeout, report)
+
+
+def _run(
+    conn: Connection,
+    key: Any,
+    target: str,
+    kwargs: dict[str, Any],
+    timeout: float,
+    report: Callable[..., None],
+) -> None:
+    try:
+        signal.setitimer(signal.ITIMER_REAL, timeout + PREPARATION)
+        result = _resolve(target)(report=report, **kwargs)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        conn.send(("done", key, result))
+    except SoftTimeout:
+        message = f"no result after {timeout:g} s (soft timeout)"
+        conn.send(("timeout", key, message))
+    except Exception:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        conn.send(("error", key, traceback.format_exc()))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 @dataclass
@@ -125,9 +154,9 @@ class _Slot:
     conn: Connection
     ready: bool = False
     task: Task | None = None
-    started: float = 0.0
-    partial: Any = None
+    started: float | None = None  # None: sent, not started (waiting for the lock)
     allowance: float = 0.0
+    partial: Any = None
 
 
 @dataclass
@@ -140,6 +169,8 @@ class Pool:
     jobs: int = 1
     setup: str | None = None
     grace: float = 30.0
+    lock: str | None = None
+    memory_gb: float | None = None
     slots: list[_Slot] = field(default_factory=list)
 
     def __enter__(self) -> Pool:
@@ -154,7 +185,9 @@ class Pool:
     def _spawn(self) -> _Slot:
         parent, child = self._context.Pipe()
         process = self._context.Process(
-            target=_worker, args=(child, self.setup), daemon=True
+            target=_worker,
+            args=(child, self.setup, self.lock, self.memory_gb),
+            daemon=True,
         )
         process.start()
         child.close()
@@ -172,11 +205,14 @@ class Pool:
             slot.process.join(timeout=10)
         slot.conn.close()
 
-    def _replace(self, slot: _Slot) -> _Slot:
+    def _replace(self, slot: _Slot) -> None:
         self._stop(slot, kill=True)
-        index = self.slots.index(slot)
-        self.slots[index] = self._spawn()
-        return self.slots[index]
+        self.slots[self.slots.index(slot)] = self._spawn()
+
+    def _deadline(self, slot: _Slot) -> float | None:
+        if slot.task is None or slot.started is None:
+            return None
+        return slot.started + slot.allowance + self.grace
 
     def run(self, tasks: Iterable[Task]) -> Iterator[Outcome]:
         """Run the tasks, yielding each outcome as it arrives (not in order)."""
@@ -186,68 +222,74 @@ class Pool:
             for slot in self.slots:
                 if slot.ready and slot.task is None and pending:
                     task = pending.pop()
-                    slot.task, slot.started, slot.partial = task, time.monotonic(), None
-                    slot.allowance = task.timeout + PREPARATION
+                    slot.task, slot.started, slot.partial = task, None, None
                     slot.conn.send((task.key, task.target, task.kwargs, task.timeout))
                     running += 1
-            deadlines = [
-                s.started + s.allowance + self.grace
-                for s in self.slots
-                if s.task is not None
-            ]
+            deadlines = [d for s in self.slots if (d := self._deadline(s)) is not None]
             wait_for = None
             if deadlines:
                 wait_for = max(0.0, min(deadlines) - time.monotonic())
             ready = wait([s.conn for s in self.slots], timeout=wait_for)
             for slot in list(self.slots):
                 if slot.conn in ready:
-                    try:
-                        kind, key, payload = slot.conn.recv()
-                    except (EOFError, OSError):
-                        outcome = self._crashed(slot)
-                        if outcome is not None:
-                            running -= 1
-                            yield outcome
-                        continue
-                    if kind == "ready":
-                        slot.ready = True
-                        continue
-                    if kind in ("partial", "restart"):
-                        slot.partial = payload
-                        if kind == "restart":
-                            slot.started = time.monotonic()
-                            slot.allowance = slot.task.timeout
-                        continue
-                    task = slot.task
-                    assert task is not None
-                    assert key == task.key
-                    outcome = Outcome(
-                        task,
-                        kind,
-                        result=payload if kind == "done" else None,
-                        partial=slot.partial,
-                        error="" if kind == "done" else str(payload),
-                        seconds=time.monotonic() - slot.started,
-                    )
-                    slot.task = None
+                    outcome = self._receive(slot)
+                elif (deadline := self._deadline(slot)) is not None and (
+                    time.monotonic() > deadline
+                ):
+                    outcome = self._kill(slot)
+                else:
+                    continue
+                if outcome is not None:
                     running -= 1
                     yield outcome
-                elif slot.task is not None:
-                    overdue = time.monotonic() - slot.started
-                    if overdue > slot.allowance + self.grace:
-                        task, partial = slot.task, slot.partial
-                        self._replace(slot)
-                        running -= 1
-                        yield Outcome(
-                            task,
-                            "killed",
-                            partial=partial,
-                            error=(
-                                f"no result after {overdue:.0f} s: worker killed "
-                                f"(stuck outside Python, e.g. compiling)"
-                            ),
-                            seconds=overdue,
-                        )
+
+    def _receive(self, slot: _Slot) -> Outcome | None:
+        try:
+            kind, key, payload = slot.conn.recv()
+        except (EOFError, OSError):
+            return self._crashed(slot)
+        if kind == "ready":
+            slot.ready = True
+            return None
+        task = slot.task
+        assert task is not None
+        assert key == task.key
+        now = time.monotonic()
+        if kind == "running":
+            slot.started, slot.allowance = now, task.timeout + PREPARATION
+            return None
+        if kind in ("partial", "restart"):
+            slot.partial = payload
+            if kind == "restart":
+                slot.started, slot.allowance = now, task.timeout
+            return None
+        outcome = Outcome(
+            task,
+            kind,
+            result=payload if kind == "done" else None,
+            partial=slot.partial,
+            error="" if kind == "done" else str(payload),
+            seconds=now - (slot.started or now),
+        )
+        slot.task = None
+        return outcome
+
+    def _kill(self, slot: _Slot) -> Outcome:
+        task, partial, started = slot.task, slot.partial, slot.started
+        assert task is not None
+        assert started is not None
+        overdue = time.monotonic() - started
+        self._replace(slot)
+        return Outcome(
+            task,
+            "killed",
+            partial=partial,
+            error=(
+                f"no result after {overdue:.0f} s: worker killed (stuck outside "
+                f"Python, e.g. compiling)"
+            ),
+            seconds=overdue,
+        )
 
     def _crashed(self, slot: _Slot) -> Outcome | None:
         task, partial, started = slot.task, slot.partial, slot.started
@@ -263,6 +305,9 @@ class Pool:
             task,
             "crashed",
             partial=partial,
-            error=f"worker died (exit code {code}; -9 is often the OOM killer)",
-            seconds=time.monotonic() - started,
+            error=(
+                f"worker died (exit code {code}; -9: killed, e.g. by the OOM killer; "
+                f"-6: aborted, e.g. out of memory under the worker's limit)"
+            ),
+            seconds=time.monotonic() - (started or time.monotonic()),
         )

@@ -94,6 +94,20 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="output directory (default bench-results/cutest/, git-ignored)",
     )
     parser.add_argument(
+        "--lock",
+        default=None,
+        metavar="FILE",
+        help="hold this file's flock while measuring each matrix (the lock "
+        "`flock FILE cmd` takes), so other timing jobs can run between matrices",
+    )
+    parser.add_argument(
+        "--memory-gb",
+        type=float,
+        default=8.0,
+        help="memory limit per worker (RLIMIT_DATA; default %(default)g GB; 0: none): "
+        "a matrix that needs more fails instead of exhausting the machine",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="keep the rows already in the output CSV and measure only the others",
@@ -171,7 +185,10 @@ def outcome_row(outcome: Outcome) -> dict[str, Any]:
     """The CSV row of a finished task, whatever became of it."""
     spec, matrix = outcome.task.kwargs["spec"], outcome.task.kwargs["matrix"]
     row = dict(outcome.result or outcome.partial or rows.new_row(spec, matrix))
-    if outcome.status in ("timeout", "killed"):
+    if outcome.status != "done" and row.get("stage") in ("start", "points"):
+        # Choosing the points (the problem's own function) failed, not the tool.
+        row.update(status="problem_error", error=outcome.error.strip().splitlines()[-1])
+    elif outcome.status in ("timeout", "killed"):
         row.update(status="timeout", error=outcome.error)
     elif outcome.status in ("error", "crashed"):
         row.update(status="error", error=outcome.error.strip().splitlines()[-1])
@@ -212,12 +229,14 @@ def run(
         done = {rows.key(r): r for r in rows.read(csv_path)}
     columns = list(rows.COLUMNS)
     writer = rows.Writer(csv_path, columns, append=args.resume)
-    with (
-        log_path.open("a") as log,
-        Pool(
-            jobs=args.jobs, setup="benchmarks.cutest.problems:setup", grace=args.grace
-        ) as pool,
-    ):
+    pool = Pool(
+        jobs=args.jobs,
+        setup="benchmarks.cutest.problems:setup",
+        grace=args.grace,
+        lock=args.lock,
+        memory_gb=args.memory_gb or None,
+    )
+    with log_path.open("a") as log, pool:
         _log(log, f"=== {title} {time.strftime('%Y-%m-%d %H:%M:%S')} {vars(args)}")
         start = time.monotonic()
         (found,) = pool.run(
