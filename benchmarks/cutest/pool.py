@@ -8,7 +8,11 @@ row measured so far); ``report(partial, restart_clock=True)`` also restarts the
 task's clock (after a preparation that should not count). Two timeouts:
 
 - **soft**: ``SIGALRM`` after ``timeout`` seconds raises :class:`SoftTimeout` inside
-  the task (Python code such as a coloring loop stops at once); the worker survives;
+  the task (Python code such as a coloring loop stops at once); the worker survives,
+  unless ``recycle(outcome)`` says otherwise: an XLA compilation interrupted this way
+  can go on in the background and break the worker's next task (seen: a 3-variable
+  problem aborting out of memory right after a timed-out compilation), so the
+  harness replaces the worker after a timeout anywhere but in pure-Python stages;
 - **hard**: a task still running ``grace`` seconds later (stuck in compiled code:
   an XLA compilation, a long kernel) has its worker killed and replaced.
 
@@ -171,6 +175,7 @@ class Pool:
     grace: float = 30.0
     lock: str | None = None
     memory_gb: float | None = None
+    recycle: Callable[[Outcome], bool] | None = None
     slots: list[_Slot] = field(default_factory=list)
 
     def __enter__(self) -> Pool:
@@ -272,6 +277,9 @@ class Pool:
             seconds=now - (slot.started or now),
         )
         slot.task = None
+        if kind == "timeout" and self.recycle is not None and self.recycle(outcome):
+            outcome.error += " (worker replaced)"
+            self._replace(slot)
         return outcome
 
     def _kill(self, slot: _Slot) -> Outcome:

@@ -21,6 +21,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO_ROOT / "bench-results" / "cutest"
 DEFAULT_TIMEOUT = 240.0
 DISCOVERY_TIMEOUT = 900.0
+SAFE_STAGES = frozenset(
+    ["sparse: detect", "sparse: color", "per call", "detect", "color", "points"]
+)
+"""Stages (of both harnesses) that compile nothing: a worker whose task timed out
+there is kept; after a timeout anywhere else it is replaced (see ``pool.py``)."""
+
+
+def _recycle(outcome: Outcome) -> bool:
+    stage = (outcome.partial or {}).get("stage")
+    return stage not in SAFE_STAGES
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -235,6 +245,7 @@ def run(
         grace=args.grace,
         lock=args.lock,
         memory_gb=args.memory_gb or None,
+        recycle=_recycle,
     )
     with log_path.open("a") as log, pool:
         _log(log, f"=== {title} {time.strftime('%Y-%m-%d %H:%M:%S')} {vars(args)}")
