@@ -155,7 +155,6 @@ def measure(
             lower = max(lower, compare.rel_error(np.asarray(value), expected))
         assert comparison is not None
         row.update(comparison.summary())
-        row.pop("pattern_changed", None)
         row["lower_rel_error"] = lower
         bound = compare.row_bound(comparison.pattern)
         if not hessian:
@@ -167,12 +166,8 @@ def measure(
     except Exception as err:
         row.update(status="error", error=f"asdex ({row['stage']}): {describe(err)}")
         return row
-    failed = []
-    if row["misses"]:
-        failed.append("miss")
-    if row["max_rel_error"] > rtol or row["lower_rel_error"] > rtol:
-        failed.append("wrong")
-    row.update(status="+".join(failed) or "ok", stage="done")
+    row.update(status=compare.status(row, rtol), stage="done")
+    row.pop("pattern_changed", None)
     return row
 
 

@@ -10,6 +10,7 @@ computes ``0 · inf = nan`` where the sparse one stores nothing) and counted in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -102,6 +103,27 @@ class Comparison:
             "max_rel_error": self.max_rel_error,
             "pattern_changed": self.pattern_changed,
         }
+
+
+def status(counts: dict[str, Any], rtol: float) -> str:
+    """``ok``, ``miss``, ``wrong`` or ``miss+wrong`` from a row's counts.
+
+    Args:
+        counts: ``misses``, ``max_rel_error``, ``lower_rel_error`` and
+            ``pattern_changed`` (from :meth:`Comparison.summary` and the value and
+            gradient comparison).
+        rtol: Largest relative error accepted.
+    """
+    failed = []
+    if counts["misses"]:
+        failed.append("miss")
+    if (
+        counts["max_rel_error"] > rtol
+        or counts["lower_rel_error"] > rtol
+        or counts.get("pattern_changed")
+    ):
+        failed.append("wrong")
+    return "+".join(failed) or "ok"
 
 
 def row_bound(pattern: np.ndarray) -> int:

@@ -181,20 +181,8 @@ def measure(
     if errors:
         row.update(status="error", error=" || ".join(errors))
     else:
-        failed = [
-            name
-            for name, bad in (
-                ("miss", row["misses"] > 0),
-                (
-                    "wrong",
-                    row["max_rel_error"] > rtol
-                    or row["lower_rel_error"] > rtol
-                    or row.pop("pattern_changed", False),
-                ),
-            )
-            if bad
-        ]
-        row["status"] = "+".join(failed) or "ok"
+        row["status"] = compare.status(row, rtol)
+    row.pop("pattern_changed", None)
     row["stage"] = failed_at or "done"
     return row
 
