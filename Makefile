@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-stamp
 # CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint pytest bench setup clean docs docs-browser fuzz
+.PHONY: demo test lint pytest bench cutest cutest-quick setup clean docs docs-browser fuzz
 
 # The first run installs everything (about 1.5 min with a warm pip cache, more without):
 # say what, and show each package as pip collects it.
@@ -65,6 +65,23 @@ docs-browser: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.diffops_bench $(BENCH_ARGS)
+
+# The CUTEst harness (benchmarks/cutest/README.md): every sif2jax problem with
+# n <= 5000, sparse Jacobians and Hessians against dense ones, timed. Hours; runs in
+# the background (`nohup make cutest &`): it prints where its log is
+# (bench-results/cutest/results.log) and its progress goes to stderr. Options in
+# CUTEST_ARGS, e.g. CUTEST_ARGS="--timeout 120 --asdex bench-results/cutest/asdex.csv".
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+cutest: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.cutest $(CUTEST_ARGS)
+
+cutest-quick: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.cutest --quick $(CUTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build/docs fuzz-results
