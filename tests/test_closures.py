@@ -117,7 +117,7 @@ def _counting_function(traces):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("op", ["mtp_hessian_grad_and_value", "vjp_and_value"])
+@pytest.mark.parametrize("op", CLOSURE_OPS)
 def test_jax_closures_compiled_once(op, dtype, jax_compiles):
     traces = []
     derivative = diffops.DerivativeFunction(_counting_function(traces), op, "jax")
