@@ -12,6 +12,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
+# Mermaid for the docs' diagrams (see the docs target); major version 11 is the one
+# mkdocs-material's diagram support is written for.
+MERMAID_VERSION := 11.17.2
+MERMAID_DIR := $(VENV)/share/mermaid
+MERMAID_STAMP := $(MERMAID_DIR)/.version-$(MERMAID_VERSION)
 
 .PHONY: demo test lint pytest bench cutest cutest-quick setup clean docs docs-browser fuzz
 
@@ -53,14 +58,30 @@ fuzz: $(STAMP)
 # e.g. BENCH_ARGS="--threads 1 --out benchmarks/results".
 # The documentation site (mkdocs.yml) into build/docs; --strict fails on a broken
 # link or reference. Then every page is opened in headless Chromium (Debian package
-# chromium): no console errors, no sideways scrolling at 1280 px, formulas typeset.
+# chromium): no console errors, no sideways scrolling at 1280 px, formulas typeset,
+# diagrams drawn.
 # Without Chromium that check is skipped, except with CI set. Screenshots, if wanted:
 # make docs-browser SHOTS=/tmp/docs-shots (outside the repository).
-docs: $(STAMP)
+docs: $(STAMP) $(MERMAID_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 	$(BIN)/python docs/_checks/browser.py build/docs
 
-docs-browser: $(STAMP)
+# Mermaid (the diagrams of docs/design.md) is published with the site, so diagrams
+# render offline (docs/_hooks/mermaid.py): its standalone bundle, from the npm
+# registry's mermaid package (npm pack: the one tarball, none of its dependencies),
+# kept in the environment beside the Python packages ($(MERMAID_DIR)/mermaid.min.js;
+# fetched again when MERMAID_VERSION, at the top, changes).
+$(MERMAID_STAMP): | $(STAMP)
+	@command -v npm >/dev/null || { echo "make docs needs npm (Node.js) for Mermaid"; exit 1; }
+	rm -rf $(MERMAID_DIR) && mkdir -p $(MERMAID_DIR)/tmp
+	cd $(MERMAID_DIR)/tmp && npm pack --silent mermaid@$(MERMAID_VERSION) >/dev/null
+	tar -xzf $(MERMAID_DIR)/tmp/mermaid-$(MERMAID_VERSION).tgz -C $(MERMAID_DIR)/tmp \
+	  package/dist/mermaid.min.js
+	mv $(MERMAID_DIR)/tmp/package/dist/mermaid.min.js $(MERMAID_DIR)/mermaid.min.js
+	rm -rf $(MERMAID_DIR)/tmp
+	touch $@
+
+docs-browser: $(STAMP) $(MERMAID_STAMP)
 	$(BIN)/python docs/_checks/browser.py build/docs $(if $(SHOTS),--screenshots $(SHOTS))
 
 bench: $(STAMP)

@@ -21,6 +21,8 @@ from diffops.check import (
     check_derivatives,
 )
 from diffops.errors import NonScalarOutputError, NotCallableError, UnknownOperatorError
+from diffops.models import SHAPED_MODELS, reference
+from diffops.operators import OPERATORS
 
 # ---------------------------------------------------------------------------------
 # Functions with hand-written derivatives
@@ -245,9 +247,45 @@ def test_planted_mistakes_in_scalar_derivatives(op, function, part, words):
     with pytest.raises(DerivativeCheckError) as info:
         check_derivatives(scalar, X3, raise_on_failure=True, **{op: function})
     assert isinstance(info.value, AssertionError)
-    assert info.value.report is not None
-    assert info.value.check is not None
+    assert isinstance(info.value.report, CheckReport)
+    assert not info.value.report.passed
+    assert info.value.check in info.value.report.failures
+    assert (info.value.check.op_name, info.value.check.part) == (op, part)
     assert op in str(info.value)
+
+
+def _closed_forms(op):
+    """``(func, derivative)``: a model's NumPy function and its closed-form ``op``."""
+    model = SHAPED_MODELS["log1p_norm" if OPERATORS[op].scalar_only else "sq_sin"]
+    return model.value, lambda x: reference(model, op, x)
+
+
+def _scaled_first(derivative, factor):
+    """``derivative`` with its first output (closure or array) scaled by ``factor``."""
+
+    def scaled(x):
+        first, *rest = derivative(x)
+        if callable(first):
+            return (lambda v: factor * first(v)), *rest
+        return factor * first, *rest
+
+    return scaled
+
+
+@pytest.mark.parametrize("op", diffops.ALL_DIFF_OPS)
+def test_every_operator_passes_correct_and_fails_wrong(op):
+    # The checker knows every operator of the table: closed forms pass, and a highest
+    # derivative (or product closure) off by 1% fails on that part.
+    func, correct = _closed_forms(op)
+    x = np.array([0.3, -0.7, 1.1])
+    report = check_derivatives(func, x, **{op: correct})
+    assert report.passed, str(report)
+    assert report.operators == (op,)
+    first = OPERATORS[op].outputs[0]
+    assert any(c.part == first and c.status == "passed" for c in report.checks)
+    wrong = check_derivatives(func, x, **{op: _scaled_first(correct, 1.01)})
+    assert not wrong.passed
+    assert (op, first) in failed_parts(wrong), str(wrong)
 
 
 def test_scaled_derivative_caught_in_float32_too():

@@ -1,4 +1,4 @@
-"""Product closures (vjp, mhp, mtp) at the NumPy boundary, compiled on JAX."""
+"""Product closures (vjp, jvp, hvp, mhp, mtp) at the NumPy boundary; compiled on JAX."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import diffops
 from _backends import SELECTED_BACKENDS, require_backend
 from _cases import CASES_BY_ID, case_derivative, points
 from diffops.errors import ShapeMismatchError
+from diffops.operators import ALL_DIFF_OPS, OPERATORS, shape_of
 
-CLOSURE_OPS = ("vjp_and_value", "mtp_hessian_grad_and_value", "mhp_jacobian_and_value")
+CLOSURE_OPS = tuple(op for op in ALL_DIFF_OPS if OPERATORS[op].closure is not None)
 CLOSURE_CASES = ("banana", "torus", "log1p_norm-2x3", "sq_sin-0d")
 
 
@@ -30,11 +31,14 @@ def closure_params():
 def test_closures_return_numpy(backend, case_id, op):
     require_backend(backend)
     case = CASES_BY_ID[case_id]
-    closure = case_derivative(backend, case, op)(points(case)[0])[0]
+    closure, *arrays = case_derivative(backend, case, op)(points(case)[0])
     assert callable(closure)
+    spec = OPERATORS[op].closure
+    s, f = case.shape, np.shape(arrays[-1])
+    assert closure.arg_shape == shape_of(spec.arg, s, f)
     out = closure(np.ones(closure.arg_shape))
     assert isinstance(out, np.ndarray | np.generic), type(out)
-    assert np.shape(out) == case.shape
+    assert np.shape(out) == shape_of(spec.out, s, f)
     assert np.asarray(out).dtype == np.float64
     # Lists are accepted as closure arguments too.
     listed = closure(np.ones(closure.arg_shape).tolist())
@@ -77,7 +81,7 @@ def test_closures_unaffected_by_later_mutation_of_x(backend, case_id, op):
 def test_closure_argument_is_not_mutated(backend):
     require_backend(backend)
     case = CASES_BY_ID["log1p_norm-2x3"]
-    for op in ("vjp_and_value", "mtp_hessian_grad_and_value", "mhp_jacobian_and_value"):
+    for op in CLOSURE_OPS:
         closure = case_derivative(backend, case, op)(points(case)[0])[0]
         arg = np.random.default_rng(4).standard_normal(closure.arg_shape)
         saved = arg.copy()
@@ -113,7 +117,7 @@ def _counting_function(traces):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("op", ["mtp_hessian_grad_and_value", "vjp_and_value"])
+@pytest.mark.parametrize("op", CLOSURE_OPS)
 def test_jax_closures_compiled_once(op, dtype, jax_compiles):
     traces = []
     derivative = diffops.DerivativeFunction(_counting_function(traces), op, "jax")

@@ -12,8 +12,9 @@ import diffops
 from _backends import SELECTED_BACKENDS, installed_selected_backends, require_backend
 from diffops import errors
 from diffops.models import MODELS, SHAPED_MODELS, reference
+from diffops.operators import OPERATORS
 
-SCALAR_OPS = ("grad_and_value", "hessian_grad_and_value", "mtp_hessian_grad_and_value")
+SCALAR_OPS = tuple(op for op in diffops.ALL_DIFF_OPS if OPERATORS[op].scalar_only)
 TRACING_BACKENDS = [
     b for b in ("jax", "jax_nojit", "autograd", "torch") if b in SELECTED_BACKENDS
 ]
@@ -181,12 +182,12 @@ def test_unknown_operator(call, backend):
     message = str(info.value)
     assert "not defined" in message
     assert "gradient_and_value" in message
-    for op in diffops.DIFF_OPS:
+    for op in diffops.ALL_DIFF_OPS:
         assert op in message
 
 
 @pytest.mark.parametrize("backend", SELECTED_BACKENDS)
-@pytest.mark.parametrize("op", diffops.DIFF_OPS)
+@pytest.mark.parametrize("op", diffops.ALL_DIFF_OPS)
 @pytest.mark.parametrize(
     "func", [3.0, np.ones(3), "f", None], ids=["float", "array", "str", "None"]
 )
@@ -199,7 +200,7 @@ def test_non_callable_function_is_a_type_error(backend, op, func):
         diffops.autodiff_fallback(None, func, op, "name", backend)
 
 
-@pytest.mark.parametrize("op", diffops.DIFF_OPS)
+@pytest.mark.parametrize("op", diffops.ALL_DIFF_OPS)
 def test_symnum_function_without_shapes(op):
     require_backend("symnum")
 

@@ -23,8 +23,11 @@ from _cases import (
     outputs,
     shape_id,
 )
+from diffops.operators import OPERATORS
 
 SHAPED_CASES = tuple(case for case in CASES if "-" in case.id)
+ARRAY_OPS = tuple(op for op, spec in OPERATORS.items() if not spec.scalar_only)
+"""The operators of array-valued functions (N-d outputs below)."""
 F_SHAPES = {"log1p_norm": (), "sq_sin": (2,)}
 
 
@@ -139,18 +142,20 @@ def _stacked_reference(op, x):
         m = np.reshape(m, (2, n, n))
         return (2 * np.diagonal(m[1])).reshape(s)
 
+    def jvp(v):
+        return np.stack([v, 2 * x * v])
+
     return {
         "vjp_and_value": (vjp, value),
         "jacobian_and_value": (jac, value),
         "mhp_jacobian_and_value": (mhp, jac, value),
+        "jvp_and_value": (jvp, value),
     }[op]
 
 
 @pytest.mark.parametrize("backend", SELECTED_BACKENDS)
 @pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
-@pytest.mark.parametrize(
-    "op", ["vjp_and_value", "jacobian_and_value", "mhp_jacobian_and_value"]
-)
+@pytest.mark.parametrize("op", ARRAY_OPS)
 def test_nd_output_shapes(backend, shape, op):
     require_backend(backend)
     import diffops

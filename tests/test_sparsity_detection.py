@@ -7,6 +7,7 @@ sparse result's values must equal the dense ones.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -336,8 +337,13 @@ def test_every_loaded_jax_primitive_gets_a_rule_or_the_conservative_one():
         if isinstance(obj, core.Primitive)
     }
     assert len(names) > 150
+    # Every primitive is propagated by a rule of the one signature the engine calls
+    # (a rule registered wrongly, e.g. a rule factory left uncalled, fails here).
+    signature = ["eqn", "operands", "scope"]
+    assert list(inspect.signature(conservative).parameters) == signature
     for name in names:
-        assert callable(RULES.get(name, conservative))
+        rule = RULES.get(name, conservative)
+        assert list(inspect.signature(rule).parameters) == signature, name
 
 
 def test_an_unknown_primitive_takes_the_conservative_rule():

@@ -7,7 +7,9 @@ Every page of ``build/docs`` is served on localhost and opened in Chromium at a
 - scrolls sideways: the page itself, or a paragraph, list item, heading or table
   cell wider than its box (code blocks may scroll, except on the pages of
   :data:`NO_CODE_SCROLL`, whose code lines must wrap);
-- has a formula that MathJax could not typeset.
+- has a formula that MathJax could not typeset;
+- has a Mermaid diagram (a ``<pre class="mermaid">`` block in its HTML) that was not
+  drawn as an SVG, or was drawn as Mermaid's error picture.
 
 Chromium is driven through the DevTools protocol over a pipe
 (``--remote-debugging-pipe``), so the check needs only the Python standard library
@@ -96,6 +98,23 @@ new Promise((resolve) => {
 })
 """
 """Resolves once MathJax has typeset the page (or at once without formulas)."""
+
+DIAGRAM = '<pre class="mermaid">'
+"""How a Mermaid block starts in a page's HTML (``docs/_hooks/mermaid.py``)."""
+
+DIAGRAMS_READY = """
+new Promise((resolve) => {
+  const start = Date.now();
+  const poll = () => {
+    if (!document.querySelector("pre.mermaid")) { resolve(true); return; }
+    if (Date.now() - start > 20000) { resolve(false); return; }
+    setTimeout(poll, 50);
+  };
+  poll();
+})
+"""
+"""Resolves once no diagram block is left undrawn: mkdocs-material replaces each
+``pre.mermaid`` with a ``div.mermaid`` holding the SVG in a closed shadow root."""
 
 
 class DevTools:
@@ -264,8 +283,54 @@ def errors_of(events: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-def check_page(tools: DevTools, session: str, url: str, page: str) -> list[str]:
-    """Open one page and list what is wrong with it."""
+def drawn_diagrams(tools: DevTools, session: str) -> tuple[int, int]:
+    """Diagrams drawn as an SVG on the open page, and how many of those are errors.
+
+    The SVGs sit in closed shadow roots, out of the page's JavaScript's reach; the
+    DevTools protocol's DOM tree shows them (``pierce``).
+
+    Returns:
+        ``(drawn, errors)``: SVG diagrams, and those that are Mermaid's error picture.
+    """
+    root = tools.send("DOM.getDocument", session, depth=-1, pierce=True)["root"]
+    drawn = errors = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        attributes = node.get("attributes", [])
+        classes = dict(zip(attributes[::2], attributes[1::2], strict=True))
+        if node.get("nodeName") == "DIV" and "mermaid" in classes.get("class", ""):
+            svgs = [
+                child
+                for shadow in node.get("shadowRoots", [])
+                for child in shadow.get("children", [])
+                if child.get("nodeName", "").lower() == "svg"
+            ]
+            if svgs:
+                drawn += 1
+                svg = svgs[0].get("attributes", [])
+                described = dict(zip(svg[::2], svg[1::2], strict=True))
+                errors += described.get("aria-roledescription") == "error"
+        stack += node.get("children", [])
+        stack += node.get("shadowRoots", [])
+    return drawn, errors
+
+
+def check_page(
+    tools: DevTools, session: str, url: str, page: str, diagrams: int
+) -> list[str]:
+    """Open one page and list what is wrong with it.
+
+    Args:
+        tools: The browser.
+        session: The page's session.
+        url: The page's address.
+        page: The page's path in the site.
+        diagrams: How many Mermaid diagrams its HTML has.
+
+    Returns:
+        The problems, as lines of text.
+    """
     tools.events.clear()
     tools.send("Page.navigate", session, url=url)
     if tools.wait_for("Page.loadEventFired", PAGE_TIMEOUT_S) is None:
@@ -277,6 +342,7 @@ def check_page(tools: DevTools, session: str, url: str, page: str) -> list[str]:
         awaitPromise=True,
         returnByValue=True,
     )
+    drawing = diagram_problems(tools, session, diagrams) if diagrams else []
     shown = tools.send(
         "Runtime.evaluate", session, expression=MEASURE, returnByValue=True
     )["result"]["value"]
@@ -292,6 +358,26 @@ def check_page(tools: DevTools, session: str, url: str, page: str) -> list[str]:
         untypeset = shown["formulas"] - shown["typeset"]
         problems.append(f"{untypeset} of {shown['formulas']} formulas not typeset")
     problems += [f"formula error: {text}" for text in shown["merrors"]]
+    return drawing + problems
+
+
+def diagram_problems(tools: DevTools, session: str, diagrams: int) -> list[str]:
+    """What is wrong with the open page's ``diagrams`` Mermaid diagrams."""
+    ready = tools.send(
+        "Runtime.evaluate",
+        session,
+        expression=DIAGRAMS_READY,
+        awaitPromise=True,
+        returnByValue=True,
+    )
+    problems = []
+    if not ready["result"].get("value"):
+        problems.append("Mermaid did not finish drawing")
+    drawn, errors = drawn_diagrams(tools, session)
+    if drawn < diagrams:
+        problems.append(f"{diagrams - drawn} of {diagrams} diagrams not drawn as SVG")
+    if errors:
+        problems.append(f"{errors} diagrams drawn as Mermaid's error picture")
     return problems
 
 
@@ -331,7 +417,8 @@ def run(site: Path, chromium: str, shots: Path | None) -> int:
                 mobile=False,
             )
             for page in pages(site):
-                problems = check_page(tools, session, base + page, page)
+                diagrams = (site / page).read_text(encoding="utf-8").count(DIAGRAM)
+                problems = check_page(tools, session, base + page, page, diagrams)
                 if shots is not None:
                     screenshot(tools, session, shots, page)
                 status = "ok" if not problems else f"{len(problems)} problems"

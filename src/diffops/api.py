@@ -72,8 +72,8 @@ def vjp_and_value(
         **options: Options of a third-party backend.
 
     Returns:
-        Function ``x -> (vjp, value)``: ``value`` of shape ``F``; ``vjp`` maps an
-        array of shape ``F`` to shape ``S``.
+        Function ``x -> (vjp, value)``: ``vjp`` maps an array of shape ``F`` to
+        shape ``S``; ``value`` of shape ``F``.
     """
     return _build(
         func,
@@ -355,8 +355,8 @@ def jvp_and_value(
         **options: Options of a third-party backend.
 
     Returns:
-        Function ``x -> (jvp, value)``: ``value`` of shape ``F``; ``jvp`` maps an
-        array of shape ``S`` to shape ``F``.
+        Function ``x -> (jvp, value)``: ``jvp`` maps an array of shape ``S`` to
+        shape ``F``; ``value`` of shape ``F``.
     """
     return _build(
         func,

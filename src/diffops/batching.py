@@ -6,10 +6,10 @@ value ``(B,) + F``, gradient ``(B,) + S``, Hessian ``(B,) + S + S``, ...; a prod
 closure becomes a batched closure taking ``(B,) + arg_shape``. A sparse Jacobian or
 Hessian (``sparsity=``) becomes a list of ``B`` ``scipy.sparse.csr_array`` results,
 one per point, computed point by point on every backend. Backends that can
-vectorise (:meth:`~diffops.backends.protocol.Backend.vectorize`: ``vmap`` inside the
-same ``jit`` on JAX, ``torch.func.vmap`` on PyTorch) do it in one call; otherwise, or
-when the function cannot be vectorised, the points are evaluated one by one. Results
-cross the same NumPy boundary as single calls.
+vectorise (:meth:`~diffops.backends.capabilities.Batching.vectorize`: ``vmap``
+inside the same ``jit`` on JAX, ``torch.func.vmap`` on PyTorch) do it in one call;
+otherwise, or when the function cannot be vectorised, the points are evaluated one
+by one. Results cross the same NumPy boundary as single calls.
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ def call_signature(
         args: The extra arguments.
         other: Signature of an argument that is neither an array, a number nor a
             container of them (the backend's
-            :meth:`~diffops.backends.protocol.Backend.argument_signature`).
+            :meth:`~diffops.backends.capabilities.CompiledPrograms.argument_signature`).
 
     Returns:
         A hashable key.

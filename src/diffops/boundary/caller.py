@@ -48,8 +48,9 @@ def make_caller(
     The backend's framework-level operator is wrapped in a program that casts its
     outputs to the input's dtype (and, on backends that pack, concatenates small
     outputs into one flat array, so one host transfer serves them all), compiled
-    with the backend's :meth:`~diffops.backends.protocol.Backend.compile`, and
-    called through :meth:`~diffops.backends.protocol.Backend.run`.
+    with the backend's
+    :meth:`~diffops.backends.capabilities.CompiledPrograms.compile`, and called
+    through :meth:`~diffops.backends.protocol.Backend.run`.
 
     Args:
         backend: The backend.

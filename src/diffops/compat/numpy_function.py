@@ -66,9 +66,9 @@ class NumpyFunction:
             dtype: Precision of every call; ``None`` chooses per call from the
                 arguments (float64 if any is 64-bit).
             compile: Options of the backend's
-                :meth:`~diffops.backends.protocol.Backend.compile` (for JAX:
-                :func:`jax.jit`'s keyword arguments) to compile ``function`` with,
-                or ``None`` to call it as it is.
+                :meth:`~diffops.backends.capabilities.CompiledPrograms.compile`
+                (for JAX: :func:`jax.jit`'s keyword arguments) to compile
+                ``function`` with, or ``None`` to call it as it is.
         """
         self._backend = backend
         self._apply = compiled(backend).closure_applier()

@@ -24,9 +24,9 @@ How, once per call signature (on the first call):
    dense derivative when the pattern is (nearly) dense or coloring cannot beat it;
    ``DerivativeFunction.coloring`` says which and why.
 4. **Products and decompression**, by the backend
-   (:meth:`~diffops.backends.protocol.Backend.sparse_operator`): one product per
-   color, and one gather that reads each structural non-zero from them (on JAX,
-   compiled together in one program).
+   (:meth:`~diffops.backends.capabilities.SparseDerivatives.sparse_operator`): one
+   product per color, and one gather that reads each structural non-zero from them
+   (on JAX, compiled together in one program).
 
 SciPy (and Numba for the coloring of large patterns) are imported only when
 sparsity is used: ``pip install diffops[sparse]``.
