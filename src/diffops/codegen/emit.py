@@ -1,0 +1,103 @@
+"""From a program to module source: simplify, choose the mode, emit.
+
+Scalar mode (straight-line Python floats, :mod:`diffops.codegen.scalar`) costs a
+fixed time per scalar statement; array mode (:mod:`diffops.codegen.array`) costs a
+fixed time per NumPy call plus time per element. :func:`emit_module` emits scalar
+code when its estimated time is below the array code's, using the constants below,
+measured on this kind of code with ``benchmarks/codegen_timing.py --calibrate``
+(see its docstring). The scalar attempt is abandoned as soon as it passes the
+statement count at which it could no longer win, so large programs cost nothing
+extra to generate.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from diffops.codegen.array import emit_array_function
+from diffops.codegen.ir import Program
+from diffops.codegen.module import Module
+from diffops.codegen.primitives import RULES
+from diffops.codegen.scalar import TooLarge, emit_scalar_function
+
+# Per-call cost model, in nanoseconds (see the module docstring).
+SCALAR_STATEMENT_NS = 40.0
+"""One scalar statement (a float operation and a local store)."""
+SCALAR_BRIDGE_NS = 2500.0
+"""A NumPy call in the middle of scalar code, with packing and unpacking."""
+SCALAR_ELEMENT_NS = 12.0
+"""Unpacking one input element or packing one output element."""
+SCALAR_CALL_NS = 400.0
+"""Calling a scalar function and building one output array."""
+ARRAY_CALL_NS = 1500.0
+"""One NumPy call on small arrays (array mode)."""
+ARRAY_ELEMENT_NS = 1.0
+"""One element (or one multiply-add of a contraction) in array mode."""
+ARRAY_FIXED_NS = 1200.0
+"""Entering ``np.errstate`` and returning (array mode)."""
+
+
+def identifier(name: str) -> str:
+    """``name`` made into a Python identifier."""
+    text = re.sub(r"\W", "_", name) or "generated"
+    return text if not text[0].isdigit() else f"f_{text}"
+
+
+def array_cost_ns(program: Program) -> float:
+    """Estimated time of one call of the program's array-mode function."""
+    total = ARRAY_FIXED_NS
+    for eqn in program.eqns:
+        total += ARRAY_CALL_NS
+        work = sum(o.aval.size for o in eqn.outputs)
+        if eqn.prim == "dot_general":
+            (lc, _), _ = eqn.params["dimension_numbers"]
+            k = math.prod(eqn.inputs[0].aval.shape[d] for d in lc)
+            work *= max(k, 1)
+        else:
+            work = max(work, sum(a.aval.size for a in eqn.inputs))
+        total += ARRAY_ELEMENT_NS * work
+    return total
+
+
+def emit_module(program: Program, name: str, mode: str = "auto") -> tuple[str, str]:
+    """Source of a module defining ``name(*inputs) -> tuple of outputs``.
+
+    Args:
+        program: The simplified program.
+        name: Function name (made into an identifier).
+        mode: ``"auto"``, ``"scalar"`` or ``"array"``.
+
+    Returns:
+        ``(source, mode used)``.
+    """
+    name = identifier(name)
+    if mode not in ("auto", "scalar", "array"):
+        msg = f"mode must be 'auto', 'scalar' or 'array', not {mode!r}"
+        raise ValueError(msg)
+    if mode != "array" and all(eqn.prim in RULES for eqn in program.walk()):
+        array_ns = array_cost_ns(program)
+        budget = (
+            10**6
+            if mode == "scalar"
+            else int(array_ns / SCALAR_STATEMENT_NS) + 1
+        )
+        module = Module(f"{name}: straight-line scalar code")
+        fallback = emit_array_function(module, program, f"{name}_array")
+        try:
+            stats = emit_scalar_function(module, program, name, fallback, budget)
+        except TooLarge:
+            if mode == "scalar":
+                raise
+        else:
+            scalar_ns = (
+                SCALAR_CALL_NS * (1 + len(program.outputs))
+                + SCALAR_STATEMENT_NS * stats.statements
+                + SCALAR_BRIDGE_NS * stats.bridges
+                + SCALAR_ELEMENT_NS * (stats.unpacked + stats.packed)
+            )
+            if mode == "scalar" or scalar_ns < array_ns:
+                return module.source(), "scalar"
+    module = Module(f"{name}: NumPy array code")
+    emit_array_function(module, program, name)
+    return module.source(), "array"
+
