@@ -337,3 +337,436 @@ def test_primitive_matches_jax(primitive, dtype):
     rng = np.random.default_rng([RNG_SEED, sorted(PRIMITIVE_CASES).index(primitive)])
     args = [_make(spec, dtype, rng) for spec in specs]
     check_program(fun, args, primitive=primitive)
+
+
+# ---------------------------------------------------------------------------------
+# (2) Whole derivative programs: diffops' JAX operators, flattened to arrays
+#
+# The adapter proposal in miniature: an operator's outputs are flattened with
+# jax.tree_util (a closure, a jax.tree_util.Partial, flattens to its residual
+# arrays), so one generated function computes every array and every residual, and a
+# second generated function applies the closure: (residuals, v) -> product.
+
+from diffops.backends import jax as djax  # noqa: E402
+from diffops.models import logistic_data  # noqa: E402
+from diffops.operators import ALL_DIFF_OPS, OPERATORS, shape_of  # noqa: E402
+
+GATHER_IDX = np.array([3, 0, 2, 2, 1], dtype=np.int32)
+
+
+def banana(x):
+    return -(x[0] ** 2) / 2 - (x[1] - x[0] ** 2) ** 2
+
+
+def torus(x):
+    r = jnp.sqrt(x[0] ** 2 + x[1] ** 2)
+    return jnp.stack([(r - 1) ** 2 + x[2] ** 2 - 0.25])
+
+
+def logistic(beta, design, labels):
+    z = design @ beta
+    return jnp.sum(labels * z - jnp.log1p(jnp.exp(z))) - jnp.sum(beta**2) / 2
+
+
+def gathered(x):
+    picked = x[GATHER_IDX] * jnp.arange(1.0, 6.0)
+    updated = x.at[1].add(x[0] ** 2).at[GATHER_IDX[:2]].set(jnp.sin(x[2:4]))
+    return jnp.sum(jnp.concatenate([picked, updated]) ** 3) + jnp.max(x) * x[3]
+
+
+def gathered_vector(x):
+    return jnp.concatenate([x[GATHER_IDX] ** 2, jnp.cumsum(x)[::2] * x[0]])
+
+
+def zero_d(x):
+    return jnp.sin(x) * x**2 + jnp.exp(-x)
+
+
+def matrix_input(x):
+    return jnp.sum(jnp.log1p(x**2) * jnp.cos(x)) + jnp.prod(x[:, 0]) * x[1, 2]
+
+
+def matrix_vector(x):
+    return jnp.tanh(x) @ jnp.array([1.0, -2.0, 0.5]) + x[:, 0] * x[:, 1]
+
+
+def _logistic_args(dim: int):
+    design, labels = logistic_data(dim, 2 * dim)
+    return (design, labels)
+
+
+# name: (function, x, extra args, scalar-valued)
+MODELS: dict[str, tuple[Callable[..., Any], np.ndarray, tuple[Any, ...], bool]] = {
+    "banana": (banana, np.array([0.3, -0.7]), (), True),
+    "torus": (torus, np.array([0.8, -0.5, 0.3]), (), False),
+    "logistic5": (logistic, np.linspace(-0.5, 0.5, 5), _logistic_args(5), True),
+    "logistic100": (logistic, np.linspace(-0.3, 0.3, 100), _logistic_args(100), True),
+    "gather": (gathered, np.array([0.3, -0.7, 1.1, 0.4]), (), True),
+    "gather_vector": (gathered_vector, np.array([0.3, -0.7, 1.1, 0.4]), (), False),
+    "zero_d": (zero_d, np.array(0.7), (), True),
+    "matrix": (matrix_input, np.array([[0.3, -0.7, 1.1], [0.4, 0.9, -1.3]]), (), True),
+    "matrix_vector": (
+        matrix_vector,
+        np.array([[0.3, -0.7, 1.1], [0.4, 0.9, -1.3]]),
+        (),
+        False,
+    ),
+}
+
+
+def operator_programs(op_name: str, func: Callable[..., Any], x: Any, *args: Any):
+    """(main jaxpr, closure-application jaxpr or None, number of residuals).
+
+    main: (x, *args) -> flat leaves of the operator's outputs (the closure's
+    residuals first, then the arrays); closure application: (*residuals, v) ->
+    the product.
+    """
+    op = getattr(djax, op_name)(func)
+    captured = {}
+
+    def main(x, *args):
+        leaves, treedef = jax.tree_util.tree_flatten(op(x, *args))
+        captured["treedef"] = treedef
+        return leaves
+
+    closed_main = jax.make_jaxpr(main)(x, *args)
+    closure = OPERATORS[op_name].closure
+    if closure is None:
+        return closed_main, None, 0
+    closure_def = captured["treedef"].children()[0]
+    n_residuals = closure_def.num_leaves
+    value_shape = jax.eval_shape(lambda y: func(y, *args), x).shape
+    arg_shape = shape_of(closure.arg, np.shape(x), tuple(value_shape))
+
+    def apply(*residuals_and_v):
+        *residuals, v = residuals_and_v
+        return jax.tree_util.tree_unflatten(closure_def, residuals)(v)
+
+    avals = [
+        jax.ShapeDtypeStruct(a.shape, a.dtype)
+        for a in closed_main.out_avals[:n_residuals]
+    ]
+    v_aval = jax.ShapeDtypeStruct(arg_shape, np.asarray(x).dtype)
+    closed_apply = jax.make_jaxpr(apply)(*avals, v_aval)
+    return closed_main, closed_apply, n_residuals
+
+
+FLOAT32_MODELS = ("banana", "torus", "logistic5", "gather", "zero_d", "matrix")
+
+
+def _program_cases():
+    cases = []
+    for model, (_, _, _, scalar) in MODELS.items():
+        for op in ALL_DIFF_OPS:
+            if OPERATORS[op].scalar_only and not scalar:
+                continue
+            cases.append((model, op, "float64"))
+            if model in FLOAT32_MODELS:
+                cases.append((model, op, "float32"))
+    return cases
+
+
+@pytest.mark.parametrize(("model", "op", "dtype"), _program_cases())
+def test_derivative_program_matches_jax(model, op, dtype):
+    func, x, args, _ = MODELS[model]
+    dtype = np.dtype(dtype)
+    x = np.asarray(x, dtype=dtype)
+    args = tuple(np.asarray(a, dtype=dtype) for a in args)
+    with jax.enable_x64(dtype == np.float64):
+        closed_main, closed_apply, n_residuals = operator_programs(op, func, x, *args)
+        want = jax_result(closed_main, [x, *args])
+    modes = ("auto", *MODES) if x.size <= 10 else ("auto", "array")
+    for mode in modes:
+        main = codegen.generate(closed_main, f"{op}_{model}", mode=mode, cache=False)
+        outputs = main(x, *args)
+        assert_matches(outputs, want, f"{model} {op} {mode}")
+        if closed_apply is None:
+            continue
+        residuals = list(outputs[:n_residuals])
+        rng = np.random.default_rng(RNG_SEED)
+        v = rng.standard_normal(closed_apply.in_avals[-1].shape).astype(dtype)
+        with jax.enable_x64(dtype == np.float64):
+            want_product = jax_result(closed_apply, [*want[:n_residuals], v])
+        apply = codegen.generate(closed_apply, f"apply_{op}", mode=mode, cache=False)
+        assert_matches(
+            apply(*residuals, v), want_product, f"{model} {op} closure {mode}"
+        )
+
+
+# ---------------------------------------------------------------------------------
+# (3) The generated source: what it imports, and running it without JAX
+
+
+def _sample_generated() -> list[codegen.Generated]:
+    """Scalar and array modules, with helpers, loops, branches and constants."""
+    x = np.array([0.3, -0.7, 1.1, 0.4])
+    programs = [
+        (jax.hessian(gathered), (x,)),
+        (PRIMITIVE_CASES["while"][0], (np.ones((2, 3)),)),
+        (PRIMITIVE_CASES["scan"][0], (np.ones((4, 3)),)),
+        (PRIMITIVE_CASES["cond"][0], (np.ones((2, 3)),)),
+        (jax.grad(logistic), (np.zeros(5), *_logistic_args(5))),
+    ]
+    out = []
+    with jax.enable_x64(True):
+        for fun, args in programs:
+            closed = jax.make_jaxpr(fun)(*args)
+            for mode in MODES:
+                out.append(codegen.generate(closed, "sample", mode=mode, cache=False))
+    return out
+
+
+def _imports(source: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add(node.module or ".")
+        elif isinstance(node, ast.Name) and node.id in ("__import__", "importlib"):
+            names.add(node.id)
+    return names
+
+
+def test_generated_source_imports_only_numpy_and_math():
+    samples = _sample_generated()
+    assert {g.mode for g in samples} == {"scalar", "array"}
+    assert any("def _gather" in g.source for g in samples)  # helpers copied in
+    for g in samples:
+        assert _imports(g.source) == {"math", "numpy"}, g.source
+
+
+def _blocker(directory, *modules: str) -> str:
+    """A directory whose ``<module>.py`` files raise ImportError on import."""
+    directory.mkdir(exist_ok=True)
+    for module in modules:
+        (directory / f"{module}.py").write_text(
+            f"raise ImportError('{module} is blocked in this test')\n"
+        )
+    return str(directory)
+
+
+def _run_child(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_source_runs_with_numpy_alone(tmp_path):
+    """exec of the source, where importing jax and diffops fails."""
+    blocked = _blocker(tmp_path / "blocked", "jax", "diffops")
+    x = np.array([0.3, -0.7, 1.1, 0.4])
+    with jax.enable_x64(True):
+        closed = jax.make_jaxpr(jax.hessian(gathered))(x)
+        want = jax_result(closed, [x])
+    for mode in MODES:
+        g = codegen.generate(closed, "hessian_gathered", mode=mode, cache=False)
+        (tmp_path / f"{mode}.py").write_text(g.source)
+        out = tmp_path / f"{mode}.npy"
+        _run_child(
+            f"""
+            import sys
+            sys.path.insert(0, {blocked!r})
+            import numpy as np
+            namespace = {{}}
+            exec(open({str(tmp_path / f"{mode}.py")!r}).read(), namespace)
+            (h,) = namespace["hessian_gathered"](np.array({x.tolist()!r}))
+            np.save({str(out)!r}, h)
+            assert "jax" not in sys.modules and "diffops" not in sys.modules
+            """
+        )
+        assert_matches([np.load(out)], want, mode)
+
+
+def test_pickle_is_the_source_and_loads_without_jax(tmp_path):
+    blocked = _blocker(tmp_path / "blocked", "jax")
+    x = np.array([0.3, -0.7])
+    with jax.enable_x64(True):
+        closed, _, _ = operator_programs("hessian_grad_and_value", banana, x)
+        want = jax_result(closed, [x])
+    g = codegen.generate(closed, "hessian_banana", cache=False)
+    data = pickle.dumps(g)
+    assert g.source.encode() in data
+    again = pickle.loads(data)
+    assert again.source == g.source
+    assert_matches(again(x), want, "unpickled")
+    (tmp_path / "g.pkl").write_bytes(data)
+    out = tmp_path / "out.npz"
+    _run_child(
+        f"""
+        import pickle, sys
+        sys.path.insert(0, {blocked!r})
+        import numpy as np
+        g = pickle.load(open({str(tmp_path / "g.pkl")!r}, "rb"))
+        np.savez({str(out)!r}, *g(np.array({x.tolist()!r})))
+        assert "jax" not in sys.modules
+        """
+    )
+    saved = np.load(out)
+    assert_matches([saved[f"arr_{i}"] for i in range(3)], want, "child")
+
+
+def _fork_child(g, x, queue):
+    queue.put([np.asarray(o) for o in g(x)])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_runs_in_a_fork_child_after_the_parent_used_jax():
+    import multiprocessing
+
+    x = np.array([0.8, -0.5, 0.3])
+    with jax.enable_x64(True):
+        closed, _, _ = operator_programs("mhp_jacobian_and_value", torus, x)
+        want = jax_result(closed, [x])  # the parent has computed with JAX
+    g = codegen.generate(closed, "mhp_torus", cache=False)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_fork_child, args=(g, x, queue))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert_matches(got, want, "fork child")
+
+
+def test_disk_cache_skips_emission(monkeypatch):
+    from diffops.codegen import emit
+
+    x = np.array([0.3, -0.7])
+    with jax.enable_x64(True):
+        closed = jax.make_jaxpr(jax.value_and_grad(banana))(x)
+    first = codegen.generate(closed, "vg")
+    directory = codegen.cache.cache_dir()
+    assert list(directory.glob("j*.json"))
+
+    def fail(*args, **kwargs):
+        raise AssertionError("emitted again")
+
+    monkeypatch.setattr(emit, "emit_module", fail)
+    second = codegen.generate(closed, "vg")
+    assert second.source == first.source
+    assert_matches(second(x), first(x))
+
+
+MODULE_WITH_FUNCTION = """
+def potential(x):
+    import jax.numpy as jnp
+
+    return jnp.sum(jnp.sin(x) * x**2) + jnp.prod(jnp.cos(x))
+
+
+def grad_potential(x):
+    import jax
+
+    return jax.grad(potential)(x)
+"""
+
+
+def test_function_key_skips_tracing_in_a_process_without_jax(tmp_path):
+    (tmp_path / "user_model.py").write_text(MODULE_WITH_FUNCTION)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import user_model
+    finally:
+        sys.path.remove(str(tmp_path))
+    x = np.array([0.3, -0.7, 1.1])
+    with jax.enable_x64(True):
+        first = codegen.trace_and_generate(user_model.grad_potential, x)
+        want = [np.asarray(user_model.grad_potential(x))]
+    assert_matches(first(x), want)
+    blocked = _blocker(tmp_path / "blocked", "jax")
+    out = tmp_path / "out.npy"
+    _run_child(
+        f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        sys.path.insert(0, {blocked!r})
+        import numpy as np
+        import user_model
+        from diffops import codegen
+
+        x = np.array({x.tolist()!r})
+        g = codegen.trace_and_generate(user_model.grad_potential, x)
+        np.save({str(out)!r}, g(x)[0])
+        assert "jax" not in sys.modules
+        """
+    )
+    assert_matches([np.load(out)], want, "cached in the child")
+    # A changed function is traced again (and so needs JAX).
+    (tmp_path / "user_model.py").write_text(MODULE_WITH_FUNCTION.replace("x**2", "x**3"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {blocked!r}]; "
+            "import numpy as np, user_model; from diffops import codegen; "
+            "codegen.trace_and_generate(user_model.grad_potential, np.zeros(3))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "jax is blocked" in result.stderr
+
+
+def test_function_key_follows_code_closures_and_globals():
+    def make(scale):
+        def f(x):
+            return jnp.sum(jnp.sin(x) * scale)
+
+        return f
+
+    x = np.zeros(3)
+    keys = {
+        codegen.function_key(make(1.0), x),
+        codegen.function_key(make(2.0), x),
+        codegen.function_key(make(np.ones(3)), x),
+        codegen.function_key(make(np.full(3, 2.0)), x),
+        codegen.function_key(make(1.0), np.zeros(4)),
+        codegen.function_key(make(1.0), np.zeros(3, np.float32)),
+        codegen.function_key(lambda x: jnp.sum(jnp.cos(x)), x),
+        codegen.function_key(djax.grad_and_value(make(1.0)), x),
+        codegen.function_key(djax.grad_and_value(make(3.0)), x),
+        codegen.function_key(jax.jit(make(4.0)), x),
+        codegen.function_key(jax.jit(make(5.0)), x),
+    }
+    assert len(keys) == 11
+    assert codegen.function_key(make(1.0), x) == codegen.function_key(make(1.0), x)
+
+
+def test_unsupported_primitive_is_a_clear_error():
+    x = np.eye(3) * 2.0
+    with jax.enable_x64(True):
+        closed = jax.make_jaxpr(lambda a: jnp.linalg.cholesky(a) * 2)(x)
+    with pytest.raises(codegen.UnsupportedPrimitiveError) as info:
+        codegen.generate(closed, "chol", cache=False)
+    assert isinstance(info.value, NotImplementedError)
+    assert "'cholesky'" in str(info.value)
+    assert 'backend="jax"' in str(info.value)
+    assert info.value.primitives == ["cholesky"]
+
+
+def test_generated_repr_and_identifier():
+    with jax.enable_x64(True):
+        closed = jax.make_jaxpr(jax.grad(banana))(np.zeros(2))
+    g = codegen.generate(closed, "grad of banana!", cache=False)
+    assert g.name == "grad_of_banana_"
+    assert repr(g).startswith("<Generated grad_of_banana_(float64[2]) -> (float64[2])")
+
+
+def test_importing_codegen_does_not_import_jax():
+    _run_child(
+        """
+        import sys
+        import diffops.codegen
+        assert "jax" not in sys.modules
+        """
+    )

@@ -26,9 +26,10 @@ disk cache (:mod:`.cache`) never imports it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from diffops.codegen import cache as _cache
 from diffops.codegen.cache import function_key, jaxpr_key
@@ -142,17 +143,26 @@ def trace_and_generate(
         The generated function.
     """
     name = name or getattr(fun, "__name__", "generated")
+    wanted = tuple(_aval_spec(a) for a in example_args)
     if cache:
         key = key or function_key(fun, *example_args)
         found = load_cached(key)
-        if found is not None:
+        # A record traced with other dtypes (64-bit JAX off) is not this program.
+        if found is not None and found.in_avals == wanted:
             return found
     import jax
 
     closed = jax.make_jaxpr(fun)(*example_args)
     generated = generate(closed, name, mode=mode, cache=cache)
-    if cache and key is not None:
+    if cache and key is not None and generated.in_avals == wanted:
         _cache.store(key, generated.record())
     return generated
+
+
+def _aval_spec(arg: Any) -> tuple[tuple[int, ...], str]:
+    if hasattr(arg, "shape") and hasattr(arg, "dtype"):
+        return tuple(arg.shape), str(arg.dtype)
+    array = np.asarray(arg)
+    return array.shape, str(array.dtype)
 
 

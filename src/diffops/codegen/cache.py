@@ -15,8 +15,9 @@ closure cells and the global values it reads (arrays by their bytes, numbers and
 strings by value); the same, recursively, for every Python function it reaches that
 way, including functions read as attributes of modules it references (``mylib.f``),
 unless they belong to the standard library or to JAX, NumPy, SciPy or diffops, whose
-versions enter the key instead; the argument shapes and dtypes; the JAX version and
-whether 64-bit JAX is enabled; the Python version; and :data:`FORMAT`. It does not
+versions enter the key instead; the argument shapes and dtypes; the JAX and diffops versions; the Python version;
+and :data:`FORMAT`. (Whether 64-bit JAX was enabled when tracing is not part of the
+key: a record is used only if its traced input dtypes are the arguments' dtypes.) It does not
 see code reached any other way (methods of objects, code in C extensions, files the
 function reads): pass ``salt`` (e.g. your package's version) or delete the cache
 directory when such code changes. Records are never evicted; the directory may be
@@ -89,13 +90,6 @@ def _version(package: str) -> str:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "-"
-
-
-def _jax_x64() -> bool:
-    jax = sys.modules.get("jax")
-    if jax is not None:
-        return bool(jax.config.jax_enable_x64)
-    return os.environ.get("JAX_ENABLE_X64", "").lower() in ("1", "true")
 
 
 def _is_library(module_name: str | None) -> bool:
@@ -232,7 +226,6 @@ def function_key(fun: Any, *example_args: Any, salt: str = "") -> str:
         sys.version,
         _version("jax"),
         _version("diffops"),
-        _jax_x64(),
         avals,
         repr(_fingerprint(fun, set(), 0)),
     ]

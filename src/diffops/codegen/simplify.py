@@ -217,7 +217,6 @@ def _forward_pass(program: Program) -> Program:
 def _unbroadcast(eqn: Eqn, producers: dict[int, Eqn]) -> list[Atom]:
     """Inputs with broadcasts of 0-d values replaced by the 0-d values."""
     out_shape = eqn.outputs[0].aval.shape
-    full = [a.aval.shape == out_shape for a in eqn.inputs]
     inputs = list(eqn.inputs)
     for i, atom in enumerate(inputs):
         source = None
@@ -231,7 +230,9 @@ def _unbroadcast(eqn: Eqn, producers: dict[int, Eqn]) -> list[Atom]:
                 isinstance(flat[0], np.floating) and math.isnan(float(flat[0]))
             ):
                 source = Lit(np.array(flat[0]))
-        others_full = any(f for j, f in enumerate(full) if j != i)
+        others_full = any(
+            a.aval.shape == out_shape for j, a in enumerate(inputs) if j != i
+        )
         if source is not None and others_full:
             inputs[i] = source
     return inputs
