@@ -476,20 +476,39 @@ def test_derivative_program_matches_jax(model, op, dtype):
         closed_main, closed_apply, n_residuals = operator_programs(op, func, x, *args)
         want = jax_result(closed_main, [x, *args])
     modes = ("auto", *MODES) if x.size <= 10 else ("auto", "array")
-    for mode in modes:
+    rng = np.random.default_rng(RNG_SEED)
+    v = None
+    if closed_apply is not None:
+        v = rng.standard_normal(closed_apply.in_avals[-1].shape).astype(dtype)
+        with jax.enable_x64(dtype == np.float64):
+            want_product = jax_result(closed_apply, [*want[:n_residuals], v])
+    for i, mode in enumerate(modes):
         main = codegen.generate(closed_main, f"{op}_{model}", mode=mode, cache=False)
         outputs = main(x, *args)
         assert_matches(outputs, want, f"{model} {op} {mode}")
         if closed_apply is None:
             continue
-        residuals = list(outputs[:n_residuals])
-        rng = np.random.default_rng(RNG_SEED)
-        v = rng.standard_normal(closed_apply.in_avals[-1].shape).astype(dtype)
-        with jax.enable_x64(dtype == np.float64):
-            want_product = jax_result(closed_apply, [*want[:n_residuals], v])
         apply = codegen.generate(closed_apply, f"apply_{op}", mode=mode, cache=False)
+        residuals = list(outputs[:n_residuals])
         assert_matches(
             apply(*residuals, v), want_product, f"{model} {op} closure {mode}"
+        )
+        # The residuals packed into one flat sequence, between any two modes.
+        packed_main = codegen.generate(
+            closed_main, "main", mode=mode, cache=False, packed_outputs=n_residuals
+        )
+        other = modes[(i + 1) % len(modes)]
+        packed_apply = codegen.generate(
+            closed_apply, "apply", mode=other, cache=False, packed_inputs=n_residuals
+        )
+        packed, *arrays = packed_main(x, *args)
+        assert_matches(arrays, want[n_residuals:], f"{model} {op} {mode} packed")
+        flat = np.concatenate([np.ravel(w).astype(np.float64) for w in want[:n_residuals]])
+        assert_matches([np.asarray(packed, dtype=dtype)], [flat.astype(dtype)], "packed")
+        assert_matches(
+            packed_apply(packed, v),
+            want_product,
+            f"{model} {op} closure, residuals packed by {mode}, applied by {other}",
         )
 
 

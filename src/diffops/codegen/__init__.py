@@ -57,6 +57,8 @@ def generate(
     *,
     mode: str = "auto",
     cache: bool = True,
+    packed_inputs: int = 0,
+    packed_outputs: int = 0,
 ) -> Generated:
     """Generate and load NumPy source for a closed jaxpr.
 
@@ -68,6 +70,14 @@ def generate(
             ``"scalar"`` or ``"array"``.
         cache: Look the program up in, and store it into, the disk cache
             (:mod:`diffops.codegen.cache`).
+        packed_inputs: Receive the first this many inputs as one flat sequence of
+            their elements (C order, one input after the other): a tuple of Python
+            numbers or a float64 array, as ``packed_outputs`` makes them.
+        packed_outputs: Return the first this many outputs as one flat sequence of
+            their elements (a tuple of Python numbers in scalar mode, a float64
+            array in array mode). A closure's residuals are passed this way from the
+            function computing them to the function applying the closure: one
+            object instead of an array each.
 
     Returns:
         The generated function: ``g(*arrays) -> tuple of arrays``, with ``g.source``.
@@ -83,7 +93,8 @@ def generate(
     from diffops.codegen.simplify import simplify
 
     name = identifier(name)
-    key = jaxpr_key(closed_jaxpr, name, mode) if cache else None
+    variant = f"{mode}/{packed_inputs}/{packed_outputs}"
+    key = jaxpr_key(closed_jaxpr, name, variant) if cache else None
     if key is not None:
         record = _cache.load(key)
         if record is not None:
@@ -95,8 +106,16 @@ def generate(
         raise UnsupportedPrimitiveError(missing, f"{name!r}")
     in_avals = tuple((v.aval.shape, v.aval.dtype.name) for v in program.inputs)
     out_avals = tuple((a.aval.shape, a.aval.dtype.name) for a in program.outputs)
-    source, used_mode = emit_module(simplify(program), name, mode)
-    generated = Generated(source, name, used_mode, used, in_avals, out_avals)
+    source, used_mode = emit_module(
+        simplify(program),
+        name,
+        mode,
+        packed_inputs=packed_inputs,
+        packed_outputs=packed_outputs,
+    )
+    generated = Generated(
+        source, name, used_mode, used, in_avals, out_avals, packed_inputs, packed_outputs
+    )
     if key is not None:
         _cache.store(key, generated.record())
     return generated

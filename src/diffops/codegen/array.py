@@ -22,7 +22,13 @@ _WEAK = frozenset({np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_)}
 
 
 def emit_array_function(
-    module: Module, program: Program, name: str, *, top: bool = True
+    module: Module,
+    program: Program,
+    name: str,
+    *,
+    top: bool = True,
+    packed_inputs: int = 0,
+    packed_outputs: int = 0,
 ) -> str:
     """Write ``program`` as a NumPy function into ``module``.
 
@@ -33,6 +39,10 @@ def emit_array_function(
         top: A public entry point (outputs copied where they could share memory,
             NumPy warnings silenced, 0-d outputs as arrays) rather than a loop or
             branch body.
+        packed_inputs: The first this many inputs arrive as one flat sequence of
+            their elements (see :func:`diffops.codegen.generate`).
+        packed_outputs: The first this many outputs leave as one flat float64 array
+            of their elements.
 
     Returns:
         ``name``.
@@ -44,6 +54,16 @@ def emit_array_function(
     readonly: set[int] = set()
     lines: list[str] = []
     count = 0
+    offset = 0
+    if packed_inputs:
+        lines.append("p = np.asarray(p, dtype=np.float64)")
+    for i, var in enumerate(program.inputs[:packed_inputs]):
+        size, shape = var.aval.size, var.aval.shape
+        text = f"a{i} = p[{offset}:{offset + size}].reshape({shape!r})"
+        if var.aval.dtype != np.float64:
+            text += f".astype({_dtype_code(var.aval.dtype)})"
+        lines.append(text)
+        offset += size
 
     def text(atom: Atom, elementwise: bool) -> str:
         if isinstance(atom, Var):
@@ -118,7 +138,16 @@ def emit_array_function(
             results.append(name_text)
         returned.add(r)
 
-    args = ", ".join(f"a{i}" for i in range(len(program.inputs)))
+    if packed_outputs:
+        parts = []
+        for atom in program.outputs[:packed_outputs]:
+            part = names[atom.id] if isinstance(atom, Var) else module.constant(atom.value)
+            parts.append(f"np.ravel({part}), ")
+        flat = f"np.concatenate(({''.join(parts)}), dtype=np.float64)"
+        results = [flat, *results[packed_outputs:]]
+    params = ["p"] if packed_inputs else []
+    params += [f"a{i}" for i in range(packed_inputs, len(program.inputs))]
+    args = ", ".join(params)
     ret = "return (" + "".join(r + ", " for r in results) + ")"
     if top:
         body = ['with np.errstate(all="ignore"):']

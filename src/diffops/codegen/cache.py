@@ -73,7 +73,7 @@ def jaxpr_key(closed_jaxpr: Any, name: str, mode: str) -> str:
     Args:
         closed_jaxpr: From ``jax.make_jaxpr``.
         name: Function name of the generated code.
-        mode: Emission mode asked for.
+        mode: Emission mode asked for (and any other option changing the code).
 
     Returns:
         Hex digest.

@@ -17,7 +17,6 @@ import re
 from diffops.codegen.array import emit_array_function
 from diffops.codegen.ir import Program
 from diffops.codegen.module import Module
-from diffops.codegen.primitives import RULES
 from diffops.codegen.scalar import TooLarge, emit_scalar_function
 
 # Per-call cost model, in nanoseconds (see the module docstring).
@@ -35,6 +34,11 @@ ARRAY_ELEMENT_NS = 1.0
 """One element (or one multiply-add of a contraction) in array mode."""
 ARRAY_FIXED_NS = 1200.0
 """Entering ``np.errstate`` and returning (array mode)."""
+
+SCALAR_MAX_STATEMENTS = 20_000
+"""Never try scalar code longer than this (generation time grows with it)."""
+SCALAR_MAX_ELEMENTS = 4096
+"""Never try scalar code for programs holding a larger array (in elements)."""
 
 
 def identifier(name: str) -> str:
@@ -59,32 +63,52 @@ def array_cost_ns(program: Program) -> float:
     return total
 
 
-def emit_module(program: Program, name: str, mode: str = "auto") -> tuple[str, str]:
+def _largest(program: Program) -> int:
+    sizes = [v.aval.size for v in program.inputs]
+    for eqn in program.walk():
+        sizes += [a.aval.size for a in eqn.inputs] + [o.aval.size for o in eqn.outputs]
+    return max(sizes, default=0)
+
+
+def emit_module(
+    program: Program,
+    name: str,
+    mode: str = "auto",
+    *,
+    packed_inputs: int = 0,
+    packed_outputs: int = 0,
+) -> tuple[str, str]:
     """Source of a module defining ``name(*inputs) -> tuple of outputs``.
 
     Args:
         program: The simplified program.
         name: Function name (made into an identifier).
         mode: ``"auto"``, ``"scalar"`` or ``"array"``.
+        packed_inputs: Inputs received as one flat sequence (see ``generate``).
+        packed_outputs: Outputs returned as one flat sequence.
 
     Returns:
         ``(source, mode used)``.
     """
     name = identifier(name)
+    packing = {"packed_inputs": packed_inputs, "packed_outputs": packed_outputs}
     if mode not in ("auto", "scalar", "array"):
         msg = f"mode must be 'auto', 'scalar' or 'array', not {mode!r}"
         raise ValueError(msg)
-    if mode != "array" and all(eqn.prim in RULES for eqn in program.walk()):
+    small = mode == "scalar" or _largest(program) <= SCALAR_MAX_ELEMENTS
+    if mode != "array" and small:
         array_ns = array_cost_ns(program)
         budget = (
-            10**6
+            10**7
             if mode == "scalar"
-            else int(array_ns / SCALAR_STATEMENT_NS) + 1
+            else min(int(array_ns / SCALAR_STATEMENT_NS) + 1, SCALAR_MAX_STATEMENTS)
         )
         module = Module(f"{name}: straight-line scalar code")
-        fallback = emit_array_function(module, program, f"{name}_array")
+        fallback = emit_array_function(module, program, f"{name}_array", **packing)
         try:
-            stats = emit_scalar_function(module, program, name, fallback, budget)
+            stats = emit_scalar_function(
+                module, program, name, fallback, budget, **packing
+            )
         except TooLarge:
             if mode == "scalar":
                 raise
@@ -98,6 +122,6 @@ def emit_module(program: Program, name: str, mode: str = "auto") -> tuple[str, s
             if mode == "scalar" or scalar_ns < array_ns:
                 return module.source(), "scalar"
     module = Module(f"{name}: NumPy array code")
-    emit_array_function(module, program, name)
+    emit_array_function(module, program, name, **packing)
     return module.source(), "array"
 

@@ -45,7 +45,12 @@ class Generated:
     """A JAX program as a NumPy function, with its source.
 
     Calling it calls :attr:`function`: NumPy arrays in (the traced program's inputs,
-    flattened, of the traced shapes and dtypes), a tuple of NumPy arrays out.
+    flattened, of the traced shapes and dtypes), a tuple of NumPy arrays out. With
+    ``packed_outputs = n``, the first ``n`` outputs leave as one flat sequence of
+    their elements (a tuple of Python numbers in scalar mode, a float64 array in
+    array mode); with ``packed_inputs = n``, the first ``n`` inputs arrive as one such
+    sequence (either form). That is how a closure's residuals travel from the
+    function that computes them to the function that applies the closure.
     Pickling stores the source only; unpickling executes it (no JAX needed).
 
     Attributes:
@@ -55,6 +60,8 @@ class Generated:
         primitives_used: JAX primitives of the program (before simplification).
         in_avals: ``(shape, dtype)`` of each input.
         out_avals: ``(shape, dtype)`` of each output.
+        packed_inputs: Number of leading inputs received as one flat sequence.
+        packed_outputs: Number of leading outputs returned as one flat sequence.
         function: The loaded entry function.
     """
 
@@ -66,6 +73,8 @@ class Generated:
         primitives_used: tuple[str, ...],
         in_avals: tuple[AvalSpec, ...],
         out_avals: tuple[AvalSpec, ...],
+        packed_inputs: int = 0,
+        packed_outputs: int = 0,
     ):
         self.source = source
         self.name = name
@@ -73,6 +82,8 @@ class Generated:
         self.primitives_used = tuple(primitives_used)
         self.in_avals = tuple((tuple(s), str(d)) for s, d in in_avals)
         self.out_avals = tuple((tuple(s), str(d)) for s, d in out_avals)
+        self.packed_inputs = packed_inputs
+        self.packed_outputs = packed_outputs
         self.function = load_function(source, name)
 
     def __call__(self, *args: Any) -> tuple[np.ndarray[Any, Any], ...]:
@@ -96,6 +107,8 @@ class Generated:
                 self.primitives_used,
                 self.in_avals,
                 self.out_avals,
+                self.packed_inputs,
+                self.packed_outputs,
             ),
         )
 
@@ -108,6 +121,8 @@ class Generated:
             "primitives_used": list(self.primitives_used),
             "in_avals": [[list(s), d] for s, d in self.in_avals],
             "out_avals": [[list(s), d] for s, d in self.out_avals],
+            "packed_inputs": self.packed_inputs,
+            "packed_outputs": self.packed_outputs,
         }
 
     @classmethod
@@ -120,6 +135,8 @@ class Generated:
             tuple(record["primitives_used"]),
             tuple((tuple(s), d) for s, d in record["in_avals"]),
             tuple((tuple(s), d) for s, d in record["out_avals"]),
+            record.get("packed_inputs", 0),
+            record.get("packed_outputs", 0),
         )
 
     def __repr__(self) -> str:

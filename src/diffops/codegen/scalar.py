@@ -614,7 +614,14 @@ class ScalarFunction:
 
 
 def emit_scalar_function(
-    module: Module, program: Program, name: str, fallback: str, budget: int
+    module: Module,
+    program: Program,
+    name: str,
+    fallback: str,
+    budget: int,
+    *,
+    packed_inputs: int = 0,
+    packed_outputs: int = 0,
 ) -> ScalarFunction:
     """Write ``program`` as straight-line scalar code into ``module``.
 
@@ -625,6 +632,10 @@ def emit_scalar_function(
         fallback: Name of the array-mode function of the same program, called when
             ``math`` raises (division by zero, overflow, a domain error).
         budget: Statement budget.
+        packed_inputs: The first this many inputs arrive as one flat sequence of
+            their elements (see :func:`diffops.codegen.generate`).
+        packed_outputs: The first this many outputs leave as one flat tuple of
+            their elements.
 
     Returns:
         Statistics of the function.
@@ -637,8 +648,9 @@ def emit_scalar_function(
     for k, var in enumerate(program.inputs):
         kind = _kind(var.aval.dtype)
         terms = [Term(f"a{k}_{j}", kind, em) for j in range(var.aval.size)]
-        for j, t in enumerate(terms):
-            em._inputs[t.name] = (k, j)
+        if k >= packed_inputs:  # packed inputs have no array of their own
+            for j, t in enumerate(terms):
+                em._inputs[t.name] = (k, j)
         em._input_sizes.append(var.aval.size)
         em._input_shapes.append(var.aval.shape)
         args.append(_from_list(terms).reshape(var.aval.shape))
@@ -656,7 +668,22 @@ def emit_scalar_function(
 
     lines = []
     unpacked = 0
+    flat_names: list[str] = []
+    conversions = []
+    for k, var in enumerate(program.inputs[:packed_inputs]):
+        names = [f"a{k}_{j}" for j in range(var.aval.size)]
+        flat_names += names
+        kind = _kind(var.aval.dtype)
+        if kind != "f":
+            convert = "int" if kind == "i" else "bool"
+            conversions += [f"{n} = {convert}({n})" for n in names if n in used]
+    if any(n in used for n in flat_names):
+        unpacked += len(flat_names)
+        lines.append(f"{''.join(n + ', ' for n in flat_names)}= p")
+        lines += conversions
     for k, var in enumerate(program.inputs):
+        if k < packed_inputs:
+            continue
         names = [f"a{k}_{j}" for j in range(var.aval.size)]
         if not any(n in used for n in names):
             continue
@@ -667,10 +694,21 @@ def emit_scalar_function(
             lines.append(f"{stmt.targets[0]} = {stmt.expr}")
         else:
             lines.append(f"{', '.join(stmt.targets)}, = {stmt.expr}")
-    results = [_pack(out, var.aval) for out, var in zip(outputs, program.outputs, strict=True)]
+    results = [
+        _pack(out, var.aval)
+        for out, var in zip(
+            outputs[packed_outputs:], program.outputs[packed_outputs:], strict=True
+        )
+    ]
+    if packed_outputs:
+        flat = [e for out in outputs[:packed_outputs] for e in out.reshape(-1).tolist()]
+        items = [e.name if isinstance(e, Term) else literal(e) for e in flat]
+        results.insert(0, "(" + "".join(i + ", " for i in items) + ")")
     lines.append("return (" + "".join(r + ", " for r in results) + ")")
 
-    params = ", ".join(f"a{i}" for i in range(len(program.inputs)))
+    names = ["p"] if packed_inputs else []
+    names += [f"a{i}" for i in range(packed_inputs, len(program.inputs))]
+    params = ", ".join(names)
     body = "\n".join("        " + line for line in lines)
     module.reserve(name)
     module.add_function(

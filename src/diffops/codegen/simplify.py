@@ -12,6 +12,9 @@ One forward pass does, equation by equation:
   are structurally zero stay zero for non-finite inputs, as in SymPy);
 - broadcast operands: an element-wise operation on ``broadcast_in_dim`` of a 0-d
   value reads the 0-d value itself (NumPy broadcasts it);
+- identity matrices: ``dot_general`` with an identity matrix (``jacfwd``'s basis,
+  ``eq(iota, iota)`` converted to floats, or such a constant) is a transpose of the
+  other operand;
 - common subexpressions: equal primitive, parameters and inputs compute once.
 
 A backward pass then removes equations whose results are unused. The passes repeat
@@ -167,6 +170,7 @@ def _forward_pass(program: Program) -> Program:
     producers: dict[int, Eqn] = {}
     seen: dict[Any, list[Var]] = {}
     eqns: list[Eqn] = []
+    identities = _Identities()
 
     def read(atom: Atom) -> Atom:
         while isinstance(atom, Var) and atom.id in env:
@@ -195,6 +199,12 @@ def _forward_pass(program: Program) -> Program:
             for o, lit in zip(eqn.outputs, folded, strict=True):
                 env[o.id] = lit
             continue
+        identities.record(eqn)
+        if eqn.prim == "dot_general":
+            eqn = identities.dot(eqn)
+            if eqn.prim == "transpose" and _forwarded(eqn) is not None:
+                env[eqn.outputs[0].id] = eqn.inputs[0]
+                continue
         rule = RULES.get(eqn.prim)
         if rule is not None and rule.kind == ELEMENTWISE and len(eqn.inputs) > 1:
             eqn.inputs = _unbroadcast(eqn, producers)
@@ -212,6 +222,57 @@ def _forward_pass(program: Program) -> Program:
         eqns.append(eqn)
     outputs = [read(a) for a in program.outputs]
     return Program(program.inputs, outputs, eqns)
+
+
+class _Identities:
+    """Which values are identity matrices (``eye(n)`` of any dtype)."""
+
+    def __init__(self) -> None:
+        self.iota_dim: dict[int, int] = {}
+        self.eye: set[int] = set()
+
+    def is_eye(self, atom: Atom) -> bool:
+        if isinstance(atom, Var):
+            return atom.id in self.eye
+        v = atom.value
+        return (
+            v.ndim == 2
+            and v.shape[0] == v.shape[1]
+            and v.size <= FOLD_LIMIT
+            and bool(np.array_equal(v, np.eye(v.shape[0])))
+        )
+
+    def record(self, eqn: Eqn) -> None:
+        out = eqn.outputs[0]
+        square = len(out.aval.shape) == 2 and out.aval.shape[0] == out.aval.shape[1]
+        if not square:
+            return
+        if eqn.prim == "iota":
+            self.iota_dim[out.id] = int(eqn.params["dimension"])
+        elif eqn.prim == "eq":
+            dims = {
+                self.iota_dim.get(a.id) if isinstance(a, Var) else None
+                for a in eqn.inputs
+            }
+            if dims == {0, 1}:
+                self.eye.add(out.id)
+        elif eqn.prim == "convert_element_type" and self.is_eye(eqn.inputs[0]):
+            self.eye.add(out.id)
+
+    def dot(self, eqn: Eqn) -> Eqn:
+        """``eqn``, or a transpose if it multiplies by an identity matrix."""
+        (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+        lhs, rhs = eqn.inputs
+        out = eqn.outputs[0]
+        if lb or rb or len(lc) != 1:
+            return eqn
+        for eye, other, other_dim, first in ((rhs, lhs, lc[0], False), (lhs, rhs, rc[0], True)):
+            if not self.is_eye(eye) or other.aval.dtype != out.aval.dtype:
+                continue
+            rest = [d for d in range(len(other.aval.shape)) if d != other_dim]
+            perm = [other_dim, *rest] if first else [*rest, other_dim]
+            return Eqn("transpose", [other], eqn.outputs, {"permutation": tuple(perm)})
+        return eqn
 
 
 def _unbroadcast(eqn: Eqn, producers: dict[int, Eqn]) -> list[Atom]:
