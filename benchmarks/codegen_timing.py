@@ -20,8 +20,9 @@ were chosen.
 
 Run it alone on the machine (the lock keeps two timing jobs apart)::
 
-    flock /tmp/diffops-timing.lock .venv/bin/python -m benchmarks.codegen_timing
-    flock /tmp/diffops-timing.lock .venv/bin/python -m benchmarks.codegen_timing --calibrate
+    LOCK=/tmp/diffops-timing.lock
+    flock $LOCK .venv/bin/python -m benchmarks.codegen_timing
+    flock $LOCK .venv/bin/python -m benchmarks.codegen_timing --calibrate
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ from diffops.timing import calibrate, time_batch  # noqa: E402
 Call = Callable[[], Any]
 
 
-def interleaved(calls: dict[str, Call], repeats: int, batch_s: float) -> dict[str, float]:
+def interleaved(
+    calls: dict[str, Call], repeats: int, batch_s: float
+) -> dict[str, float]:
     """Median seconds per call of each, batches interleaved (rotating order)."""
     loops = {name: calibrate(call, batch_s)[0] for name, call in calls.items()}
     samples: dict[str, list[float]] = {name: [] for name in calls}
@@ -141,7 +144,11 @@ def banana_case(repeats: int, batch_s: float) -> dict[str, float]:
         repeats,
         batch_s,
     )
-    report("banana: value + gradient + Hessian (float64, d = 2)", times, "hand-written NumPy")
+    report(
+        "banana: value + gradient + Hessian (float64, d = 2)",
+        times,
+        "hand-written NumPy",
+    )
     return times
 
 
@@ -243,15 +250,25 @@ def first_call_case(repeats: int) -> None:
     logistic = models.logistic_model(100, 200)
     logistic_f, _ = logistic.function("jax")
     programs = {
-        "banana hessian_grad_and_value": ("hessian_grad_and_value", banana, np.array([0.3, -0.7])),
-        "torus mhp_jacobian_and_value": ("mhp_jacobian_and_value", torus, np.array([0.8, -0.5, 0.3])),
+        "banana hessian_grad_and_value": (
+            "hessian_grad_and_value",
+            banana,
+            np.array([0.3, -0.7]),
+        ),
+        "torus mhp_jacobian_and_value": (
+            "mhp_jacobian_and_value",
+            torus,
+            np.array([0.8, -0.5, 0.3]),
+        ),
         "logistic d=100 hessian_grad_and_value": (
             "hessian_grad_and_value",
             logistic_f,
             np.linspace(-0.3, 0.3, 100),
         ),
     }
-    print("\nfirst call: trace + generate + exec vs jax.jit trace + compile (ms, median)")
+    print(
+        "\nfirst call: trace + generate + exec vs jax.jit trace + compile (ms, median)"
+    )
     for title, (op_name, func, x) in programs.items():
         gen_t, jit_t, emit_t = [], [], []
         mode = ""
@@ -271,8 +288,9 @@ def first_call_case(repeats: int) -> None:
                 jit_t.append(time.perf_counter() - start)
                 del compiled
         g_ms, j_ms = statistics.median(gen_t) * 1e3, statistics.median(jit_t) * 1e3
+        e_ms = statistics.median(emit_t) * 1e3
         print(
-            f"  {title:<40} codegen {g_ms:7.1f} ms (emit+exec {statistics.median(emit_t) * 1e3:6.1f}, "
+            f"  {title:<40} codegen {g_ms:7.1f} ms (emit+exec {e_ms:6.1f}, "
             f"{mode})   jax.jit {j_ms:7.1f} ms   ratio {g_ms / j_ms:5.2f}"
         )
 
@@ -302,7 +320,11 @@ def logistic_case(repeats: int, batch_s: float, dim: int = 1000) -> None:
     times = interleaved(
         {
             "jax.jit": jit_call,
-            "hand-written NumPy": lambda: (model.second(x), model.first(x), model.value(x)),
+            "hand-written NumPy": lambda: (
+                model.second(x),
+                model.first(x),
+                model.value(x),
+            ),
             f"codegen ({generated.mode})": lambda: generated(x),
         },
         repeats,
@@ -320,7 +342,6 @@ def calibrate_modes(repeats: int, batch_s: float) -> None:
     import jax
 
     from diffops import codegen
-    from diffops.codegen.emit import emit_module
     from diffops.codegen.ir import from_jaxpr
     from diffops.codegen.simplify import simplify
 
@@ -337,15 +358,19 @@ def calibrate_modes(repeats: int, batch_s: float) -> None:
         x = np.linspace(-0.3, 0.3, d)
         with jax.enable_x64(True):
             closed, _, _ = _jax_program(op_name, f, x)
-        gens = {m: codegen.generate(closed, "cal", mode=m, cache=False) for m in ("scalar", "array")}
+        gens = {
+            m: codegen.generate(closed, "cal", mode=m, cache=False)
+            for m in ("scalar", "array")
+        }
         auto = codegen.generate(closed, "cal", cache=False).mode
-        times = interleaved({m: (lambda g=g: g(x)) for m, g in gens.items()}, repeats, batch_s)
+        times = interleaved(
+            {m: (lambda g=g, x=x: g(x)) for m, g in gens.items()}, repeats, batch_s
+        )
         estimate = _estimates(simplify(from_jaxpr(closed)))
         print(
             f"  {title:<28} {times['scalar'] * 1e6:8.1f} ({estimate['scalar']:7.1f}) "
             f"{times['array'] * 1e6:8.1f} ({estimate['array']:7.1f})  {auto}"
         )
-    del emit_module
 
 
 def _estimates(program: Any) -> dict[str, float]:
@@ -367,7 +392,9 @@ def _estimates(program: Any) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter batches")
-    parser.add_argument("--calibrate", action="store_true", help="scalar vs array sweep")
+    parser.add_argument(
+        "--calibrate", action="store_true", help="scalar vs array sweep"
+    )
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args(argv)
     repeats = args.repeats or (5 if args.quick else 21)

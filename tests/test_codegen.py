@@ -9,7 +9,6 @@ generated source itself (imports only ``math`` and ``numpy``; runs where importi
 from __future__ import annotations
 
 import ast
-import os
 import pickle
 import subprocess
 import sys
@@ -117,7 +116,9 @@ def _make(spec: Any, dtype: Any, rng: np.random.Generator) -> np.ndarray:
 
 
 IDX = np.array([2, 0, 1, 2], dtype=np.int32)
-BAD_IDX = np.array([1, 7, -9, 0], dtype=np.int32)  # out of bounds on purpose (clip / fill / drop)
+BAD_IDX = np.array(
+    [1, 7, -9, 0], dtype=np.int32
+)  # out of bounds on purpose (clip / fill / drop)
 
 # primitive: (function, argument specs)
 PRIMITIVE_CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
@@ -166,7 +167,10 @@ PRIMITIVE_CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
     "floor": (jnp.floor, (_x(low=-5, high=5),)),
     "ceil": (jnp.ceil, (_x(low=-5, high=5),)),
     "round": (
-        lambda x: (jnp.round(x * 2) / 2, lax.round(x * 2, lax.RoundingMethod.AWAY_FROM_ZERO)),
+        lambda x: (
+            jnp.round(x * 2) / 2,
+            lax.round(x * 2, lax.RoundingMethod.AWAY_FROM_ZERO),
+        ),
         (_x(low=-5, high=5),),
     ),
     "is_finite": (lambda x: jnp.isfinite(jnp.log(x)), (_x(),)),
@@ -175,7 +179,10 @@ PRIMITIVE_CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
     "min": (lambda x, y, i: (jnp.minimum(x, y), jnp.minimum(i, 1)), (_x(), _x(), _i())),
     "clamp": (lambda x: lax.clamp(-0.5, x, 0.7), (_x(),)),
     "select_n": (
-        lambda x, y, i: (jnp.where(x > y, x, y), lax.select_n(jnp.abs(i) % 3, x, y, x * y)),
+        lambda x, y, i: (
+            jnp.where(x > y, x, y),
+            lax.select_n(jnp.abs(i) % 3, x, y, x * y),
+        ),
         (_x(), _x(), _i()),
     ),
     "convert_element_type": (
@@ -241,7 +248,10 @@ PRIMITIVE_CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
         (_x((2, 3)), _i((2, 4), -2, 3)),
     ),
     "scatter": (
-        lambda x, v: (x.at[0, 1].set(v[0]), x.at[:, jnp.array([2, 0])].set(v.reshape(2, 1))),
+        lambda x, v: (
+            x.at[0, 1].set(v[0]),
+            x.at[:, jnp.array([2, 0])].set(v.reshape(2, 1)),
+        ),
         (_x(), _x((2,))),
     ),
     "scatter-add": (
@@ -259,7 +269,10 @@ PRIMITIVE_CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
     "split": (lambda x: tuple(jnp.split(x, [1, 2], axis=1)), (_x((2, 4)),)),
     "stack": (lambda x, y: jnp.stack([x, y, x * y], axis=1), (_x(), _x())),
     "unstack": (
-        lambda x: (*lax.unstack(x, axis=1), jax.grad(lambda y: jnp.stack([y, y**2]).sum())(x)),
+        lambda x: (
+            *lax.unstack(x, axis=1),
+            jax.grad(lambda y: jnp.stack([y, y**2]).sum())(x),
+        ),
         (_x((3, 2)),),
     ),
     "reduce_sum": (
@@ -277,8 +290,14 @@ PRIMITIVE_CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
     ),
     "argmax": (lambda x: (jnp.argmax(x), jnp.argmax(x, axis=1)), (_x(),)),
     "argmin": (lambda x: (jnp.argmin(x), jnp.argmin(x, axis=0)), (_x(),)),
-    "cumsum": (lambda x: (jnp.cumsum(x, axis=1), lax.cumsum(x, axis=0, reverse=True)), (_x(),)),
-    "cumprod": (lambda x: (jnp.cumprod(x, axis=1), lax.cumprod(x, reverse=True)), (_x(),)),
+    "cumsum": (
+        lambda x: (jnp.cumsum(x, axis=1), lax.cumsum(x, axis=0, reverse=True)),
+        (_x(),),
+    ),
+    "cumprod": (
+        lambda x: (jnp.cumprod(x, axis=1), lax.cumprod(x, reverse=True)),
+        (_x(),),
+    ),
     "cummax": (lambda x: (lax.cummax(x, axis=1), lax.cummax(x, reverse=True)), (_x(),)),
     "cummin": (lambda x: lax.cummin(x, axis=1), (_x(),)),
     "cumlogsumexp": (lambda x: lax.cumlogsumexp(x, axis=1), (_x(),)),
@@ -309,7 +328,11 @@ PRIMITIVE_CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
     "while": (
         lambda x: (
             lax.fori_loop(0, 3, lambda i, c: c * x + i, x),
-            lax.while_loop(lambda c: c[0] < 4.0, lambda c: (c[0] + x[0, 0] ** 2 + 0.5, c[1] * 1.1), (0.0, x))[1],
+            lax.while_loop(
+                lambda c: c[0] < 4.0,
+                lambda c: (c[0] + x[0, 0] ** 2 + 0.5, c[1] * 1.1),
+                (0.0, x),
+            )[1],
         ),
         (_x(),),
     ),
@@ -320,7 +343,10 @@ PRIMITIVE_CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
     # identity primitives (removed before emission)
     "copy": (lambda x: jnp.array(x, copy=True) * 2, (_x(),)),
     "stop_gradient": (lambda x: lax.stop_gradient(x) * x, (_x(),)),
-    "optimization_barrier": (lambda x: lax.optimization_barrier((x, x * 2))[1] + 1, (_x(),)),
+    "optimization_barrier": (
+        lambda x: lax.optimization_barrier((x, x * 2))[1] + 1,
+        (_x(),),
+    ),
     "device_put": (lambda x: jax.device_put(x) * 2, (_x(),)),
 }
 
@@ -503,13 +529,33 @@ def test_derivative_program_matches_jax(model, op, dtype):
         )
         packed, *arrays = packed_main(x, *args)
         assert_matches(arrays, want[n_residuals:], f"{model} {op} {mode} packed")
-        flat = np.concatenate([np.ravel(w).astype(np.float64) for w in want[:n_residuals]])
-        assert_matches([np.asarray(packed, dtype=dtype)], [flat.astype(dtype)], "packed")
+        flat = np.concatenate(
+            [np.ravel(w).astype(np.float64) for w in want[:n_residuals]]
+        )
+        assert_matches(
+            [np.asarray(packed, dtype=dtype)], [flat.astype(dtype)], "packed"
+        )
         assert_matches(
             packed_apply(packed, v),
             want_product,
             f"{model} {op} closure, residuals packed by {mode}, applied by {other}",
         )
+
+
+@pytest.mark.parametrize(
+    ("model", "op"),
+    [("banana", "hessian_grad_and_value"), ("torus", "mhp_jacobian_and_value")],
+)
+def test_vmapped_program_matches_jax(model, op):
+    func, x, _, _ = MODELS[model]
+    batch = np.stack([x * (1 + 0.1 * k) for k in range(5)])
+
+    def batched(xs):
+        return jax.vmap(
+            lambda y: jax.tree_util.tree_leaves(getattr(djax, op)(func)(y))
+        )(xs)
+
+    check_program(batched, [batch])
 
 
 # ---------------------------------------------------------------------------------
@@ -719,7 +765,9 @@ def test_function_key_skips_tracing_in_a_process_without_jax(tmp_path):
     )
     assert_matches([np.load(out)], want, "cached in the child")
     # A changed function is traced again (and so needs JAX).
-    (tmp_path / "user_model.py").write_text(MODULE_WITH_FUNCTION.replace("x**2", "x**3"))
+    (tmp_path / "user_model.py").write_text(
+        MODULE_WITH_FUNCTION.replace("x**2", "x**3")
+    )
     result = subprocess.run(
         [
             sys.executable,

@@ -114,7 +114,14 @@ def generate(
         packed_outputs=packed_outputs,
     )
     generated = Generated(
-        source, name, used_mode, used, in_avals, out_avals, packed_inputs, packed_outputs
+        source,
+        name,
+        used_mode,
+        used,
+        in_avals,
+        out_avals,
+        packed_inputs,
+        packed_outputs,
     )
     if key is not None:
         _cache.store(key, generated.record())
@@ -161,7 +168,7 @@ def trace_and_generate(
     Returns:
         The generated function.
     """
-    name = name or getattr(fun, "__name__", "generated")
+    name = name or str(getattr(fun, "__name__", "generated"))
     wanted = tuple(_aval_spec(a) for a in example_args)
     if cache:
         key = key or function_key(fun, *example_args)
@@ -183,5 +190,3 @@ def _aval_spec(arg: Any) -> tuple[tuple[int, ...], str]:
         return tuple(arg.shape), str(arg.dtype)
     array = np.asarray(arg)
     return array.shape, str(array.dtype)
-
-

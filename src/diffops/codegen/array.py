@@ -59,19 +59,21 @@ def emit_array_function(
         lines.append("p = np.asarray(p, dtype=np.float64)")
     for i, var in enumerate(program.inputs[:packed_inputs]):
         size, shape = var.aval.size, var.aval.shape
-        text = f"a{i} = p[{offset}:{offset + size}].reshape({shape!r})"
+        line = f"a{i} = p[{offset}:{offset + size}].reshape({shape!r})"
         if var.aval.dtype != np.float64:
-            text += f".astype({_dtype_code(var.aval.dtype)})"
-        lines.append(text)
+            line += f".astype({_dtype_code(var.aval.dtype)})"
+        lines.append(line)
         offset += size
 
     def text(atom: Atom, elementwise: bool) -> str:
         if isinstance(atom, Var):
             return names[atom.id]
         value = atom.value
-        if value.ndim == 0 and (elementwise or value.dtype in _WEAK):
-            if elementwise or value.dtype.kind != "f":
-                return literal(value.item())
+        # 0-d constants are Python literals where NumPy treats them as weakly
+        # typed (next to an array operand) or where their dtype is Python's own.
+        weak = elementwise or (value.dtype in _WEAK and value.dtype.kind != "f")
+        if value.ndim == 0 and weak:
+            return literal(value.item())
         return module.constant(value)
 
     for eqn in program.eqns:
@@ -141,7 +143,9 @@ def emit_array_function(
     if packed_outputs:
         parts = []
         for atom in program.outputs[:packed_outputs]:
-            part = names[atom.id] if isinstance(atom, Var) else module.constant(atom.value)
+            part = (
+                names[atom.id] if isinstance(atom, Var) else module.constant(atom.value)
+            )
             parts.append(f"np.ravel({part}), ")
         flat = f"np.concatenate(({''.join(parts)}), dtype=np.float64)"
         results = [flat, *results[packed_outputs:]]

@@ -9,19 +9,21 @@ Two keys lead to the same record (a JSON file holding the source and the avals):
   its arguments, so that a second process skips tracing as well (and need not import
   JAX at all).
 
-Invalidation rule of :func:`function_key`: the key changes when any of these change:
-the function's bytecode, constants, names and default arguments; the values in its
-closure cells and the global values it reads (arrays by their bytes, numbers and
-strings by value); the same, recursively, for every Python function it reaches that
-way, including functions read as attributes of modules it references (``mylib.f``),
-unless they belong to the standard library or to JAX, NumPy, SciPy or diffops, whose
-versions enter the key instead; the argument shapes and dtypes; the JAX and diffops versions; the Python version;
-and :data:`FORMAT`. (Whether 64-bit JAX was enabled when tracing is not part of the
-key: a record is used only if its traced input dtypes are the arguments' dtypes.) It does not
-see code reached any other way (methods of objects, code in C extensions, files the
-function reads): pass ``salt`` (e.g. your package's version) or delete the cache
-directory when such code changes. Records are never evicted; the directory may be
-deleted at any time.
+Invalidation rule of :func:`function_key`: the key changes when any of these
+change: the function's bytecode, constants, names and default arguments; the values
+in its closure cells and the global values it reads (arrays by their bytes, numbers
+and strings by value); the same, recursively, for every Python function it reaches
+that way, including functions read as attributes of modules it references
+(``mylib.f``) and functions wrapped by ``jax.jit`` or ``functools.wraps``; the
+argument shapes and dtypes; the JAX and diffops versions; the Python version; and
+:data:`FORMAT`. Functions of the standard library, JAX, NumPy, SciPy and diffops
+enter by name (their versions cover their code), but what they close over is
+followed (the user's function inside a diffops or JAX wrapper). Whether 64-bit JAX
+was enabled is not part of the key: a record is used only if its traced input
+dtypes are the arguments' dtypes. The key does not see code reached any other way
+(methods of objects, C extensions, files the function reads): pass ``salt`` (e.g.
+your package's version) or delete the cache directory when such code changes.
+Records are never evicted; the directory may be deleted at any time.
 
 Location: ``$DIFFOPS_CODEGEN_CACHE`` if set (``off`` disables the cache), else
 ``~/.cache/diffops/codegen``.
@@ -184,9 +186,7 @@ def _function_fingerprint(fun: types.FunctionType, seen: set[int], depth: int) -
                 for attr in names:
                     target = getattr(value, attr, None)
                     if isinstance(target, types.FunctionType):
-                        reads.append(
-                            (f"{n}.{attr}", _fingerprint(target, seen, depth))
-                        )
+                        reads.append((f"{n}.{attr}", _fingerprint(target, seen, depth)))
     return (
         "function",
         fun.__module__,

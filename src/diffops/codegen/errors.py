@@ -26,7 +26,7 @@ class UnsupportedPrimitiveError(UnsupportedProgramError):
         plural = "s" if len(self.primitives) > 1 else ""
         msg = (
             f"diffops.codegen has no NumPy translation for the JAX primitive{plural} "
-            f"{listed} used by {name}; use backend=\"jax\" (compiled by XLA) for this "
+            f'{listed} used by {name}; use backend="jax" (compiled by XLA) for this '
             f"function, or rewrite it without {listed}."
         )
         super().__init__(msg)

@@ -36,7 +36,7 @@ def load_function(source: str, name: str) -> Callable[..., tuple[Any, ...]]:
     code = compile(source, filename, "exec")
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"__name__": f"diffops_codegen_{name}"}
-    exec(code, namespace)  # noqa: S102 - our own generated module
+    exec(code, namespace)
     function: Callable[..., tuple[Any, ...]] = namespace[name]
     return function
 

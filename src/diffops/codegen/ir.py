@@ -174,7 +174,7 @@ def _aval(jax_aval: Any) -> Aval:
     if dtype.kind not in "biuf":
         msg = (
             f"diffops.codegen translates real, integer and boolean arrays, not "
-            f"{dtype}; use backend=\"jax\" for this function."
+            f'{dtype}; use backend="jax" for this function.'
         )
         raise UnsupportedProgramError(msg)
     return Aval(tuple(int(d) for d in shape), dtype)

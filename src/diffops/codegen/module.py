@@ -26,8 +26,10 @@ _NAME = re.compile(r"\b(_[a-z][a-z0-9_]*)\b")
 
 
 def helper_source(name: str) -> str:
-    """A runtime helper's source without annotations (annotations name types that
-    a generated module does not import)."""
+    """A runtime helper's source without its annotations.
+
+    Annotations name types that a generated module does not import.
+    """
     if name not in _HELPER_SOURCE:
         from diffops.codegen.runtime import HELPERS
 

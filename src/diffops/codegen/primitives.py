@@ -221,7 +221,9 @@ def _reduce_precision_array(c: Call) -> str:
         info = np.finfo(target)
         if bits == (info.nexp, info.nmant):
             back = dtype_text(c.ins[0].dtype)
-            return f"np.asarray({c.args[0]}).astype(np.{info.dtype.name}).astype({back})"
+            return (
+                f"np.asarray({c.args[0]}).astype(np.{info.dtype.name}).astype({back})"
+            )
     msg = f"reduce_precision to {bits} exponent/mantissa bits"
     raise NotImplementedError(msg)
 
@@ -620,7 +622,9 @@ def _all_rules() -> dict[str, Rule]:
         "reduce_and": Rule(
             REDUCTION, _reduce_plain("np.bitwise_and.reduce"), monoid="and"
         ),
-        "reduce_or": Rule(REDUCTION, _reduce_plain("np.bitwise_or.reduce"), monoid="or"),
+        "reduce_or": Rule(
+            REDUCTION, _reduce_plain("np.bitwise_or.reduce"), monoid="or"
+        ),
         "reduce_xor": Rule(
             REDUCTION, _reduce_plain("np.bitwise_xor.reduce"), monoid="xor"
         ),
@@ -658,8 +662,8 @@ def literal(value: Any) -> str:
     if isinstance(value, bool | np.bool_):
         return "True" if value else "False"
     if isinstance(value, int | np.integer):
-        v = int(value)
-        return f"({v})" if v < 0 else repr(v)
+        i = int(value)
+        return f"({i})" if i < 0 else repr(i)
     v = float(value)
     if math.isnan(v):
         return "math.nan"
@@ -714,7 +718,7 @@ def evaluate(
         code = _COMPILED[text] = compile(text, "<diffops.codegen rule>", "eval")
     local = dict(zip(names, values, strict=True))
     with np.errstate(all="ignore"):
-        result = eval(code, _NAMESPACE, local)  # noqa: S307 - our own rule text
+        result = eval(code, _NAMESPACE, local)
     if rule.tuple_result or len(outs) > 1:
         return list(result)
     return [result]

@@ -72,7 +72,7 @@ def _gather(
     fill: Any,
     out_shape: Any,
 ) -> Array:
-    """``lax.gather``; ``fill`` is None (clamp the starts) or the out-of-bounds value."""
+    """``lax.gather``; ``fill``: None (clamp the starts) or the out-of-bounds value."""
     offset_dims, collapsed, start_map, operand_batching, indices_batching = dnums
     operand = np.asarray(operand)
     starts = np.asarray(indices).astype(np.int64)
@@ -116,8 +116,11 @@ def _scatter(
     clip: bool,
     combine: str,
 ) -> Array:
-    """``lax.scatter`` (``combine="set"``) and ``scatter-add`` / ``-mul`` / ``-min`` /
-    ``-max``; out-of-bounds windows are dropped unless ``clip``."""
+    """``lax.scatter`` and its ``-add``, ``-mul``, ``-min`` and ``-max`` variants.
+
+    ``combine`` is ``"set"``, ``"add"``, ``"mul"``, ``"min"`` or ``"max"``;
+    out-of-bounds windows are dropped unless ``clip``.
+    """
     window_dims, inserted, to_operand, operand_batching, indices_batching = dnums
     out = np.array(operand, copy=True)
     updates = np.asarray(updates)
@@ -214,7 +217,7 @@ def _iota(dtype: Any, shape: Any, dimension: int) -> Array:
 
 
 def _dot_general(lhs: Array, rhs: Array, dnums: Any) -> Array:
-    """``lax.dot_general`` by transposing to (batch, free, contracted) and ``matmul``."""
+    """``lax.dot_general``: transpose to (batch, free, contracted), ``matmul``."""
     (lc, rc), (lb, rb) = dnums
     lhs = np.asarray(lhs)
     rhs = np.asarray(rhs)
@@ -224,12 +227,8 @@ def _dot_general(lhs: Array, rhs: Array, dnums: Any) -> Array:
     m = [lhs.shape[d] for d in lf]
     n = [rhs.shape[d] for d in rf]
     k = math.prod(lhs.shape[d] for d in lc)
-    a = np.transpose(lhs, (*lb, *lf, *lc)).reshape(
-        (math.prod(batch), math.prod(m), k)
-    )
-    b = np.transpose(rhs, (*rb, *rc, *rf)).reshape(
-        (math.prod(batch), k, math.prod(n))
-    )
+    a = np.transpose(lhs, (*lb, *lf, *lc)).reshape((math.prod(batch), math.prod(m), k))
+    b = np.transpose(rhs, (*rb, *rc, *rf)).reshape((math.prod(batch), k, math.prod(n)))
     return np.matmul(a, b).reshape((*batch, *m, *n))
 
 
@@ -378,7 +377,10 @@ def _digamma(x: float) -> float:
     series = inv * (
         1 / 12
         - inv
-        * (1 / 120 - inv * (1 / 252 - inv * (1 / 240 - inv * (1 / 132 - inv * 691 / 32760))))
+        * (
+            1 / 120
+            - inv * (1 / 252 - inv * (1 / 240 - inv * (1 / 132 - inv * 691 / 32760)))
+        )
     )
     return result + math.log(x) - 0.5 / x - series
 

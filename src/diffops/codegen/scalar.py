@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from diffops.codegen.ir import Atom, Aval, Lit, Program, Var
+from diffops.codegen.ir import Atom, Aval, Program, Var
 from diffops.codegen.module import Module
 from diffops.codegen.primitives import (
     CONTROL,
@@ -214,7 +214,7 @@ class ScalarEmitter:
         if rule.scalar is not None:
             call = Call(tuple(texts), params, tuple(ins), (_aval(kind),))
             try:
-                value = eval(rule.scalar(call), _scalar_namespace())  # noqa: S307
+                value = eval(rule.scalar(call), _scalar_namespace())
                 return _cast(value, kind)
             except (ArithmeticError, ValueError):
                 pass
@@ -419,7 +419,7 @@ class ScalarEmitter:
             results = evaluate(eqn.prim, eqn.params, args, ins, outs)
         except TooLarge:
             raise
-        except Exception:  # noqa: BLE001 - not expressible on symbols: run NumPy
+        except Exception:
             return self._bridge(eqn, values)
         return [self.objects(r, o) for r, o in zip(results, outs, strict=True)]
 
@@ -508,7 +508,9 @@ class ScalarEmitter:
             dtype = atom.aval.dtype
             dtype_code = "np.float64" if dtype.kind == "f" else dtype_text(dtype)
             flat = v.reshape(-1).tolist()
-            items = ", ".join(e.name if isinstance(e, Term) else literal(e) for e in flat)
+            items = ", ".join(
+                e.name if isinstance(e, Term) else literal(e) for e in flat
+            )
             if v.ndim == 0:
                 expr = f"np.array({items}, dtype={dtype_code})"
             else:
@@ -555,7 +557,11 @@ class ScalarEmitter:
         if not flat or not isinstance(flat[0], Term):
             return None
         origin = self._inputs.get(flat[0].name)
-        if origin is None or origin[1] != 0 or self._input_sizes[origin[0]] != len(flat):
+        if (
+            origin is None
+            or origin[1] != 0
+            or self._input_sizes[origin[0]] != len(flat)
+        ):
             return None
         for j, e in enumerate(flat):
             if not isinstance(e, Term) or self._inputs.get(e.name) != (origin[0], j):
@@ -715,7 +721,7 @@ def emit_scalar_function(
         f"def {name}({params}):\n"
         f"    try:\n{body}\n"
         "    except (ArithmeticError, ValueError):\n"
-        "        # math raised where IEEE arithmetic gives inf or NaN: NumPy's results\n"
+        "        # math raised where IEEE arithmetic gives inf or NaN: use NumPy\n"
         f"        return {fallback}({params})"
     )
     bridges = sum(1 for s in kept if s.targets[0].startswith("r"))

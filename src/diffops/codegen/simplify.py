@@ -134,7 +134,7 @@ def _fold(eqn: Eqn) -> list[Lit] | None:
     ins = tuple(a.aval for a in eqn.inputs)
     try:
         results = evaluate(eqn.prim, eqn.params, values, ins, outs)
-    except Exception:  # noqa: BLE001 - leave it to run time (same error there)
+    except Exception:
         return None
     return [
         Lit(np.array(np.asarray(r, dtype=o.dtype).reshape(o.shape)))
@@ -266,7 +266,10 @@ class _Identities:
         out = eqn.outputs[0]
         if lb or rb or len(lc) != 1:
             return eqn
-        for eye, other, other_dim, first in ((rhs, lhs, lc[0], False), (lhs, rhs, rc[0], True)):
+        for eye, other, other_dim, first in (
+            (rhs, lhs, lc[0], False),
+            (lhs, rhs, rc[0], True),
+        ):
             if not self.is_eye(eye) or other.aval.dtype != out.aval.dtype:
                 continue
             rest = [d for d in range(len(other.aval.shape)) if d != other_dim]
