@@ -6,7 +6,9 @@ Per-call times (median of interleaved batches) of the same derivative computatio
 - torus: Jacobian + value, and the MHP closure applied to a matrix;
 
 each as hand-written NumPy (the models' closed forms), SymNum's generated code,
-raw ``jax.jit`` (outputs converted to NumPy), and diffops.codegen's generated code
+raw ``jax.jit`` (outputs converted to NumPy; ``jax_enable_x64`` set globally for the
+run, so no ``jax.enable_x64`` scope is entered per call), and diffops.codegen's
+generated code
 (traced from ``diffops.backends.jax``'s operators, flattened with
 ``jax.tree_util``). Then the first-call cost (trace + emit + exec) against
 ``jax.jit`` compilation of the same program, and the logistic-regression Hessian at
@@ -127,8 +129,7 @@ def banana_case(repeats: int, batch_s: float) -> dict[str, float]:
         return model.second(x), model.first(x), model.value(x)
 
     def jit_call():
-        with jax.enable_x64(True):
-            return tuple(np.asarray(o) for o in jitted(x))
+        return tuple(np.asarray(o) for o in jitted(x))
 
     want = numpy_call()
     for got in (generated(x), jit_call(), sym(x)):
@@ -173,9 +174,12 @@ def torus_case(repeats: int, batch_s: float) -> dict[str, dict[str, float]]:
         apply_jit(closure, m)
         jit_jv(x)
     gen_jv = codegen.generate(closed_jv, "torus_jv", cache=False)
-    gen_mhp = codegen.generate(closed_mhp, "torus_mhp", cache=False)
-    gen_apply = codegen.generate(closed_apply, "torus_mhp_apply", cache=False)
-    residuals = gen_mhp(x)[:n]
+    # The residuals travel packed: one flat tuple from main to apply.
+    gen_mhp = codegen.generate(closed_mhp, "torus_mhp", cache=False, packed_outputs=n)
+    gen_apply = codegen.generate(
+        closed_apply, "torus_mhp_apply", cache=False, packed_inputs=n
+    )
+    packed = gen_mhp(x)[0]
     sym_jv = symnum.jacobian(f_sym, return_aux=True)
     sym_mhp = symnum.matrix_hessian_product(f_sym, return_aux=True)
     sym_closure = sym_mhp(x)[0]
@@ -188,15 +192,13 @@ def torus_case(repeats: int, batch_s: float) -> dict[str, dict[str, float]]:
         return np.tensordot(m, model.second(x), axes=2)
 
     def jit_jv_call():
-        with jax.enable_x64(True):
-            return tuple(np.asarray(o) for o in jit_jv(x))
+        return tuple(np.asarray(o) for o in jit_jv(x))
 
     def jit_apply_call():
-        with jax.enable_x64(True):
-            return np.asarray(apply_jit(closure, m))
+        return np.asarray(apply_jit(closure, m))
 
     want = numpy_apply()
-    for got in (gen_apply(*residuals, m)[0], jit_apply_call(), sym_closure(m)):
+    for got in (gen_apply(packed, m)[0], jit_apply_call(), sym_closure(m)):
         np.testing.assert_allclose(got, want, rtol=1e-12)
     jv = interleaved(
         {
@@ -214,7 +216,7 @@ def torus_case(repeats: int, batch_s: float) -> dict[str, dict[str, float]]:
             "hand-written NumPy": numpy_apply,
             "SymNum generated": lambda: sym_closure(m),
             "jax.jit": jit_apply_call,
-            f"codegen ({gen_apply.mode})": lambda: gen_apply(*residuals, m),
+            f"codegen ({gen_apply.mode})": lambda: gen_apply(packed, m),
         },
         repeats,
         batch_s,
@@ -222,7 +224,7 @@ def torus_case(repeats: int, batch_s: float) -> dict[str, dict[str, float]]:
     report("torus: MHP closure applied to m (1 x 3)", mhp, "hand-written NumPy")
     main = interleaved(
         {
-            "hand-written NumPy": lambda: (numpy_apply, *numpy_jv()),
+            "hand-written NumPy": lambda: (lambda v: numpy_apply(), *numpy_jv()),
             "SymNum generated": lambda: sym_mhp(x),
             "jax.jit (closure kept on device)": lambda: jit_mhp(x),
             f"codegen ({gen_mhp.mode})": lambda: gen_mhp(x),
@@ -310,8 +312,7 @@ def logistic_case(repeats: int, batch_s: float, dim: int = 1000) -> None:
     generated = codegen.generate(closed, "logistic_hgv", cache=False)
 
     def jit_call():
-        with jax.enable_x64(True):
-            return tuple(np.asarray(o) for o in jitted(x))
+        return tuple(np.asarray(o) for o in jitted(x))
 
     want = (model.second(x), model.first(x), model.value(x))
     for got in (generated(x), jit_call()):
@@ -399,7 +400,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeats = args.repeats or (5 if args.quick else 21)
     batch_s = 0.01 if args.quick else 0.03
-    print(f"python {sys.version.split()[0]}, numpy {np.__version__}")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # raw jax.jit at its fastest
+    print(
+        f"python {sys.version.split()[0]}, numpy {np.__version__}, "
+        f"jax {jax.__version__}"
+    )
     if args.calibrate:
         calibrate_modes(repeats, batch_s)
         return 0

@@ -837,3 +837,26 @@ def test_importing_codegen_does_not_import_jax():
         assert "jax" not in sys.modules
         """
     )
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.array([0.0, 0.0, 0.3]),  # r = 0: division by zero
+        np.array([np.nan, 0.5, 0.3]),
+        np.array([np.inf, 0.5, 0.3]),
+        np.array([1e200, 1e200, 0.3]),  # overflow
+    ],
+)
+def test_non_finite_values_follow_jax(x):
+    """Scalar code hands non-finite inputs and results to the array code (IEEE)."""
+    with jax.enable_x64(True):
+        closed, _, _ = operator_programs("mhp_jacobian_and_value", torus, x)
+        want = jax_result(closed, [x])
+    assert not all(np.all(np.isfinite(w)) for w in want)
+    for mode in MODES:
+        g = codegen.generate(closed, "torus", mode=mode, cache=False)
+        got = g(x)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=mode)
+            np.testing.assert_allclose(a, b, rtol=1e-13, err_msg=mode)

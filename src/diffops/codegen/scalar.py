@@ -18,9 +18,16 @@ The program is executed symbolically at generation time. Every array is a NumPy
 Floats are Python floats, whatever the program's float dtype: a float32 program is
 computed in float64 and its outputs are rounded to float32 (conversions between
 float dtypes inside the program are not rounded either). Integers are Python ints
-(no overflow). ``math`` raises where IEEE arithmetic gives inf or NaN (division by
-zero, ``log(0)``, overflow); the generated function then calls the array-mode
-function of the same program, which gives the IEEE results.
+(no overflow).
+
+Non-finite numbers go through the array code. Scalar code folds ``0 * x`` to ``0``
+(the zeros of one-hot bases and paddings make most of a Hessian program's products),
+which is exact for finite ``x`` only, and ``math`` raises where IEEE arithmetic gives
+inf or NaN (division by zero, ``log(0)``, ``exp`` overflow). So the generated function
+checks that its float inputs are finite and calls the array-mode function of the same
+program (which gives XLA's IEEE results) if one is not or if ``math`` raises. (A
+product or sum that overflows without raising, inside scalar code, is the one case
+left where a structural zero stays 0 where XLA gives NaN.)
 """
 
 from __future__ import annotations
@@ -695,6 +702,18 @@ def emit_scalar_function(
             continue
         unpacked += len(names)
         lines.append(_unpack(f"a{k}", names, var.aval))
+    checked = [
+        f"a{k}_{j}"
+        for k, var in enumerate(program.inputs)
+        if var.aval.dtype.kind == "f"
+        for j in range(var.aval.size)
+        if f"a{k}_{j}" in used
+    ]
+    if checked:
+        # NaN if any is infinite or NaN (or if the sum overflows: still correct).
+        total = " + ".join(checked)
+        lines.append(f"if ({total}) * 0.0 != 0.0:")
+        lines.append("    raise ValueError('non-finite input')")
     for stmt in kept:
         if len(stmt.targets) == 1 and not stmt.expr.startswith("np.ravel("):
             lines.append(f"{stmt.targets[0]} = {stmt.expr}")

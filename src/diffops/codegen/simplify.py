@@ -7,9 +7,8 @@ One forward pass does, equation by equation:
   dtype, a transpose by the identity, a full slice, a reduction over no axes, a
   multiplication by one, an addition of zero) are replaced by their input;
 - constant folding: an equation whose inputs are all constants is evaluated (if its
-  result is small: :data:`FOLD_LIMIT` elements), as is a product with a constant zero
-  (so ``0 * x`` is ``0`` even where ``x`` is NaN or infinite: derivative entries that
-  are structurally zero stay zero for non-finite inputs, as in SymPy);
+  result is small: :data:`FOLD_LIMIT` elements); ``0 * x`` is *not* folded, since
+  it is NaN where ``x`` is infinite or NaN (array code follows IEEE as XLA does);
 - broadcast operands: an element-wise operation on ``broadcast_in_dim`` of a 0-d
   value reads the 0-d value itself (NumPy broadcasts it);
 - identity matrices: ``dot_general`` with an identity matrix (``jacfwd``'s basis,
@@ -125,9 +124,6 @@ def _fold(eqn: Eqn) -> list[Lit] | None:
     outs = tuple(o.aval for o in eqn.outputs)
     if any(o.size > FOLD_LIMIT for o in outs):
         return None
-    if eqn.prim == "mul" and any(_all_equal(a, 0) for a in eqn.inputs):
-        dtype = outs[0].dtype
-        return [Lit(np.zeros(outs[0].shape, dtype=dtype))]
     values = [_constant(a) for a in eqn.inputs]
     if any(v is None for v in values):
         return None
