@@ -19,6 +19,19 @@ unrolled in scalar mode when their branch or trip count is a constant and become
 Python loops and branches otherwise. A primitive without a translation raises
 :class:`UnsupportedPrimitiveError` when generating.
 
+Decisions (the modules say more):
+
+- float64 programs compute in float64 in both modes. float32 programs compute in
+  float32 in array mode; scalar mode computes them in Python floats (float64) and
+  rounds the outputs to float32, so they agree with JAX to float32 rounding
+  (tested to 2e-6 relative) and are never less accurate.
+- Scalar code folds ``0 * x`` (exact for finite ``x``); non-finite inputs, and
+  anything ``math`` refuses (division by zero, ``log(0)``, overflow), run the
+  array code of the same program instead, which follows IEEE like XLA.
+- Integers in scalar code are Python ints (int32 wrap-around is not emulated).
+- A closure's residuals can travel as one flat sequence (``packed_outputs`` /
+  ``packed_inputs``) from the function computing them to the one applying it.
+
 JAX is imported only by :func:`trace_and_generate` (and only on a cache miss);
 importing this package, loading a :class:`Generated` from its pickle or from the
 disk cache (:mod:`.cache`) never imports it.
