@@ -75,9 +75,35 @@ def potential(backend):
     return globals()[f"{name}_potential"]
 
 
-def evaluate_in_fork(derivative, x):
-    """Run in a forked child: the derivative's arrays, or the error's class name."""
+def evaluate_object(obj, x):
+    """Arrays from a derivative function, batched function or wrapped function."""
+    out = obj(x)
+    if not isinstance(out, tuple):
+        return [np.asarray(out)]
+    return [
+        np.asarray(o(np.ones(o.arg_shape))) if callable(o) else np.asarray(o)
+        for o in out
+    ]
+
+
+def evaluate_in_fork(obj, x):
+    """Run in a forked child: the object's arrays, or the error's class name."""
     try:
-        return evaluate(derivative, x)
+        return evaluate_object(obj, x)
     except Exception as err:
         return f"{type(err).__name__}: {err}"
+
+
+def apply_in_fork(closure, m):
+    """Run in a forked child: a closure made in the parent, applied to ``m``."""
+    try:
+        return [np.asarray(closure(m))]
+    except Exception as err:
+        return f"{type(err).__name__}: {err}"
+
+
+def torch_threads():
+    """PyTorch's intra-op threads in this process."""
+    import torch
+
+    return torch.get_num_threads()

@@ -315,6 +315,80 @@ CASES += [
     ),
 ]
 
+# -- complex-valued functions, on every backend --------------------------------------
+for b in (*TRACING, "symnum"):
+    for name in ("grad_and_value", "jacobian_and_value", "vjp_and_value"):
+        opts = {"arg_shape": (3,)} if b == "symnum" else {}
+        CASES.append(
+            Bad(
+                f"complex-value-{name}-{b}",
+                b,
+                lambda xp, x, b=b, n=name, o=opts: _op(
+                    n, lambda y: xp.sum(y) * (1 + 1j), b, **o
+                )(x),
+                errors.ComplexOutputError,
+                ("complex", name, "real"),
+            )
+        )
+
+# -- SymNum: non-array values, derivatives it cannot print, re-entrant builds -------
+for returned in ("tuple", "list", "None", "float"):
+
+    def _returning(kind: str) -> Any:
+        return {
+            "tuple": lambda y: (y[0], y[1]),
+            "list": lambda y: [y[0], y[1]],
+            "None": lambda y: None,
+            "float": lambda y: 1.5,
+        }[kind]
+
+    for name in ("grad_and_value", "jacobian_and_value"):
+        CASES.append(
+            Bad(
+                f"symnum-returns-{returned}-{name}",
+                "symnum",
+                lambda xp, x, r=returned, n=name: _op(
+                    n, _returning(r), "symnum", arg_shape=(3,)
+                )(x),
+                errors.NonArrayOutputError,
+                ("needs it to return one array",),
+            )
+        )
+
+
+def _reentrant_symnum(xp: Any, x: np.ndarray) -> Any:
+    holder: dict[str, Any] = {}
+
+    def f(y: Any) -> Any:
+        holder["d"](x)
+        return xp.sum(y**2)
+
+    holder["d"] = _op("grad_and_value", f, "symnum", arg_shape=(3,))
+    return holder["d"](x)
+
+
+CASES += [
+    Bad(
+        "symnum-dirac-delta",
+        "symnum",
+        lambda xp, x: _op(
+            "hessian_grad_and_value",
+            lambda y: xp.sum(xp.maximum(y, 0.1) ** 2),
+            "symnum",
+            arg_shape=(3,),
+        )(x),
+        errors.CodeGenerationError,
+        ("SymNum cannot generate", "DiracDelta", "backend='jax'"),
+    ),
+    Bad(
+        "symnum-reentrant-build",
+        "symnum",
+        _reentrant_symnum,
+        errors.ReentrantBuildError,
+        ("calls its own derivative function",),
+    ),
+]
+
 # -- the registry, operators and the checker ---------------------------------------
 CASES += [
     Bad(

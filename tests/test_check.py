@@ -454,17 +454,29 @@ def test_a_kink_does_not_hide_a_wrong_derivative_elsewhere():
 # The report object
 
 
-def test_report_table_and_data():
+def test_report_table_and_data(monkeypatch):
     report = check_derivatives(scalar, X3, hessian_grad_and_value=_dropped_cross_term)
-    text = str(report)
+    text = report.format(200)
     assert text.startswith("check_derivatives of scalar at x = [")
     assert "FAILED (1 failed)" in text
-    for column in ("operator", "part", "compared with", "result", "max abs err"):
-        assert column in text
+    lines = text.splitlines()
+    assert lines[3].split() == ["max", "abs", "max", "rel"]
+    assert lines[4].split() == [
+        "part",
+        "compared",
+        "with",
+        "result",
+        "error",
+        "error",
+        "worst",
+        "entry",
+    ]
+    assert lines[6] == "hessian_grad_and_value"  # operators head their rows
     assert "hessian_grad_and_value: hessian[" in text
     assert "] = 0, expected" in text
     assert "seed 0" in text
-    assert repr(report) == text
+    monkeypatch.setenv("COLUMNS", "100")
+    assert repr(report) == str(report) == report.format(100)
     (failure,) = report.failures
     assert failure.index in ((0, 2), (2, 0))
     assert failure.expected != 0
@@ -478,6 +490,18 @@ def test_report_table_and_data():
     import json
 
     json.dumps(data)  # JSON-compatible
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_printed_report_fits_the_width(width):
+    report = check_derivatives(scalar, X3, hessian_grad_and_value=_dropped_cross_term)
+    text = report.format(width)
+    too_long = [line for line in text.splitlines() if len(line) > width]
+    assert not too_long, text
+    # Nothing is cut: every word of the wide layout is still there.
+    words = {w.rstrip(":") for w in text.split()}
+    wide = {w.rstrip(":") for w in report.format(200).split() if set(w) != {"-"}}
+    assert wide - words <= {"part"}, wide - words  # a vertical layout has no header
 
 
 def test_report_reads_like_the_old_errors_dict():

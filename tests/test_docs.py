@@ -31,10 +31,10 @@ MAX_NOT_RUN = 6
 
 OPTIONAL_MODULES = {
     "scipy": r"^(import|from) scipy\b|sparsity=",
-    "networkx": r"sparsity=",
     "dask": r"^(import|from) (diffops\.)?dask\b",
     "pymc": r"^(import|from) pymc\b",
     "mici": r"^(import|from) mici\b",
+    "cyipopt": r"^(import|from) cyipopt\b|\.solve\(",
 }
 """Packages some pages need beyond the frameworks (extras and dev dependencies), and
 the code that shows a page needs them."""
@@ -141,3 +141,126 @@ def test_page_examples_run(page: Path):
         # Pages that show how to register a backend leave the registry as it was.
         diffops.registry._REGISTERED_BACKENDS.clear()
         diffops.registry._REGISTERED_BACKENDS.update(registered)
+
+
+WRAPPED_CODE_PAGES = ("index.md", "getting-started.md")
+WRAPPED_CODE_LIMIT = 74
+"""Characters of code that fit the home and getting-started pages at 1280 px without
+sideways scrolling (docs/_checks/browser.py checks the built pages in Chromium)."""
+
+
+@pytest.mark.parametrize("name", WRAPPED_CODE_PAGES)
+def test_code_on_the_first_pages_needs_no_scrolling(name):
+    page = DOCS / name
+    fences = re.findall(r"^```[^\n]*\n(.*?)^```", page.read_text("utf-8"), re.S | re.M)
+    long = [line for block in fences for line in block.splitlines()]
+    long = [line for line in long if len(line) > WRAPPED_CODE_LIMIT]
+    assert not long, long
+
+
+# ---------------------------------------------------------------------------------
+# Figures: every measured number comes from a named run, and the README and the
+# docs quote the same figure for the same measurement.
+
+RESULTS_MD = ROOT / "benchmarks" / "results" / "results.md"
+RESULTS_JSON = ROOT / "benchmarks" / "results" / "results.json"
+
+FIGURE = re.compile(
+    r"(?<![\w.,])(\d[\d,]*(?:\.\d+)?)(?:\s?[–-]\s?(\d[\d,]*(?:\.\d+)?))?"
+    r"\s?(µs|ms|s|min|×|times faster)(?!\w)"
+)
+"""A measured figure: a number or a range, with a unit of time or a ratio."""
+
+NAMED_RUNS = {
+    "threads": "benchmarks/threads.py",
+    "banded constraint": "examples/banded_constraint.py",
+    "CI": "bash .ci/run",
+    "constrained": "python -m benchmarks.constrained",
+}
+"""Runs other than the benchmark harness whose figures the pages may quote: a
+paragraph quoting one names its command (and date)."""
+
+FIGURE_PAGES = [ROOT / "README.md"] + [
+    p for p in sorted(DOCS.glob("*.md")) if p.name not in ("design.md", "decisions.md")
+]
+"""Pages whose figures are checked (design notes quote figures of their own runs)."""
+
+
+def _prose_paragraphs(page: Path) -> list[tuple[str, str | None]]:
+    """The page's paragraphs without code, each with the named run it quotes.
+
+    Fenced blocks (transcripts of a command show what it printed in one run) and
+    inline code (shapes such as ``1999 × 2000``) are left out; the run a paragraph
+    names is read before, as commands are written as code. A run named in a section
+    covers the paragraphs after it up to the next heading.
+    """
+    text = re.sub(r"^```.*?^```", "", page.read_text("utf-8"), flags=re.S | re.M)
+    found = []
+    section_run = None
+    for paragraph in re.split(r"\n\s*\n", text):
+        if paragraph.lstrip().startswith("#"):
+            section_run = None
+        named = next((k for k, v in NAMED_RUNS.items() if v in paragraph), None)
+        # A run named in a section covers the rest of it (its table, its reading).
+        section_run = named or section_run
+        run = section_run
+        prose = re.sub(r"`[^`]*`", "", paragraph)
+        if prose.strip():
+            found.append((prose, run))
+    return found
+
+
+def _in_results(number: str, results: str) -> bool:
+    """Whether ``number`` is written so in the results file (a whole number token:
+    figures are quoted as the benchmark run wrote them, not rounded again)."""
+    pattern = rf"(?<![\d.,]){re.escape(number)}(?![\d,]|\.\d)"
+    return re.search(pattern, results) is not None
+
+
+def _figures(page: Path) -> list[tuple[str, str, str | None]]:
+    """``(figure, paragraph start, named run)`` for each figure on the page."""
+    found = []
+    for paragraph, run in _prose_paragraphs(page):
+        for match in FIGURE.finditer(paragraph):
+            found.append((match.group(0), paragraph.strip()[:60], run))
+    return found
+
+
+@pytest.mark.parametrize("page", FIGURE_PAGES, ids=lambda p: p.name)
+def test_figures_come_from_a_named_run(page: Path):
+    results = RESULTS_MD.read_text("utf-8")
+    unsourced = []
+    for figure, where, run in _figures(page):
+        if run is not None:
+            continue
+        match = FIGURE.match(figure)
+        assert match is not None
+        numbers = [n for n in match.groups()[:2] if n]
+        if not all(_in_results(n, results) for n in numbers):
+            unsourced.append(f"{figure!r} in: {where}...")
+    assert not unsourced, (
+        f"{page.name}: figures neither in benchmarks/results/ nor in a paragraph "
+        f"naming the run they come from ({', '.join(NAMED_RUNS.values())}): "
+        f"{unsourced}"
+    )
+
+
+def test_docs_and_readme_quote_the_same_figures_of_each_named_run():
+    readme = _figures(ROOT / "README.md")
+    docs = [f for page in FIGURE_PAGES[1:] for f in _figures(page)]
+    for run in NAMED_RUNS:
+        in_readme = {figure for figure, _, r in readme if r == run}
+        in_docs = {figure for figure, _, r in docs if r == run}
+        if in_readme and in_docs:
+            assert in_readme == in_docs, (run, in_readme ^ in_docs)
+
+
+def test_the_batched_times_are_quoted_alike():
+    # The parallel page once said "144 times faster" where the results said 629:
+    # both pages now quote the batched and the looped times of that run.
+    results = RESULTS_MD.read_text("utf-8")
+    row = next(line for line in results.splitlines() if "B=1000, jax: loop" in line)
+    looped, batched = re.findall(r"([\d,.]+) µs", row)[:2]
+    for page in (ROOT / "README.md", DOCS / "parallel.md"):
+        figures = {figure for figure, _, _ in _figures(page)}
+        assert {f"{looped} µs", f"{batched} µs"} <= figures, (page.name, looped)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import pickle
 
 import numpy as np
@@ -235,3 +237,199 @@ def test_deep_copies_compile_nothing_new(jax_compiles):
     for _ in range(3):
         copy.deepcopy(derivative)(x)
     assert jax_compiles.count == before
+
+
+# ---------------------------------------------------------------------------------
+# Every object diffops returns pickles and survives copy.deepcopy
+
+
+def _functions(backend):
+    """A scalar and a vector function for ``backend``, pickled by value."""
+    if backend == "symnum":
+        import symnum
+        import symnum.numpy as snp
+
+        @symnum.numpify(2)
+        def scalar(x):
+            return snp.sum(snp.sin(x) * x**3)
+
+        @symnum.numpify(2)
+        def vector(x):
+            return snp.array([x[0] ** 2 * x[1], snp.sin(x[0]), x[1] ** 3])
+
+        return scalar, vector
+    if backend == "torch":
+        import torch as xp
+    elif backend == "autograd":
+        import autograd.numpy as xp
+    else:
+        import jax.numpy as xp
+    scalar = lambda x: xp.sum(xp.sin(x) * x**3)  # noqa: E731
+    vector = lambda x: xp.stack([x[0] ** 2 * x[1], xp.sin(x[0]), x[1] ** 3])  # noqa: E731
+    return scalar, vector
+
+
+_VECTOR_OPS = ("vjp_and_value", "jacobian_and_value", "mhp_jacobian_and_value")
+
+
+def _returned_objects(backend):
+    """(label, object, call) for everything diffops returns on ``backend``."""
+    scalar, vector = _functions(backend)
+    x = np.array([0.4, -1.3])
+    xs = np.array([[0.4, -1.3], [1.1, 0.2], [-0.5, 0.7]])
+    objects = []
+    for op in diffops.ALL_DIFF_OPS:
+        func = vector if op in (*_VECTOR_OPS, "jvp_and_value") else scalar
+        derivative = getattr(diffops, op)(func, backend=backend)
+        objects.append((op, derivative, lambda d: d(x)))
+        batched = diffops.batched(derivative)
+        objects.append((f"batched {op}", batched, lambda d: d(xs)))
+        closure = derivative(x)[0]
+        if callable(closure):
+            m = np.linspace(-1, 1, math.prod(closure.arg_shape))
+            m = m.reshape(closure.arg_shape)
+            objects.append((f"{op} closure", closure, lambda c, m=m: c(m)))
+            batched_closure = batched(xs)[0]
+            mb = np.linspace(-1, 1, math.prod(batched_closure.arg_shape))
+            mb = mb.reshape(batched_closure.arg_shape)
+            objects.append(
+                (f"batched {op} closure", batched_closure, lambda c, m=mb: c(m))
+            )
+    if backend in ("jax", "jax_nojit", "torch"):
+        wrapped = diffops.wrap_function(vector, backend)
+        objects.append(("wrap_function", wrapped, lambda w: w(x)))
+    return objects
+
+
+def _outputs(value):
+    if isinstance(value, tuple):
+        return [o for v in value for o in _outputs(v)]
+    if callable(value):
+        return []  # closures are checked on their own
+    return [np.asarray(value)]
+
+
+@pytest.mark.parametrize("backend", SELECTED_BACKENDS)
+def test_every_returned_object_pickles_and_deep_copies(backend):
+    require_backend(backend)
+    pytest.importorskip("cloudpickle")
+    objects = _returned_objects(backend)
+    assert len(objects) >= 8 * 2 + 5 * 2
+    for label, obj, call in objects:
+        expected = _outputs(call(obj))
+        assert expected, label
+        for how, copy_of in (
+            ("deepcopy", copy.deepcopy),
+            ("pickle", lambda o: pickle.loads(pickle.dumps(o))),
+        ):
+            clone = copy_of(obj)
+            assert type(clone) is type(obj), (label, how)
+            assert repr(clone) == repr(obj), (label, how)
+            got = _outputs(call(clone))
+            for g, e in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(g, e, err_msg=f"{label} ({how})")
+
+
+@pytest.mark.parametrize(
+    "backend", [b for b in ("jax", "torch") if b in SELECTED_BACKENDS]
+)
+def test_framework_array_closures_pickle(backend):
+    require_backend(backend)
+    scalar, _ = _functions(backend)
+    derivative = diffops.mtp_hessian_grad_and_value(
+        scalar, backend=backend, as_numpy=False
+    )
+    backend_object = diffops.registry.backend(backend)
+    x = backend_object.to_framework(np.array([0.4, -1.3]))
+    mtp = derivative(x)[0]
+    m = backend_object.to_framework(np.array([[1.0, 2.0], [-0.5, 0.3]]))
+    expected = np.asarray(mtp(m))
+    for clone in (copy.deepcopy(mtp), pickle.loads(pickle.dumps(mtp))):
+        got = clone(m)
+        assert backend_object.is_framework_array(got)
+        np.testing.assert_array_equal(np.asarray(got), expected)
+
+
+def test_sparse_closures_pickle():
+    require_backend("jax")
+    _, vector = _functions("jax")
+    derivative = diffops.mhp_jacobian_and_value(vector, sparsity="detect")
+    mhp, _, _ = derivative(np.array([0.4, -1.3]))
+    m = np.arange(6.0).reshape(3, 2)
+    clone = pickle.loads(pickle.dumps(mhp))
+    np.testing.assert_array_equal(clone(m), mhp(m))
+    np.testing.assert_array_equal(copy.deepcopy(mhp)(m), mhp(m))
+
+
+def test_closure_recipe_keeps_its_own_copy_of_the_input():
+    require_backend("autograd")
+    scalar, _ = _functions("autograd")
+    x = np.array([0.4, -1.3])
+    args_data = np.array([2.0])
+    derivative = diffops.hvp_grad_and_value(
+        lambda y, a: scalar(y) * a[0], backend="autograd"
+    )
+    hvp = derivative(x, args_data)[0]
+    v = np.array([1.0, -1.0])
+    expected = hvp(v)
+    x[:] = 9.0  # the caller changes its arrays after the call
+    args_data[:] = 9.0
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(hvp))(v), expected)
+
+
+def test_a_closure_not_made_by_a_derivative_function_refuses_to_pickle_clearly():
+    from diffops.boundary import ProductClosure
+    from diffops.operators import OPERATORS
+
+    require_backend("autograd")
+    backend = diffops.registry.backend("autograd")
+    spec = OPERATORS["vjp_and_value"].closure
+    closure = ProductClosure(backend, lambda v: v, spec, (2,), (2,), np.dtype(float))
+    with pytest.raises(pickle.PicklingError, match="derivative function"):
+        pickle.dumps(closure)
+
+
+def test_jit_wrapped_functions_pickle_with_their_jit_options():
+    require_backend("jax")
+    clone = pickle.loads(
+        pickle.dumps(
+            jax_wrapper_module().jit_and_return_numpy_arrays(
+                _spawn_models_repeat_sum, static_argnums=(1,)
+            )
+        )
+    )
+    np.testing.assert_array_equal(clone(np.arange(4.0), 3), 3 * np.arange(3.0))
+
+
+def test_callables_returned_by_wrapped_functions_pickle():
+    require_backend("jax")
+    import jax
+    import jax.numpy as jnp
+
+    def with_vjp(x):
+        value, pullback = jax.vjp(jnp.sin, x)
+        return value, jax.tree_util.Partial(lambda v: pullback(v)[0])
+
+    wrapped = jax_wrapper_module().return_numpy_arrays(with_vjp)
+    x = np.array([0.0, 1.0])
+    _, vjp = wrapped(x)
+    expected = vjp(np.ones(2))
+    x[:] = 5.0  # the recipe kept its own copy
+    for clone in (pickle.loads(pickle.dumps(vjp)), copy.deepcopy(vjp)):
+        np.testing.assert_array_equal(clone(np.ones(2)), expected)
+    np.testing.assert_allclose(expected, np.cos([0.0, 1.0]), rtol=1e-15)
+
+
+def jax_wrapper_module():
+    from diffops import jax_wrapper
+
+    return jax_wrapper
+
+
+def _spawn_models_repeat_sum(x, n):
+    import jax.numpy as jnp
+
+    total = jnp.zeros(n)
+    for _ in range(n):
+        total = total + x[:n]
+    return total

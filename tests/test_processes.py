@@ -1,8 +1,12 @@
-"""Derivative functions in worker processes: the spawn recipe, and fork detection."""
+"""Derivative functions in worker processes: the spawn recipe, and fork children."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,30 +33,82 @@ def test_spawn_pool_results_are_bit_identical_to_the_parent(backend, op):
 
 
 @pytest.mark.parametrize(
-    "backend", [b for b in ("jax", "torch") if b in SELECTED_BACKENDS]
+    "backend", [b for b in ("jax", "jax_nojit") if b in SELECTED_BACKENDS]
 )
-def test_fork_after_the_framework_started_is_a_clear_error_not_a_hang(backend):
+def test_jax_in_fork_children(backend):
+    # A fresh process (this one has computed with JAX): a fork child computes on every
+    # JAX path while the parent has only imported JAX, built, jit-wrapped and traced;
+    # once the parent computed, every path raises ForkedProcessError instead of
+    # hanging.
     require_backend(backend)
-    derivative = diffops.hessian_grad_and_value(
-        _spawn_models.potential(backend), backend=backend
+    script = Path(__file__).resolve().parent / "_fork_jax.py"
+    result = subprocess.run(
+        [sys.executable, str(script), backend],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    derivative(X)  # the framework is now initialised in this (parent) process
-    with (
-        pytest.warns((RuntimeWarning, DeprecationWarning))
-        if backend == "jax"
-        else _nothing(),
-        multiprocessing.get_context("fork").Pool(1) as pool,
-    ):
-        result = pool.apply_async(_spawn_models.evaluate_in_fork, (derivative, X))
-        outcome = result.get(timeout=60)  # a hang fails here instead of blocking CI
-    assert isinstance(outcome, str)
-    assert outcome.startswith("ForkedProcessError")
-    assert "'spawn'" in outcome
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["computed before"] is False
+    assert set(report["fresh"]) == set(report["parent"])
+    assert len(report["fresh"]) == 9
+    for name, got in report["fresh"].items():
+        assert not isinstance(got, str), (name, got)
+        np.testing.assert_allclose(got, report["parent"][name], rtol=1e-15)
+    assert len(report["computed"]) == 11
+    for name, got in report["computed"].items():
+        assert isinstance(got, str), (name, got)
+        assert got.startswith("ForkedProcessError"), (name, got)
+        assert "'spawn'" in got, (name, got)
 
 
-class _nothing:
-    def __enter__(self):
-        return self
+# Large enough for PyTorch to run its element-wise kernels on its intra-op thread
+# pool, which a fork child does not have.
+N_LARGE = 400_000
 
-    def __exit__(self, *exc):
-        return False
+
+@pytest.mark.skipif("torch" not in SELECTED_BACKENDS, reason="torch not selected")
+def test_torch_computes_in_fork_children_after_the_parent_did():
+    require_backend("torch")
+    potential = _spawn_models.torch_potential
+    large = np.linspace(0.1, 1.0, N_LARGE)
+    objects = {
+        "gradient": diffops.grad_and_value(potential, backend="torch"),
+        "mtp": diffops.mtp_hessian_grad_and_value(potential, backend="torch"),
+        "batched hvp": diffops.batched(
+            diffops.hvp_grad_and_value(potential, backend="torch")
+        ),
+        "wrap_function": diffops.wrap_function(potential, "torch"),
+    }
+    points = {
+        "gradient": large,
+        "mtp": X,
+        "batched hvp": np.stack([X, 2 * X]),
+        "wrap_function": large,
+    }
+    expected = {
+        name: _spawn_models.evaluate_object(obj, points[name])
+        for name, obj in objects.items()
+    }
+    closure = objects["mtp"](X)[0]  # made in the parent, applied in the child
+    expected["parent's closure"] = [closure(np.ones((3, 3)))]
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        jobs = {
+            name: pool.apply_async(
+                _spawn_models.evaluate_in_fork, (objects[name], points[name])
+            )
+            for name in objects
+        }
+        jobs["parent's closure"] = pool.apply_async(
+            _spawn_models.apply_in_fork, (closure, np.ones((3, 3)))
+        )
+        threads = pool.apply_async(_spawn_models.torch_threads)
+        # A hang fails here instead of blocking CI.
+        results = {name: job.get(timeout=60) for name, job in jobs.items()}
+        assert threads.get(timeout=60) == 1
+    for name, got in results.items():
+        assert not isinstance(got, str), (name, got)
+        for g, e in zip(got, expected[name], strict=True):
+            # One intra-op thread in the child: sums may round differently.
+            np.testing.assert_allclose(g, e, rtol=1e-12, err_msg=name)

@@ -211,6 +211,11 @@ def test_ops_pickle_by_reference_to_their_classes():
         f = pytensor.function([theta], copy(theta, Y))
         np.testing.assert_allclose(f(THETA), -0.5 * np.sum((Y - THETA) ** 2))
     assert "ScalarFunctionOp{loglike_jax, backend='jax'}" in str(op)
+    # The classes are reachable from diffops.pytensor, where the docs name them.
+    import diffops.pytensor
+
+    assert diffops.pytensor.ScalarFunctionOp is type(op)
+    assert type(op).__module__ == "diffops.pytensor.ops"
 
 
 def test_import_diffops_pytensor_imports_no_pytensor():

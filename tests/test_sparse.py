@@ -96,7 +96,30 @@ def test_detected_hessian_matches_dense(structure, op, backend):
     if k:
         m = RNG.standard_normal((N, N))
         np.testing.assert_allclose(sparse[0](m), dense[0](m), rtol=1e-10, atol=1e-12)
+    coloring = derivative.coloring
+    # At n = 7 most of these patterns are dense enough for the dense path.
+    assert coloring["mode"] in ("symmetric", "dense")
+    if coloring["mode"] == "dense":
+        assert "non-zero" in coloring["reason"] or "products" in coloring["reason"]
+        assert coloring["colors"] == N
+
+
+@pytest.mark.parametrize("structure", ["banded", "arrow"])
+def test_sparse_hessians_at_larger_n_use_a_star_coloring(structure):
+    jnp = _jnp()
+    derivative = diffops.mtp_hessian_grad_and_value(
+        hessian_functions(jnp)[structure], sparsity="detect"
+    )
+    x = RNG.standard_normal(40)
+    mtp, hessian, grad, value = derivative(x)
+    dense = diffops.mtp_hessian_grad_and_value(hessian_functions(jnp)[structure])(x)
+    np.testing.assert_allclose(hessian.toarray(), dense[1], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(grad, dense[2], rtol=1e-13)
+    np.testing.assert_allclose(value, dense[3], rtol=1e-13)
+    m = RNG.standard_normal((40, 40))
+    np.testing.assert_allclose(mtp(m), dense[0](m), rtol=1e-10, atol=1e-12)
     assert derivative.coloring["mode"] == "symmetric"
+    assert derivative.coloring["colors"] < 10
 
 
 def test_arrow_hessian_needs_two_products_and_banded_few():
@@ -265,6 +288,19 @@ def _random_symmetric(n, density, seed):
     return scipy_sparse.csr_array(mask.astype(np.int8))
 
 
+def _decompressed(plan, matrix):
+    """What a plan reads from the products of ``matrix`` (the oracle's own)."""
+    if plan.mode == "dense":
+        return plan.matrix(matrix.ravel()[plan.index]).toarray()
+    n_out, n_in = matrix.shape
+    forward = plan.forward_seeds.reshape(plan.forward_seeds.shape[0], n_in)
+    reverse = plan.reverse_seeds.reshape(plan.reverse_seeds.shape[0], n_out)
+    products = np.concatenate(
+        [(forward @ matrix.T).ravel(), (reverse @ matrix).ravel()]
+    )
+    return plan.matrix(products[plan.index]).toarray()
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_star_coloring_allows_direct_recovery_of_every_entry(seed):
     pattern = _random_symmetric(30, 0.15, seed)
@@ -275,22 +311,59 @@ def test_star_coloring_allows_direct_recovery_of_every_entry(seed):
     plan = hessian_plan(pattern, (30,), np.float64)  # raises if not a star coloring
     h = RNG.standard_normal((30, 30))
     h = (h + h.T) * pattern.toarray()
-    products = np.stack([h @ s for s in plan.seeds])
-    np.testing.assert_allclose(plan.matrix(products.ravel()[plan.index]).toarray(), h)
+    np.testing.assert_allclose(_decompressed(plan, h), h)
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_jacobian_colorings_recover_every_entry(seed):
+@pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
+def test_jacobian_colorings_recover_every_entry(seed, mode):
     rng = np.random.default_rng(seed)
     mask = rng.uniform(size=(12, 9)) < 0.2
     pattern = scipy_sparse.csr_array(mask.astype(np.int8))
     j = rng.standard_normal((12, 9)) * mask
-    for mode in ("forward", "reverse"):
-        plan = jacobian_plan(pattern, (9,), (12,), np.float64, mode)
-        seeds = plan.seeds.reshape(plan.n_colors, -1)
-        products = np.stack([j @ s if mode == "forward" else s @ j for s in seeds])
-        recovered = plan.matrix(products.ravel()[plan.index]).toarray()
-        np.testing.assert_allclose(recovered, j)
+    plan = jacobian_plan(pattern, (9,), (12,), np.float64, mode)
+    np.testing.assert_allclose(_decompressed(plan, j), j)
+
+
+@pytest.mark.parametrize("n", [50, 400])
+def test_arrow_jacobian_is_bidirectional_with_few_products(n):
+    mask = np.eye(n, dtype=bool)
+    mask[0, :] = True  # a dense row
+    mask[:, -1] = True  # and a dense column
+    pattern = scipy_sparse.csr_array(mask.astype(np.int8))
+    plan = jacobian_plan(pattern, (n,), (n,), np.float64)
+    assert plan.mode == "bidirectional"
+    assert plan.n_colors <= 3  # forward or reverse alone need n
+    j = RNG.standard_normal((n, n)) * mask
+    np.testing.assert_allclose(_decompressed(plan, j), j)
+
+
+def test_dense_patterns_take_the_dense_path_and_say_why():
+    pattern = scipy_sparse.csr_array(np.ones((40, 30), dtype=np.int8))
+    plan = jacobian_plan(pattern, (30,), (40,), np.float64)
+    assert plan.mode == "dense"
+    assert "100%" in plan.reason
+    hessian = hessian_plan(_random_symmetric(20, 0.9, 0), (20,), np.float64)
+    assert hessian.mode == "dense"
+    h = RNG.standard_normal((20, 20))
+    h = (h + h.T) * hessian.pattern.toarray()
+    np.testing.assert_allclose(_decompressed(hessian, h), h)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_patterns_with_dense_rows_and_columns_recover_every_entry(seed):
+    rng = np.random.default_rng(seed)
+    n_out, n_in = rng.integers(20, 80, 2)
+    mask = rng.uniform(size=(n_out, n_in)) < 0.03
+    mask[rng.integers(0, n_out, 2), :] = True
+    mask[:, rng.integers(0, n_in, 2)] = True
+    pattern = scipy_sparse.csr_array(mask.astype(np.int8))
+    j = rng.standard_normal((n_out, n_in)) * mask
+    for mode in ("auto", "forward", "reverse"):
+        plan = jacobian_plan(pattern, (n_in,), (n_out,), np.float64, mode)
+        np.testing.assert_allclose(_decompressed(plan, j), j)
+        if mode == "auto":
+            assert plan.n_colors <= min(n_in, n_out)
 
 
 # ---------------------------------------------------------------------------------

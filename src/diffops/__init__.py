@@ -19,7 +19,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from diffops.api import (
-    autodiff_fallback,
     grad_and_value,
     hessian_grad_and_value,
     hvp_grad_and_value,
@@ -28,20 +27,20 @@ from diffops.api import (
     mhp_jacobian_and_value,
     mtp_hessian_grad_and_value,
     vjp_and_value,
+)
+from diffops.compat import (
+    AutodiffBackend,
+    autodiff_fallback,
+    get_backend,
+    register_backend,
     wrap_function,
 )
 from diffops.derivative import DerivativeFunction
 from diffops.operators import ALL_DIFF_OPS, DIFF_OPS
-from diffops.registry import (
-    AutodiffBackend,
-    available_backends,
-    get_backend,
-    register_backend,
-    registered_backends,
-)
+from diffops.registry import available_backends, registered_backends
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__), typed for checkers
-    from diffops.batched import BatchedDerivativeFunction, batched
+    from diffops.batching import BatchedDerivativeFunction, batched
     from diffops.check import (
         CheckReport,
         CheckUsageError,
@@ -49,8 +48,14 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__), typed for checkers
         PartCheck,
         check_derivatives,
     )
+    from diffops.ipopt import IpoptProblem, ipopt_problem
     from diffops.pytensor import pytensor_op
-    from diffops.scipy import ScipyObjective, scipy_objective
+    from diffops.scipy import (
+        ScipyConstraint,
+        ScipyObjective,
+        scipy_constraint,
+        scipy_objective,
+    )
 
 __version__ = "0.2.0"
 
@@ -65,15 +70,19 @@ _LAZY_MODULES = (
 
 # Larger parts of the API load on first access, keeping ``import diffops`` light.
 _LAZY_ATTRIBUTES = {
-    "BatchedDerivativeFunction": "diffops.batched",
-    "batched": "diffops.batched",
+    "BatchedDerivativeFunction": "diffops.batching",
+    "batched": "diffops.batching",
     "CheckReport": "diffops.check",
     "CheckUsageError": "diffops.check",
     "DerivativeCheckError": "diffops.check",
     "PartCheck": "diffops.check",
     "check_derivatives": "diffops.check",
     "pytensor_op": "diffops.pytensor",
+    "IpoptProblem": "diffops.ipopt",
+    "ipopt_problem": "diffops.ipopt",
+    "ScipyConstraint": "diffops.scipy",
     "ScipyObjective": "diffops.scipy",
+    "scipy_constraint": "diffops.scipy",
     "scipy_objective": "diffops.scipy",
 }
 
@@ -101,7 +110,9 @@ __all__ = [
     "CheckUsageError",
     "DerivativeCheckError",
     "DerivativeFunction",
+    "IpoptProblem",
     "PartCheck",
+    "ScipyConstraint",
     "ScipyObjective",
     "autodiff_fallback",
     "autograd_wrapper",
@@ -112,6 +123,7 @@ __all__ = [
     "grad_and_value",
     "hessian_grad_and_value",
     "hvp_grad_and_value",
+    "ipopt_problem",
     "jacobian_and_value",
     "jax_wrapper",
     "jvp_and_value",
@@ -120,6 +132,7 @@ __all__ = [
     "pytensor_op",
     "register_backend",
     "registered_backends",
+    "scipy_constraint",
     "scipy_objective",
     "symnum_wrapper",
     "torch_wrapper",

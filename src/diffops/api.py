@@ -1,181 +1,186 @@
-"""The ``mici.autodiff``-compatible functions and the per-operator shortcuts."""
+"""The typed shortcuts: one function per operator, building a derivative function.
+
+Every keyword a backend's operator takes is a parameter here, documented where it
+applies (``mode`` on Jacobian operators, ``sparsity`` on the operators with a Jacobian
+or Hessian, ``arg_shape``/``extra_shapes`` for SymNum); a test checks each signature
+and docstring against the operator table and the backends' options, so they cannot
+drift apart.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from diffops.derivative import DerivativeFunction, check_operator
-from diffops.errors import MissingDerivativeError
-from diffops.registry import get_backend, require_available
+from diffops.derivative import DerivativeFunction
 
 Function = Callable[..., Any]
+Shape = int | Sequence[int]
 
 
-def wrap_function(
-    function: Callable[..., Any], backend: str | None
-) -> Callable[..., Any]:
-    """Apply a backend's function wrapper (e.g. JIT compilation, NumPy outputs).
-
-    Args:
-        function: Function written for the backend's framework.
-        backend: Backend name, or ``None`` to return ``function`` unchanged.
-
-    Returns:
-        ``function`` itself for ``None`` or backends without a wrapper; for ``"jax"``
-        a JIT-compiled version returning NumPy arrays; for ``"jax_nojit"`` and
-        ``"torch"`` a version returning NumPy arrays.
-
-    Raises:
-        UnknownBackendError: For an unknown backend name.
-        BackendUnavailableError: If the backend's framework is not installed.
-    """
-    if backend is None:
-        return function
-    require_available(backend)
-    wrapper = get_backend(backend).function_wrapper
-    return function if wrapper is None else wrapper(function)
+def _build(
+    func: Function,
+    op_name: str,
+    backend: str,
+    as_numpy: bool,
+    options: dict[str, Any],
+    **given: Any,
+) -> DerivativeFunction:
+    """The derivative function, with only the options that were given."""
+    kept = {k: v for k, v in given.items() if not _unset(k, v)}
+    return DerivativeFunction(
+        func, op_name, backend, as_numpy=as_numpy, **kept, **options
+    )
 
 
-def autodiff_fallback(
-    diff_func: Callable[..., Any] | None,
-    func: Callable[..., Any],
-    diff_op_name: str,
-    name: str,
-    backend: str | None,
-) -> Callable[..., Any]:
-    """Return ``diff_func`` if given, otherwise build it with automatic differentiation.
-
-    Args:
-        diff_func: A derivative function written by hand, or ``None``.
-        func: Function to differentiate.
-        diff_op_name: Operator to apply, one of ``DIFF_OPS``.
-        name: Name of the derivative function, used in error messages.
-        backend: Backend to differentiate with; may be ``None`` only when
-            ``diff_func`` is given.
-
-    Returns:
-        ``diff_func`` unchanged when it is not ``None``; otherwise a
-        :class:`~diffops.derivative.DerivativeFunction` for ``diff_op_name`` of
-        ``func`` on ``backend`` (NumPy in and out).
-
-    Raises:
-        MissingDerivativeError: If both ``diff_func`` and ``backend`` are ``None``.
-        UnknownOperatorError: If ``diff_op_name`` is not defined.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
-    """
-    if diff_func is not None:
-        return diff_func
-    if backend is None:
-        msg = (
-            f"The autodiff backend is None, so {name} must be provided directly: "
-            f"pass {name}, or choose a backend such as 'jax' to build it "
-            f"automatically."
-        )
-        raise MissingDerivativeError(msg)
-    check_operator(diff_op_name)
-    require_available(backend)
-    return DerivativeFunction(func, diff_op_name, backend)
+def _unset(name: str, value: Any) -> bool:
+    """Whether an option has its default (and so is not passed to the backend)."""
+    if value is None:
+        return True
+    if name == "mode":
+        return isinstance(value, str) and value.lower() == "auto"
+    if name == "extra_shapes":
+        return isinstance(value, tuple | list) and len(value) == 0
+    return False
 
 
 def vjp_and_value(
-    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+    func: Function,
+    backend: str = "jax",
+    *,
+    as_numpy: bool = True,
+    arg_shape: Shape | None = None,
+    extra_shapes: Sequence[Shape] = (),
+    **options: Any,
 ) -> DerivativeFunction:
     """Build ``x -> (vjp, value)``: the vector-Jacobian product closure and value.
 
     ``vjp(v) = v @ j`` contracting all of ``F``, i.e.
-    ``vjp(v)[k] = Σ_i v[i] ∂f[i]/∂x[k]``.
-    Used for the derivative of a position-dependent metric in Riemannian HMC.
+    ``vjp(v)[k] = Σ_i v[i] ∂f[i]/∂x[k]``. Used for the derivative of a
+    position-dependent metric in Riemannian HMC.
 
     Args:
-        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S``
-            returning an array of shape ``F``, written with the backend's
-            framework. Extra arguments are passed through undifferentiated.
+        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S`` returning
+            an array of shape ``F``, written with the backend's framework. Extra
+            arguments are passed through undifferentiated.
         backend: Backend name (case-insensitive), default ``"jax"``.
         as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
             arrays on their device.
-        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
-            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+        arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
+            with ``symnum.numpify``.
+        extra_shapes: ``symnum`` only: the shapes of the extra arguments.
+        **options: Options of a third-party backend.
 
     Returns:
         Function ``x -> (vjp, value)``: ``value`` of shape ``F``; ``vjp`` maps an
         array of shape ``F`` to shape ``S``.
-
-    Raises:
-        NotCallableError: If ``func`` is not callable.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
     """
-    return DerivativeFunction(
-        func, "vjp_and_value", backend, as_numpy=as_numpy, **options
+    return _build(
+        func,
+        "vjp_and_value",
+        backend,
+        as_numpy,
+        options,
+        arg_shape=arg_shape,
+        extra_shapes=extra_shapes,
     )
 
 
 def grad_and_value(
-    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+    func: Function,
+    backend: str = "jax",
+    *,
+    as_numpy: bool = True,
+    arg_shape: Shape | None = None,
+    extra_shapes: Sequence[Shape] = (),
+    **options: Any,
 ) -> DerivativeFunction:
     """Build ``x -> (grad, value)`` for a scalar function.
 
-    ``grad[k] = ∂f/∂x[k]``. Used for the potential energy in HMC.
+    ``grad[k] = ∂f/∂x[k]``, one reverse pass. Used for the potential energy in HMC.
 
     Args:
-        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of
-            shape ``S``, written with the backend's framework. Extra
-            arguments are passed through undifferentiated.
+        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of shape
+            ``S``, written with the backend's framework. Extra arguments are passed
+            through undifferentiated.
         backend: Backend name (case-insensitive), default ``"jax"``.
         as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
             arrays on their device.
-        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
-            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+        arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
+            with ``symnum.numpify``.
+        extra_shapes: ``symnum`` only: the shapes of the extra arguments.
+        **options: Options of a third-party backend.
 
     Returns:
         Function ``x -> (grad, value)``: ``grad`` of shape ``S``, ``value`` 0-d.
-
-    Raises:
-        NotCallableError: If ``func`` is not callable.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
     """
-    return DerivativeFunction(
-        func, "grad_and_value", backend, as_numpy=as_numpy, **options
+    return _build(
+        func,
+        "grad_and_value",
+        backend,
+        as_numpy,
+        options,
+        arg_shape=arg_shape,
+        extra_shapes=extra_shapes,
     )
 
 
 def hessian_grad_and_value(
-    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+    func: Function,
+    backend: str = "jax",
+    *,
+    as_numpy: bool = True,
+    sparsity: Any = None,
+    arg_shape: Shape | None = None,
+    extra_shapes: Sequence[Shape] = (),
+    **options: Any,
 ) -> DerivativeFunction:
     """Build ``x -> (hessian, grad, value)`` for a scalar function.
 
     ``hessian[j, k] = ∂²f/(∂x[j] ∂x[k])``, computed forward-over-reverse where the
-    framework allows.
+    framework allows (reverse-over-reverse on PyTorch and Autograd).
 
     Args:
-        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of
-            shape ``S``, written with the backend's framework. Extra
-            arguments are passed through undifferentiated.
+        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of shape
+            ``S``, written with the backend's framework. Extra arguments are passed
+            through undifferentiated.
         backend: Backend name (case-insensitive), default ``"jax"``.
         as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
             arrays on their device.
-        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
-            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+        sparsity: ``None`` (dense), ``"detect"`` (structure read from the function,
+            on ``jax`` and ``jax_nojit``) or a boolean pattern of shape
+            ``(prod(S), prod(S))``: the Hessian is then a ``scipy.sparse.csr_array``
+            of that shape.
+        arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
+            with ``symnum.numpify``.
+        extra_shapes: ``symnum`` only: the shapes of the extra arguments.
+        **options: Options of a third-party backend.
 
     Returns:
-        Function ``x -> (hessian, grad, value)``: ``hessian`` of shape ``S + S``,
-        ``grad`` of shape ``S``, ``value`` 0-d.
-
-    Raises:
-        NotCallableError: If ``func`` is not callable.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
+        Function ``x -> (hessian, grad, value)``: ``hessian`` of shape ``S + S``
+        (sparse: ``(prod(S), prod(S))``), ``grad`` of shape ``S``, ``value`` 0-d.
     """
-    return DerivativeFunction(
-        func, "hessian_grad_and_value", backend, as_numpy=as_numpy, **options
+    return _build(
+        func,
+        "hessian_grad_and_value",
+        backend,
+        as_numpy,
+        options,
+        sparsity=sparsity,
+        arg_shape=arg_shape,
+        extra_shapes=extra_shapes,
     )
 
 
 def mtp_hessian_grad_and_value(
-    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+    func: Function,
+    backend: str = "jax",
+    *,
+    as_numpy: bool = True,
+    sparsity: Any = None,
+    arg_shape: Shape | None = None,
+    extra_shapes: Sequence[Shape] = (),
+    **options: Any,
 ) -> DerivativeFunction:
     """Build ``x -> (mtp, hessian, grad, value)`` for a scalar function.
 
@@ -185,32 +190,47 @@ def mtp_hessian_grad_and_value(
     Used by Riemannian HMC with the SoftAbs metric.
 
     Args:
-        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of
-            shape ``S``, written with the backend's framework. Extra
-            arguments are passed through undifferentiated.
+        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of shape
+            ``S``, written with the backend's framework. Extra arguments are passed
+            through undifferentiated.
         backend: Backend name (case-insensitive), default ``"jax"``.
         as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
             arrays on their device.
-        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
-            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+        sparsity: ``None`` (dense), ``"detect"`` or a boolean pattern of shape
+            ``(prod(S), prod(S))``: the Hessian is then a ``scipy.sparse.csr_array``;
+            ``mtp`` still takes a dense ``S + S`` array.
+        arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
+            with ``symnum.numpify``.
+        extra_shapes: ``symnum`` only: the shapes of the extra arguments.
+        **options: Options of a third-party backend.
 
     Returns:
         Function ``x -> (mtp, hessian, grad, value)``: ``mtp`` maps an array of
-        shape ``S + S`` to shape ``S``; ``hessian`` of shape ``S + S``, ``grad`` of
-        shape ``S``, ``value`` 0-d.
-
-    Raises:
-        NotCallableError: If ``func`` is not callable.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
+        shape ``S + S`` to shape ``S``; ``hessian`` of shape ``S + S`` (sparse:
+        ``(prod(S), prod(S))``), ``grad`` of shape ``S``, ``value`` 0-d.
     """
-    return DerivativeFunction(
-        func, "mtp_hessian_grad_and_value", backend, as_numpy=as_numpy, **options
+    return _build(
+        func,
+        "mtp_hessian_grad_and_value",
+        backend,
+        as_numpy,
+        options,
+        sparsity=sparsity,
+        arg_shape=arg_shape,
+        extra_shapes=extra_shapes,
     )
 
 
 def jacobian_and_value(
-    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+    func: Function,
+    backend: str = "jax",
+    *,
+    as_numpy: bool = True,
+    mode: str = "auto",
+    sparsity: Any = None,
+    arg_shape: Shape | None = None,
+    extra_shapes: Sequence[Shape] = (),
+    **options: Any,
 ) -> DerivativeFunction:
     """Build ``x -> (jacobian, value)`` for an array function.
 
@@ -218,31 +238,51 @@ def jacobian_and_value(
     constraint function of constrained HMC.
 
     Args:
-        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S``
-            returning an array of shape ``F``, written with the backend's
-            framework. Extra arguments are passed through undifferentiated.
+        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S`` returning
+            an array of shape ``F``, written with the backend's framework. Extra
+            arguments are passed through undifferentiated.
         backend: Backend name (case-insensitive), default ``"jax"``.
         as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
             arrays on their device.
-        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
-            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+        mode: ``"auto"`` (forward when outputs outnumber inputs), ``"forward"`` (one
+            JVP per input) or ``"reverse"`` (one VJP per output); on ``jax``,
+            ``jax_nojit`` and ``torch``.
+        sparsity: ``None`` (dense), ``"detect"`` (structure read from the function,
+            on ``jax`` and ``jax_nojit``) or a boolean pattern of shape
+            ``(prod(F), prod(S))``: the Jacobian is then a ``scipy.sparse.csr_array``
+            of that shape.
+        arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
+            with ``symnum.numpify``.
+        extra_shapes: ``symnum`` only: the shapes of the extra arguments.
+        **options: Options of a third-party backend.
 
     Returns:
-        Function ``x -> (jacobian, value)``: ``jacobian`` of shape ``F + S``,
-        ``value`` of shape ``F``.
-
-    Raises:
-        NotCallableError: If ``func`` is not callable.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
+        Function ``x -> (jacobian, value)``: ``jacobian`` of shape ``F + S``
+        (sparse: ``(prod(F), prod(S))``), ``value`` of shape ``F``.
     """
-    return DerivativeFunction(
-        func, "jacobian_and_value", backend, as_numpy=as_numpy, **options
+    return _build(
+        func,
+        "jacobian_and_value",
+        backend,
+        as_numpy,
+        options,
+        mode=mode,
+        sparsity=sparsity,
+        arg_shape=arg_shape,
+        extra_shapes=extra_shapes,
     )
 
 
 def mhp_jacobian_and_value(
-    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+    func: Function,
+    backend: str = "jax",
+    *,
+    as_numpy: bool = True,
+    mode: str = "auto",
+    sparsity: Any = None,
+    arg_shape: Shape | None = None,
+    extra_shapes: Sequence[Shape] = (),
+    **options: Any,
 ) -> DerivativeFunction:
     """Build ``x -> (mhp, jacobian, value)`` for an array function.
 
@@ -252,96 +292,121 @@ def mhp_jacobian_and_value(
     Used for the derivative of the Gram matrix's log-determinant in constrained HMC.
 
     Args:
-        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S``
-            returning an array of shape ``F``, written with the backend's
-            framework. Extra arguments are passed through undifferentiated.
+        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S`` returning
+            an array of shape ``F``, written with the backend's framework. Extra
+            arguments are passed through undifferentiated.
         backend: Backend name (case-insensitive), default ``"jax"``.
         as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
             arrays on their device.
-        **options: Backend options: ``mode="auto" | "forward" | "reverse"`` for
-            Jacobians on ``jax`` and ``torch``, ``arg_shape`` on ``symnum``.
+        mode: ``"auto"``, ``"forward"`` or ``"reverse"``, for the Jacobian pass (on
+            ``jax``, ``jax_nojit`` and ``torch``).
+        sparsity: ``None`` (dense), ``"detect"`` or a boolean pattern of shape
+            ``(prod(F), prod(S))``: the Jacobian is then a ``scipy.sparse.csr_array``;
+            ``mhp`` still takes a dense ``F + S`` array.
+        arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
+            with ``symnum.numpify``.
+        extra_shapes: ``symnum`` only: the shapes of the extra arguments.
+        **options: Options of a third-party backend.
 
     Returns:
         Function ``x -> (mhp, jacobian, value)``: ``mhp`` maps an array of shape
-        ``F + S`` to shape ``S``; ``jacobian`` of shape ``F + S``, ``value`` of
-        shape ``F``.
-
-    Raises:
-        NotCallableError: If ``func`` is not callable.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
+        ``F + S`` to shape ``S``; ``jacobian`` of shape ``F + S`` (sparse:
+        ``(prod(F), prod(S))``), ``value`` of shape ``F``.
     """
-    return DerivativeFunction(
-        func, "mhp_jacobian_and_value", backend, as_numpy=as_numpy, **options
+    return _build(
+        func,
+        "mhp_jacobian_and_value",
+        backend,
+        as_numpy,
+        options,
+        mode=mode,
+        sparsity=sparsity,
+        arg_shape=arg_shape,
+        extra_shapes=extra_shapes,
     )
 
 
 def jvp_and_value(
-    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+    func: Function,
+    backend: str = "jax",
+    *,
+    as_numpy: bool = True,
+    arg_shape: Shape | None = None,
+    extra_shapes: Sequence[Shape] = (),
+    **options: Any,
 ) -> DerivativeFunction:
     """Build ``x -> (jvp, value)``: the Jacobian-vector product closure and value.
 
     ``jvp(v) = j @ v`` contracting all of ``S``, i.e.
     ``jvp(v)[i] = Σ_k ∂f[i]/∂x[k] v[k]``: forward mode where the framework has it
-    (JAX), and the double-VJP construction elsewhere. One ``jvp`` call costs a small
-    multiple of one evaluation of ``func``, whatever the output size: use it for
-    sensitivities of many outputs to one input direction, or a tall Jacobian's
-    columns.
+    (JAX), the double-VJP construction elsewhere. One ``jvp`` call costs a small
+    multiple of one evaluation of ``func``, whatever the output size.
 
     Args:
-        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S``
-            returning an array of shape ``F``, written with the backend's
-            framework. Extra arguments are passed through undifferentiated.
+        func: Function ``func(x, *args)`` of an array ``x`` of shape ``S`` returning
+            an array of shape ``F``, written with the backend's framework. Extra
+            arguments are passed through undifferentiated.
         backend: Backend name (case-insensitive), default ``"jax"``.
         as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
             arrays on their device.
-        **options: Backend options: ``arg_shape`` (and ``extra_shapes``) on
-            ``symnum``.
+        arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
+            with ``symnum.numpify``.
+        extra_shapes: ``symnum`` only: the shapes of the extra arguments.
+        **options: Options of a third-party backend.
 
     Returns:
         Function ``x -> (jvp, value)``: ``value`` of shape ``F``; ``jvp`` maps an
         array of shape ``S`` to shape ``F``.
-
-    Raises:
-        NotCallableError: If ``func`` is not callable.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
     """
-    return DerivativeFunction(
-        func, "jvp_and_value", backend, as_numpy=as_numpy, **options
+    return _build(
+        func,
+        "jvp_and_value",
+        backend,
+        as_numpy,
+        options,
+        arg_shape=arg_shape,
+        extra_shapes=extra_shapes,
     )
 
 
 def hvp_grad_and_value(
-    func: Function, backend: str = "jax", *, as_numpy: bool = True, **options: Any
+    func: Function,
+    backend: str = "jax",
+    *,
+    as_numpy: bool = True,
+    arg_shape: Shape | None = None,
+    extra_shapes: Sequence[Shape] = (),
+    **options: Any,
 ) -> DerivativeFunction:
     """Build ``x -> (hvp, grad, value)`` for a scalar function, never forming H.
 
     ``hvp(v) = h @ v``, i.e. ``hvp(v)[j] = Σ_k ∂²f/(∂x[j] ∂x[k]) v[k]``, computed
     forward-over-reverse on JAX and reverse-over-reverse elsewhere, so one ``hvp``
-    call costs a small multiple of one gradient whatever the dimension. Use it for
-    Newton-CG and trust-region optimisers (``hessp``) and for Riemannian samplers on
-    large models.
+    call costs a small multiple of one gradient whatever the dimension: the
+    ``hessp`` of Newton-CG and trust-region optimisers.
 
     Args:
-        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of
-            shape ``S``, written with the backend's framework. Extra
-            arguments are passed through undifferentiated.
+        func: Scalar-valued function ``func(x, *args)`` of an array ``x`` of shape
+            ``S``, written with the backend's framework. Extra arguments are passed
+            through undifferentiated.
         backend: Backend name (case-insensitive), default ``"jax"``.
         as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
             arrays on their device.
-        **options: Backend options: ``arg_shape`` (and ``extra_shapes``) on
-            ``symnum``.
+        arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
+            with ``symnum.numpify``.
+        extra_shapes: ``symnum`` only: the shapes of the extra arguments.
+        **options: Options of a third-party backend.
 
     Returns:
         Function ``x -> (hvp, grad, value)``: ``hvp`` maps an array of shape ``S``
         to shape ``S``; ``grad`` of shape ``S``, ``value`` 0-d.
-
-    Raises:
-        NotCallableError: If ``func`` is not callable.
-        UnknownBackendError: If the backend name is unknown.
-        BackendUnavailableError: If the backend is not installed.
     """
-    return DerivativeFunction(
-        func, "hvp_grad_and_value", backend, as_numpy=as_numpy, **options
+    return _build(
+        func,
+        "hvp_grad_and_value",
+        backend,
+        as_numpy,
+        options,
+        arg_shape=arg_shape,
+        extra_shapes=extra_shapes,
     )

@@ -1,7 +1,5 @@
-"""``mici.autodiff.autograd_wrapper``'s name for the autograd backend's operators.
+"""``mici.autodiff.autograd_wrapper``, from :mod:`diffops.compat`."""
 
-Everything public in :mod:`diffops.backends.autograd` (one factory per
-operator, framework arrays in and out).
-"""
+from diffops.compat import wrapper_module
 
-from diffops.backends.autograd import *  # noqa: F403
+__all__, __getattr__ = wrapper_module("autograd")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from diffops.batched import batched
+from diffops.batching import batched
 from diffops.boundary import as_input_array
 from diffops.derivative import DerivativeFunction
 from diffops.errors import ShapeMismatchError
@@ -74,10 +74,10 @@ def map_batched(
             f"{type(derivative).__name__}."
         )
         raise TypeError(msg)
-    if derivative._op.closure is not None:
+    if derivative.op.closure is not None:
         msg = (
             f"map_batched returns arrays, but {derivative.op_name} returns a "
-            f"{derivative._op.closure.name} closure, which cannot leave the worker. "
+            f"{derivative.op.closure.name} closure, which cannot leave the worker. "
             f"Use an operator without a closure (e.g. hessian_grad_and_value instead "
             f"of hvp_grad_and_value), or diffops.batched in one process."
         )

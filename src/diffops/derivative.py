@@ -12,27 +12,35 @@ from __future__ import annotations
 import _thread
 import collections
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from diffops.boundary import FLOAT32, FLOAT64, as_input_array, explain, make_caller
-from diffops.errors import NotCallableError, UnknownOperatorError, closest
-from diffops.operators import ALL_DIFF_OPS, OPERATORS
+from diffops.backends.capabilities import (
+    FrameworkArrays,
+    generated_code,
+    keeps_framework_arrays,
+)
+from diffops.backends.protocol import Backend
+from diffops.backends.support import FLOAT32, FLOAT64
+from diffops.boundary import as_input_array, explain, make_caller
+from diffops.errors import (
+    NotCallableError,
+    ReentrantBuildError,
+    UnknownOperatorError,
+    closest,
+    function_name,
+)
+from diffops.operators import ALL_DIFF_OPS, OPERATORS, Operator
+from diffops.portable import portable, restore
 from diffops.registry import require_available
 
-if TYPE_CHECKING:
-    from diffops.backends.protocol import Backend
+_UNKNOWN = object()
 
 
 def _backend_options(options: dict[str, Any]) -> dict[str, Any]:
     """The options the backend's operator takes (``sparsity`` is diffops' own)."""
     return {k: v for k, v in options.items() if k != "sparsity"}
-
-
-def _func_name(func: Callable[..., Any], attr: str = "__name__") -> str:
-    name = getattr(func, attr, None) or getattr(func, "__name__", None)
-    return str(name) if name else type(func).__name__
 
 
 def check_operator(op_name: str) -> None:
@@ -88,6 +96,8 @@ class DerivativeFunction:
             raise NotCallableError(msg)
         check_operator(op_name)
         found = require_available(backend)
+        if "sparsity" in options and options["sparsity"] is None:
+            options = {k: v for k, v in options.items() if k != "sparsity"}
         sparsity = options.get("sparsity")
         if sparsity is not None:
             from diffops.sparse import check_sparsity
@@ -102,26 +112,43 @@ class DerivativeFunction:
         self._backend = found
         # Framework arrays pass straight through only on backends that have their
         # own (JAX, PyTorch); Autograd and SymNum are NumPy either way.
-        self._pass_through = not as_numpy and found.framework_arrays
+        self._pass_through = not as_numpy and keeps_framework_arrays(found)
         self._op = OPERATORS[op_name]
         # Closures keep their input, and some frameworks hand the user's function
         # the input's own memory: then the boundary works on a copy.
         self._copy_input = self._op.closure is not None or found.protect_input
+        self._closes = self._op.closure is not None
         self._impl: Callable[..., tuple[Any, ...]] | None = None
         self._program: Callable[..., Any] | None = None
         self._saved: Any = None  # the backend's export, when unpickled
         self._lock = _thread.allocate_lock()
-        self.__name__ = f"{op_name}_of_{_func_name(func)}"
-        self.__qualname__ = f"{op_name}_of_{_func_name(func, '__qualname__')}"
+        self._builder: int | None = None  # the thread building it, while it does
+        self._point_shape: tuple[int, ...] | None = None  # of the latest call
+        self._fixed_shape: object = _UNKNOWN  # generated code's shape, once asked
+        self.__name__ = f"{op_name}_of_{function_name(func)}"
+        self.__qualname__ = f"{op_name}_of_{function_name(func, '__qualname__')}"
         self.__doc__ = (
-            f"{op_name} of {_func_name(func)} on the {self.backend!r} backend.\n\n"
+            f"{op_name} of {function_name(func)} on the {self.backend!r} backend.\n\n"
             f"Call with an array x (and func's extra arguments, if any); returns "
             f"{self._op.returns}."
         )
 
     def _build(self) -> Callable[..., tuple[Any, ...]]:
+        if self._builder == _thread.get_ident():
+            msg = (
+                f"{self.__name__} was called while it was being built: "
+                f"{function_name(self.func)!r} calls its own derivative function "
+                f"(while {self.backend} generates or traces it). Compute what the "
+                f"function "
+                f"needs without its derivative, or build a separate derivative "
+                f"function outside it."
+            )
+            raise ReentrantBuildError(msg)
         with self._lock:
-            if self._impl is None:
+            if self._impl is not None:
+                return self._impl
+            self._builder = _thread.get_ident()
+            try:
                 key = self._recipe_key()
                 built = _built(self.func, key) if key is not None else None
                 if built is None:
@@ -131,6 +158,8 @@ class DerivativeFunction:
                 self._program, self._impl = built
                 if self.options.get("sparsity") is not None:
                     self.sparse = self._impl  # its plans give ``coloring``
+            finally:
+                self._builder = None
             return self._impl
 
     def _make(self) -> tuple[Callable[..., Any] | None, Callable[..., tuple[Any, ...]]]:
@@ -150,14 +179,16 @@ class DerivativeFunction:
             )
             return None, caller
         if self._saved is not None:
-            program = backend.restore(self._saved)
+            program = generated_code(backend).restore(self._saved)
         else:
-            program = backend.operator(self.op_name, self.func, **self.options)
+            program = backend.operator(
+                self.op_name, self.func, **_backend_options(self.options)
+            )
         impl = make_caller(
             backend,
             self._op,
             self.func,
-            self.options,
+            _backend_options(self.options),
             as_numpy=self.as_numpy or not self._pass_through,
             program=program,
         )
@@ -171,24 +202,50 @@ class DerivativeFunction:
         return f"{self.op_name}|{self.backend}|{self.as_numpy}|{options!r}"
 
     @property
+    def op(self) -> Operator:
+        """The operator's record in the table (outputs, closure, shapes)."""
+        return self._op
+
+    @property
+    def backend_object(self) -> Backend:
+        """The :class:`~diffops.backends.protocol.Backend` that computes it."""
+        return self._backend
+
+    @property
+    def point_shape(self) -> tuple[int, ...] | None:
+        """The input shape ``S``: fixed by generated code, else of the latest call.
+
+        ``None`` before the first call on backends that take any shape.
+        """
+        fixed = self.fixed_shape
+        return fixed if fixed is not None else self._point_shape
+
+    @property
+    def fixed_shape(self) -> tuple[int, ...] | None:
+        """The one input shape the backend generated code for (SymNum), or ``None``."""
+        if self._fixed_shape is _UNKNOWN:
+            self._fixed_shape = generated_code(self._backend).input_shape(
+                self.op_name, self.func, **_backend_options(self.options)
+            )
+        return self._fixed_shape  # type: ignore[return-value]
+
+    @property
     def coloring(self) -> dict[str, Any] | None:
         """For a sparse operator after its first call: how its matrix is computed.
 
         Returns:
-            ``{"mode", "colors", "nnz", "shape"}`` for the most recent input shape
-            (``mode``: ``"forward"``, ``"reverse"`` or ``"symmetric"``; ``colors``:
-            products per call), or ``None``.
+            ``{"mode", "colors", "nnz", "shape", "reason", "seconds"}`` for the most
+            recent call signature, or ``None``. ``mode``: ``"forward"`` (JVPs),
+            ``"reverse"`` (VJPs), ``"bidirectional"`` (both), ``"symmetric"``
+            (HVPs of a star coloring) or ``"dense"`` (the dense derivative, when
+            coloring cannot beat it); ``colors``: products per call; ``reason``: why
+            that mode; ``seconds``: time spent detecting the structure
+            (``"detect"``) and coloring it (``"plan"``) when it was built.
         """
         caller = getattr(self, "sparse", None)
-        plan = caller.last if caller is not None else None
-        if plan is None:
+        if caller is None or caller.last is None:
             return None
-        return {
-            "mode": plan.mode,
-            "colors": plan.n_colors,
-            "nnz": int(plan.pattern.nnz),
-            "shape": tuple(plan.pattern.shape),
-        }
+        return {**caller.last.describe(), "seconds": dict(caller.timings)}
 
     def __call__(self, x: Any, *args: Any) -> tuple[Any, ...]:
         """Evaluate the derivatives and value at ``x``.
@@ -201,30 +258,44 @@ class DerivativeFunction:
             The operator's tuple as NumPy arrays (closures first, value last).
         """
         if type(x) is np.ndarray and (x.dtype is FLOAT64 or x.dtype is FLOAT32):
+            self._point_shape = x.shape
             arr = x.copy() if self._copy_input else x
         elif self._pass_through and not isinstance(x, np.ndarray):
             arr = x  # the boundary checks framework arrays
         else:
             arr = as_input_array(x, copy=self._copy_input)
+            self._point_shape = tuple(arr.shape)
         if args and self._copy_input:
             # Closures see the arguments they were built with, whatever the caller
             # does to its arrays afterwards.
             args = tuple([a.copy() if isinstance(a, np.ndarray) else a for a in args])
         try:
             call = self._impl or self._build()
-            return call(arr, *args) if args else call(arr)
+            out = call(arr, *args) if args else call(arr)
         except Exception as err:
             better = explain(self._backend, err, self.func)
             if better is None:
                 raise
             raise better from err
+        if self._closes:
+            # A closure pickles as the call that made it (``_reapplied``).
+            out[0]._source = (self, self._kept(x, arr), args)
+        return out
+
+    def _kept(self, x: Any, arr: Any) -> Any:
+        """The input as a closure's recipe keeps it: a copy the caller cannot change."""
+        if arr is not x:
+            return arr  # already a copy
+        backend = self._backend
+        if isinstance(backend, FrameworkArrays) and backend.is_framework_array(x):
+            return backend.framework_copy(x)
+        return as_input_array(x, copy=True)
 
     def __repr__(self) -> str:
         options = self.options if self.as_numpy else {**self.options, "as_numpy": False}
         opts = "".join(f", {k}={v!r}" for k, v in options.items())
-        return (
-            f"{self.op_name}({_func_name(self.func)}, backend={self.backend!r}{opts})"
-        )
+        name = function_name(self.func)
+        return f"{self.op_name}({name}, backend={self.backend!r}{opts})"
 
     def __copy__(self) -> DerivativeFunction:
         # Immutable once built: a copy is the same object, so copies (Mici copies
@@ -238,116 +309,15 @@ class DerivativeFunction:
         options = {**self.options, "as_numpy": self.as_numpy}
         saved = self._saved
         if self._program is not None:
-            saved = self._backend.export(self._program)
-        func = _portable(self.func, self._backend)
-        return (_rebuild, (func, self.op_name, self.backend, options, saved))
+            saved = generated_code(self._backend).export(self._program)
+        func = portable(self.func, self._backend)
+        return (_rebuild, ((func, self.op_name, self.backend, options, saved),))
 
 
-def _portable(func: Any, backend: Backend) -> Any:
-    """``func`` in a form that unpickles in a fresh process.
-
-    The backend's recipe if it has one (SymNum's generated functions live in
-    temporary modules), else ``func`` itself if pickle can store it by reference,
-    else cloudpickle bytes.
-    """
-    import io
-    import pickle
-
-    recipe = backend.function_recipe(func)
-    if recipe is not None:
-        rebuild, args = recipe
-        return _Recipe(rebuild, tuple(_portable(a, backend) for a in args))
-    if not callable(func):
-        return func
-    try:
-        pickle.dump(func, io.BytesIO())
-    except (pickle.PicklingError, AttributeError, TypeError):
-        try:
-            import cloudpickle
-        except ImportError:  # pragma: no cover - depends on environment
-            msg = (
-                f"The function {_func_name(func)!r} cannot be pickled by reference "
-                f"(lambdas and local functions cannot). Install cloudpickle "
-                f"(`pip install diffops[pickle]`) or define it at module level."
-            )
-            raise pickle.PicklingError(msg) from None
-        buffer = io.BytesIO()
-        _by_value_pickler(cloudpickle)(buffer).dump(func)
-        return _CloudPickled(buffer.getvalue())
-    return func
-
-
-# Modules whose functions cannot be pickled by reference because they are wrappers
-# published under another module's name (autograd.numpy.sin claims to be numpy's),
-# so cloudpickle would copy them by value and lose their derivative rules.
-_WRAPPER_NAMESPACES = ("autograd.numpy", "autograd.scipy")
-
-
-def _namespace_attribute(module: str, name: str) -> Any:
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
-
-
-def _by_value_pickler(cloudpickle: Any) -> type:
-    """A cloudpickle pickler that stores framework wrapper functions by name."""
-    import sys
-
-    lookup: dict[int, tuple[str, str]] = {}
-    for module_name, module in list(sys.modules.items()):
-        if module is None or not module_name.startswith(_WRAPPER_NAMESPACES):
-            continue
-        for attr, value in vars(module).items():
-            if callable(value) and not isinstance(value, type):
-                lookup.setdefault(id(value), (module_name, attr))
-
-    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
-        def reducer_override(self, obj: Any) -> Any:
-            where = lookup.get(id(obj))
-            if where is not None and _namespace_attribute(*where) is obj:
-                return (_namespace_attribute, where)
-            return super().reducer_override(obj)
-
-    return Pickler
-
-
-class _CloudPickled:
-    """Bytes of a function serialised by value with cloudpickle."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes):
-        self.data = data
-
-
-class _Recipe:
-    """A function to rebuild by calling ``rebuild(*args)`` after unpickling."""
-
-    __slots__ = ("args", "rebuild")
-
-    def __init__(self, rebuild: Callable[..., Any], args: tuple[Any, ...]):
-        self.rebuild = rebuild
-        self.args = args
-
-
-def _restore(obj: Any) -> Any:
-    if isinstance(obj, _CloudPickled):
-        import pickle
-
-        return pickle.loads(obj.data)  # the caller's own data
-    if isinstance(obj, _Recipe):
-        return obj.rebuild(*[_restore(a) for a in obj.args])
-    return obj
-
-
-def _rebuild(
-    func: Any,
-    op_name: str,
-    backend: str,
-    options: dict[str, Any],
-    saved: Any = None,
-) -> DerivativeFunction:
-    derivative = DerivativeFunction(_restore(func), op_name, backend, **options)
+def _rebuild(recipe: tuple[Any, str, str, dict[str, Any], Any]) -> DerivativeFunction:
+    """A pickled derivative function from its recipe (and its exported program)."""
+    func, op_name, backend, options, saved = recipe
+    derivative = DerivativeFunction(restore(func), op_name, backend, **options)
     derivative._saved = saved
     return derivative
 

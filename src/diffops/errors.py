@@ -8,6 +8,7 @@ tests and callers can also catch the specific diffops class.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class DiffopsError(Exception):
@@ -58,8 +59,24 @@ class NonArrayOutputError(DiffopsError, TypeError):
     """The user's function returned something that is not an array (None, a tuple)."""
 
 
+class SparsityError(DiffopsError, ValueError):
+    """A sparsity option or pattern that cannot be used."""
+
+
+class ComplexOutputError(DiffopsError, TypeError):
+    """The user's function returned complex values (only real functions are taken)."""
+
+
+class CodeGenerationError(DiffopsError, ValueError):
+    """A backend that generates code cannot express the function's derivative."""
+
+
+class ReentrantBuildError(DiffopsError, RuntimeError):
+    """The user's function called its own derivative function while it was built."""
+
+
 class ForkedProcessError(DiffopsError, RuntimeError):
-    """A framework initialised in a parent process is used in a ``fork`` child."""
+    """JAX is used in a ``fork`` child after it computed in the parent process."""
 
 
 class OutputTooLargeError(DiffopsError, MemoryError):
@@ -96,6 +113,37 @@ def tracing_error(
     name = getattr(func, "__name__", "the function")
     msg = f"{framework} could not trace {name!r}: {cause}\nHint: write {name!r} {fix}"
     return TracingError(msg)
+
+
+def function_name(func: Any, attr: str = "__name__") -> str:
+    """A function's name for messages and reprs (its type's name if it has none).
+
+    Args:
+        func: Any callable.
+        attr: ``"__name__"`` or ``"__qualname__"``.
+
+    Returns:
+        The name, e.g. ``"banana"`` or ``"<lambda>"``.
+    """
+    name = getattr(func, attr, None) or getattr(func, "__name__", None)
+    return str(name) if name else type(func).__name__
+
+
+def first_line(err: BaseException, *, with_type: bool = False) -> str:
+    """The first line of an exception's message (its type's name if empty).
+
+    Args:
+        err: The exception.
+        with_type: Whether to put ``"TypeName: "`` in front.
+
+    Returns:
+        One line.
+    """
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else ""
+    if with_type:
+        return f"{type(err).__name__}: {line}".rstrip(": ")
+    return line or type(err).__name__
 
 
 def require_scalar(value_shape: tuple[int, ...], op_name: str) -> None:

@@ -1,7 +1,5 @@
-"""``mici.autodiff.jax_wrapper``'s name for the jax backend's operators.
+"""``mici.autodiff.jax_wrapper``, from :mod:`diffops.compat`."""
 
-Everything public in :mod:`diffops.backends.jax` (one factory per
-operator, framework arrays in and out).
-"""
+from diffops.compat import wrapper_module
 
-from diffops.backends.jax import *  # noqa: F403
+__all__, __getattr__ = wrapper_module("jax")

@@ -32,9 +32,10 @@ def namespace(backend: str) -> SimpleNamespace:
         ``const(array, like)`` (a constant array in the framework's type and the
         dtype of ``like``).
     """
+    from diffops.backends.capabilities import namespace_of
     from diffops.registry import backend as lookup
 
-    return lookup(backend).namespace()
+    return namespace_of(lookup(backend))
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,19 @@ class Operator(NamedTuple):
         return tuple(ARRAYS[name] for name in self.outputs if name in ARRAYS)
 
     @property
+    def matrix(self) -> str | None:
+        """The Jacobian or Hessian output (what ``sparsity=`` makes sparse), if any."""
+        return next((o for o in self.outputs if o in ("jacobian", "hessian")), None)
+
+    @property
+    def order(self) -> int:
+        """The highest order of derivative computed (a closure's included)."""
+        orders = {"value": 0, "grad": 1, "jacobian": 1, "hessian": 2}
+        closure = self.closure
+        top = orders[closure.of] + 1 if closure is not None else 0
+        return max(top, *(orders[a.name] for a in self.arrays))
+
+    @property
     def n_outputs(self) -> int:
         """Length of the returned tuple."""
         return len(self.outputs)
@@ -317,3 +330,14 @@ ALL_DIFF_OPS: tuple[str, ...] = tuple(OPERATORS)
 JACOBIAN_MODES: tuple[str, ...] = ("auto", "forward", "reverse")
 """Jacobian modes of the ``jax`` and ``torch`` backends: ``auto`` uses forward mode
 when the output has more elements than the input."""
+
+JACOBIAN_OPTIONS: Mapping[str, tuple[str, ...]] = {
+    name: ("mode",) for name, op in OPERATORS.items() if "jacobian" in op.outputs
+}
+"""The options of the operators that form a Jacobian, on backends with Jacobian
+modes (``jax``, ``jax_nojit``, ``torch``)."""
+
+SPARSE_OUTPUTS: Mapping[str, str] = {
+    name: op.matrix for name, op in OPERATORS.items() if op.matrix is not None
+}
+"""The operators that take ``sparsity=``, and which of their outputs becomes sparse."""

@@ -1,7 +1,5 @@
-"""``mici.autodiff.symnum_wrapper``'s name for the symnum backend's operators.
+"""``mici.autodiff.symnum_wrapper``, from :mod:`diffops.compat`."""
 
-Everything public in :mod:`diffops.backends.symnum` (one factory per
-operator, framework arrays in and out).
-"""
+from diffops.compat import wrapper_module
 
-from diffops.backends.symnum import *  # noqa: F403
+__all__, __getattr__ = wrapper_module("symnum")

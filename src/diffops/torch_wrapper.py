@@ -1,7 +1,5 @@
-"""``mici.autodiff.torch_wrapper``'s name for the torch backend's operators.
+"""``mici.autodiff.torch_wrapper``, from :mod:`diffops.compat`."""
 
-Everything public in :mod:`diffops.backends.torch` (one factory per
-operator, framework arrays in and out).
-"""
+from diffops.compat import wrapper_module
 
-from diffops.backends.torch import *  # noqa: F403
+__all__, __getattr__ = wrapper_module("torch")

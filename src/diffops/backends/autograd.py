@@ -1,31 +1,29 @@
-"""Autograd backend: the operators for functions written with ``autograd.numpy``.
+"""Autograd backend: functions written with ``autograd.numpy``.
 
-Autograd is imported on first use. It works on NumPy arrays directly, so every hook of
-the backend protocol keeps its default. Autograd has no forward mode for every
-primitive, so higher orders are reverse-over-reverse: the Hessian is one VJP of the
-gradient per input direction, the MTP the VJP of the Hessian pass and the MHP the VJP
-of the Jacobian pass, each carrying the lower-order results along.
+Autograd is imported on first use. It works on NumPy arrays directly, so no array
+conversions are needed. It has reverse mode only (its forward mode does not cover
+every primitive), so the operators (:mod:`diffops.backends.compose`) are built from
+``make_vjp``: forward products are VJPs of the pullback (the double-VJP trick),
+Hessian rows are VJPs of the gradient, products are looped over their seeds.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import math
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from diffops.backends.protocol import Backend, example_namespace, split_highest
-from diffops.boundary import check_value, require_fits
-from diffops.errors import causes, tracing_error
-from diffops.operators import OPERATORS
+from diffops.backends import compose
+from diffops.backends.capabilities import (
+    ExampleModels,
+    SparseDerivatives,
+    example_namespace,
+)
+from diffops.backends.protocol import Backend
 
 Function = Callable[..., Any]
-
-AUTOGRAD_AVAILABLE: bool = importlib.util.find_spec("autograd") is not None
-"""Whether autograd is installed (found without importing it), as Mici names it."""
 
 
 def _unbox(value: Any) -> Any:
@@ -36,278 +34,88 @@ def _unbox(value: Any) -> Any:
     return getval(value)
 
 
-def _evaluated(func: Function, op_name: str, args: tuple[Any, ...]) -> Function:
-    """``y -> func(y, *args)``, checked to return an array (0-d for scalar ops)."""
-    from autograd.tracer import Box
+class AutogradPrimitives(compose.Primitives):
+    """``make_vjp``, products built from it, loops over seeds."""
 
-    op = OPERATORS[op_name]
+    @property
+    def xp(self) -> Any:
+        """``autograd.numpy``."""
+        import autograd.numpy as anp
 
-    def f(y: Any) -> Any:
-        value = func(y, *args)
-        array = isinstance(value, np.ndarray | np.generic | Box)
-        check_value(value, op, func, np.shape(_unbox(value)) if array else None)
-        return value
+        return anp
 
-    return f
+    def vjp(self, f: Function, x: Any) -> tuple[Any, Function, Any]:
+        """``(out, pullback, aux)`` from one traced pass; ``aux`` unboxed."""
+        from autograd import make_vjp
 
+        aux: list[Any] = []
 
-def _vjp_with_aux(
-    func: Callable[[Any], tuple[Any, Any]], x: Any
-) -> tuple[Function, Any, Any]:
-    """VJP of ``x -> func(x)[0]``, also returning ``func(x)[1]`` undifferentiated."""
-    from autograd import make_vjp
+        def main(y: Any) -> Any:
+            out, extra = f(y)
+            aux.append(extra)
+            return out
 
-    aux: list[Any] = []
+        pullback, out = make_vjp(main)(x)
+        return out, pullback, _unbox(aux[0])
 
-    def main(x: Any) -> Any:
-        out, extra = func(x)
-        aux.append(extra)
-        return out
+    def pushforward(self, f: Function, x: Any, out: Any, pullback: Function) -> Any:
+        """``J t`` as the VJP of the linear map ``u -> uᵀ J`` (traced once)."""
+        from autograd import make_vjp
 
-    vjp, out = make_vjp(main)(x)
-    return vjp, out, _unbox(aux[0])
+        push, _ = make_vjp(pullback)(self.zeros(self.shape(out), out))
+        return push
 
+    def products(self, product: Function, seeds: Any) -> Any:
+        """A loop over the seeds, stacked (Autograd has no vectorising map)."""
+        return self.xp.stack([product(s) for s in seeds])
 
-def _stack_rows(
-    vjp: Function,
-    out_shape: tuple[int, ...],
-    dtype: Any,
-    in_shape: tuple[int, ...],
-    what: str,
-    op_name: str,
-) -> Any:
-    """The Jacobian, one VJP per output element: shape ``out_shape + in_shape``."""
-    import autograd.numpy as anp
+    def basis(self, shape: tuple[int, ...], like: Any) -> Any:
+        """``eye(n)`` reshaped."""
+        n = int(np.prod(shape, dtype=np.int64))
+        return np.eye(n, dtype=self.dtype(like)).reshape((n, *shape))
 
-    require_fits(what, out_shape + in_shape, dtype, op_name)
-    size = math.prod(out_shape)
-    if size == 0 or math.prod(in_shape) == 0:
-        return np.zeros(out_shape + in_shape, dtype=dtype)
-    basis = np.eye(size, dtype=dtype).reshape((size, *out_shape))
-    rows = [vjp(e) for e in basis]
-    return anp.reshape(anp.stack(rows), out_shape + in_shape)
+    def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
+        """NumPy zeros."""
+        return np.zeros(shape, dtype=self.dtype(like))
 
+    def ones_like(self, a: Any) -> Any:
+        """NumPy ones of ``a``'s shape and dtype."""
+        return np.ones(self.shape(a), dtype=self.dtype(a))
 
-def _dtype(value: Any) -> Any:
-    return getattr(_unbox(value), "dtype", np.float64)
+    def shape(self, a: Any) -> tuple[int, ...]:
+        """The shape of the (unboxed) value."""
+        return tuple(np.shape(_unbox(a)))
 
+    def is_array(self, a: Any) -> bool:
+        """A NumPy array or scalar, or one of Autograd's boxes."""
+        from autograd.tracer import Box
 
-def _grad_and_value(func: Function, op_name: str) -> Function:
-    from autograd import make_vjp
+        return isinstance(a, np.ndarray | np.generic | Box)
 
-    def grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
-        vjp, value = make_vjp(_evaluated(func, op_name, args))(x)
-        return vjp(np.ones((), dtype=_dtype(value))), value
+    def dtype(self, a: Any) -> Any:
+        """The value's dtype (float64 for Python numbers)."""
+        return np.dtype(getattr(_unbox(a), "dtype", np.float64))
 
-    return grad_and_value_func
 
+PRIMITIVES = AutogradPrimitives()
 
-def _hessian_grad_and_value(func: Function, op_name: str) -> Function:
-    grad_and_value_func = _grad_and_value(func, op_name)
 
-    def hessian_grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
-        vjp, grad, value = _vjp_with_aux(lambda y: grad_and_value_func(y, *args), x)
-        shape = np.shape(x)
-        hessian = _stack_rows(vjp, shape, _dtype(x), shape, "hessian", op_name)
-        return hessian, grad, value
-
-    return hessian_grad_and_value_func
-
-
-def _jacobian_and_value(func: Function, op_name: str) -> Function:
-    from autograd import make_vjp
-
-    def jacobian_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
-        vjp, value = make_vjp(_evaluated(func, op_name, args))(x)
-        jacobian = _stack_rows(
-            vjp, np.shape(value), _dtype(value), np.shape(x), "jacobian", op_name
-        )
-        return jacobian, value
-
-    return jacobian_and_value_func
-
-
-def grad_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (grad, value)``.
-
-    Computed by one reverse pass.
-
-    Args:
-        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['grad_and_value']``).
-    """
-    return _grad_and_value(func, "grad_and_value")
-
-
-def vjp_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (vjp, value)``.
-
-    Computed by Autograds own VJP closure.
-
-    Args:
-        func: ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['vjp_and_value']``).
-    """
-    from autograd import make_vjp
-
-    def vjp_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
-        vjp, value = make_vjp(_evaluated(func, "vjp_and_value", args))(x)
-        return vjp, value
-
-    return vjp_and_value_func
-
-
-def hessian_grad_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (hessian, grad, value)``.
-
-    Computed by one VJP of the gradient per row (reverse-over-reverse).
-
-    Args:
-        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['hessian_grad_and_value']``).
-    """
-    return _hessian_grad_and_value(func, "hessian_grad_and_value")
-
-
-def mtp_hessian_grad_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (mtp, hessian, grad, value)``.
-
-    Computed by one more reverse pass over the Hessian computation, whose
-    results it carries along.
-
-    Args:
-        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['mtp_hessian_grad_and_value']``).
-    """
-    hessian_func = _hessian_grad_and_value(func, "mtp_hessian_grad_and_value")
-
-    def mtp_hessian_grad_and_value_func(
-        x: Any, *args: Any
-    ) -> tuple[Any, Any, Any, Any]:
-        mtp, hessian, (grad, value) = _vjp_with_aux(
-            split_highest(hessian_func, args), x
-        )
-        return mtp, hessian, grad, value
-
-    return mtp_hessian_grad_and_value_func
-
-
-def jacobian_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (jacobian, value)``.
-
-    Computed by one VJP per output element.
-
-    Args:
-        func: ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['jacobian_and_value']``).
-    """
-    return _jacobian_and_value(func, "jacobian_and_value")
-
-
-def mhp_jacobian_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (mhp, jacobian, value)``.
-
-    Computed by one more reverse pass over the Jacobian computation, whose
-    results it carries along.
-
-    Args:
-        func: ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['mhp_jacobian_and_value']``).
-    """
-    jacobian_func = _jacobian_and_value(func, "mhp_jacobian_and_value")
-
-    def mhp_jacobian_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
-        return _vjp_with_aux(lambda y: jacobian_func(y, *args), x)
-
-    return mhp_jacobian_and_value_func
-
-
-def jvp_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (jvp, value)``.
-
-    Autograd's forward mode does not cover every primitive, so the product is built
-    from reverse mode: ``J v`` is the VJP of the linear map ``u -> uᵀ J`` (itself a
-    VJP, traced once per call of the operator), applied to ``v``.
-
-    Args:
-        func: ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['jvp_and_value']``.
-    """
-    from autograd import make_vjp
-
-    def jvp_and_value_func(x: Any, *args: Any) -> tuple[Any, Any]:
-        vjp, value = make_vjp(_evaluated(func, "jvp_and_value", args))(x)
-        zero = np.zeros(np.shape(value), dtype=_dtype(value))
-        jvp, _ = make_vjp(vjp)(zero)
-        return jvp, value
-
-    return jvp_and_value_func
-
-
-def hvp_grad_and_value(func: Function) -> Function:
-    """Make ``(x, *args) -> (hvp, grad, value)``.
-
-    Reverse-over-reverse: each ``hvp(v)`` is one more reverse pass over the gradient
-    computation (``vᵀ H = (H v)ᵀ``); the Hessian is never formed.
-
-    Args:
-        func: Scalar-valued ``func(x, *args)`` written with ``autograd.numpy``.
-
-    Returns:
-        A function of NumPy arrays (Autograd traces it); its outputs and shapes
-        are ``diffops.operators.OPERATORS['hvp_grad_and_value']``.
-    """
-    grad_and_value_func = _grad_and_value(func, "hvp_grad_and_value")
-
-    def hvp_grad_and_value_func(x: Any, *args: Any) -> tuple[Any, Any, Any]:
-        hvp, grad, value = _vjp_with_aux(split_highest(grad_and_value_func, args), x)
-        return hvp, grad, value[0]
-
-    return hvp_grad_and_value_func
-
-
-class AutogradBackend(Backend):
+class AutogradBackend(Backend, SparseDerivatives, ExampleModels):
     """``autograd``: reverse mode on NumPy arrays; no conversions needed."""
 
     name = "autograd"
     framework = "autograd"
     extra = "autograd"
+    title = "Autograd"
+    write_with = (
+        "with autograd.numpy (`import autograd.numpy as np`) and autograd.scipy "
+        "instead of numpy and scipy."
+    )
+    numpy_markers = ("ArrayBox",)
 
-    def explain_error(self, err: Exception, func: Function) -> Exception | None:
-        """A :class:`~diffops.errors.TracingError` with a hint (NumPy on a box)."""
-        traced = [
-            e for e in causes(err) if isinstance(e, TypeError) and "ArrayBox" in str(e)
-        ]
-        if not traced:
-            return None
-        return tracing_error(
-            "Autograd",
-            func,
-            traced[0],
-            "with autograd.numpy (`import autograd.numpy as np`) and autograd.scipy "
-            "instead of numpy and scipy.",
-        )
+    def primitives(self) -> compose.Primitives:
+        """:class:`AutogradPrimitives`."""
+        return PRIMITIVES
 
     def namespace(self) -> SimpleNamespace:
         """The example models' operations in this framework."""

@@ -4,34 +4,32 @@
 a module that defines one factory per operator (``module.grad_and_value(func)``, ...)
 and an optional function wrapper applied to what each factory builds (for example
 one that makes it return NumPy arrays). :class:`ModuleBackend` puts such a module
-behind the NumPy boundary with the protocol's default hooks.
+behind the NumPy boundary; sparse Jacobians and Hessians with a given pattern work
+through its own products.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from diffops.backends.capabilities import SparseDerivatives
 from diffops.backends.protocol import Backend
 from diffops.errors import UnknownOperatorError
-
-if TYPE_CHECKING:
-    from diffops.registry import AutodiffBackend
+from diffops.operators import ALL_DIFF_OPS
 
 Function = Callable[..., Any]
 
 
-def supported_ops(name: str) -> tuple[str, ...]:
-    """The operators the module of a registered backend defines."""
-    from diffops.registry import supported_ops as registered
+class ModuleBackend(Backend, SparseDerivatives):
+    """A third-party backend given as mici's ``AutodiffBackend`` record.
 
-    return registered(name)
+    Args:
+        name: The registry name.
+        record: The record: ``module``, ``available`` and ``function_wrapper``.
+    """
 
-
-class ModuleBackend(Backend):
-    """A third-party backend given as mici's ``AutodiffBackend`` record."""
-
-    def __init__(self, name: str, record: AutodiffBackend):
+    def __init__(self, name: str, record: Any):
         self.name = name
         self.record = record
         self.framework = record.module.__name__
@@ -42,13 +40,18 @@ class ModuleBackend(Backend):
         """The record's ``available`` flag."""
         return bool(self.record.available)
 
+    @property
+    def supported_ops(self) -> tuple[str, ...]:
+        """The operators the module defines, in table order."""
+        module = self.record.module
+        return tuple(op for op in ALL_DIFF_OPS if callable(getattr(module, op, None)))
+
     def check(self, op_name: str, func: Function, options: Mapping[str, Any]) -> None:
         """Check that the module defines the operator (its options, it checks)."""
-        if not callable(getattr(self.record.module, op_name, None)):
+        if op_name not in self.supported_ops:
             msg = (
                 f"The {self.name!r} backend's module {self.record.module.__name__!r} "
-                f"does not define {op_name}; it defines "
-                f"{supported_ops(self.name)}."
+                f"does not define {op_name}; it defines {self.supported_ops}."
             )
             raise UnknownOperatorError(msg)
 

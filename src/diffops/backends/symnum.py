@@ -13,29 +13,35 @@ SymNum is imported on first use.
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
+import functools
 import math
+import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from diffops.backends.protocol import Backend, example_namespace
+from diffops.backends.capabilities import (
+    ExampleModels,
+    GeneratedCode,
+    SparseDerivatives,
+    example_namespace,
+)
+from diffops.backends.protocol import Backend
+from diffops.backends.support import check_value
 from diffops.errors import (
+    CodeGenerationError,
     MissingArgumentShapeError,
     ShapeMismatchError,
-    require_scalar,
     require_shape,
-    tracing_error,
 )
 from diffops.operators import ALL_DIFF_OPS, OPERATORS, shape_of
 
 Function = Callable[..., Any]
 
-SYMNUM_AVAILABLE: bool = importlib.util.find_spec("symnum") is not None
-"""Whether symnum is installed (found without importing it), as Mici names it."""
 Shape = tuple[int, ...]
 
 _SYMNUM_OPS = {
@@ -154,25 +160,71 @@ def _generate(
         of shape ``shape``; it is SymNum's own generated function when no reshaping
         or argument check is needed.
     """
+    with _strided_slices():
+        return _generate_code(func, op_name, options)
+
+
+_SLICING = threading.RLock()
+
+
+@contextlib.contextmanager
+def _strided_slices() -> Iterator[None]:
+    """Symbolic arrays sliced with a step as NumPy slices them, while code is made.
+
+    SymPy's N-d arrays slice wrongly with a step (``a[0:3:2]`` of a ``(3, 2)`` array
+    keeps one row): such slices are taken from a NumPy object array instead.
+    """
+    from symnum.array import SymbolicArray
+
+    original = SymbolicArray.__getitem__
+
+    def getitem(self: Any, index: Any) -> Any:
+        parts = index if isinstance(index, tuple) else (index,)
+        if not any(isinstance(p, slice) and p.step not in (None, 1) for p in parts):
+            return original(self, index)
+        import sympy
+
+        elements = np.empty(self.shape, dtype=object)
+        elements.ravel()[:] = list(self.flat)
+        picked = elements[index]
+        if not isinstance(picked, np.ndarray):
+            return picked
+        flat = sympy.ImmutableDenseNDimArray(picked.ravel().tolist(), picked.shape)
+        return SymbolicArray(flat, shape=picked.shape, dtype=self.dtype)
+
+    with _SLICING:
+        if getattr(original, "diffops_strided", False):  # already in force
+            yield
+            return
+        getitem.diffops_strided = True  # type: ignore[attr-defined]
+        SymbolicArray.__getitem__ = getitem
+        try:
+            yield
+        finally:
+            SymbolicArray.__getitem__ = original
+
+
+def _generate_code(
+    func: Function, op_name: str, options: Mapping[str, Any]
+) -> tuple[Function, Shape]:
     import symnum
     from symnum.array import SymbolicArray
 
     op = OPERATORS[op_name]
     symbolic, shape, extras = signature(func, op_name, options)
+    name = getattr(symbolic, "__name__", "f")
     # SymNum generates code only for arguments of shape (n, ...) and, for Jacobians
     # and products, for array values: differentiate at those shapes and reshape.
     code_shape = shape or (1,)
     extra_names = tuple(f"arg_{i}" for i in range(len(extras)))
     x = symnum.named_array("x", code_shape)
     constants = [_symbol(n, e) for n, e in zip(extra_names, extras, strict=True)]
-    out = symbolic(x if shape else SymbolicArray(x[0], ()), *constants)
-    value_shape = tuple(getattr(out, "shape", ()))
-    if op.scalar_only:
-        require_scalar(value_shape, op_name)
+    out = _apply(symbolic, x, shape, constants)
+    value_shape = _checked_value_shape(out, op, func)
     code_value_shape = (1,) if not op.scalar_only and value_shape == () else value_shape
 
     def code_func(y: Any, *args: Any) -> Any:
-        value = symbolic(y if shape else SymbolicArray(y[0], ()), *args)
+        value = _apply(symbolic, y, shape, args)
         if value_shape == () and isinstance(value, SymbolicArray):
             value = next(iter(value.flat))  # a 0-d array: its element
         if code_value_shape != value_shape:
@@ -181,12 +233,27 @@ def _generate(
 
     # SymNum names the generated function and its arguments after these, so they
     # must be Python identifiers ("<lambda>" is not).
-    name = getattr(symbolic, "__name__", "f")
     code_func.__name__ = name if name.isidentifier() else "f"
     code_func._arg_names = ("x", *extra_names)  # type: ignore[attr-defined]
-    generated: Function = getattr(symnum, _SYMNUM_OPS[op_name])(
-        code_func, code_shape, *extras, return_aux=True
-    )
+    try:
+        generated: Function = getattr(symnum, _SYMNUM_OPS[op_name])(
+            code_func, code_shape, *extras, return_aux=True
+        )
+    except Exception as err:
+        if type(err).__name__ != "PrintMethodNotImplementedError":
+            raise
+        what = str(err).splitlines()[0]
+        msg = (
+            f"SymNum cannot generate NumPy code for {op_name} of {name!r}: its "
+            f"derivative contains a function SymNum has no code for ({what}); this "
+            f"happens with kinks such as snp.maximum, snp.abs or comparisons, whose "
+            f"higher derivatives are Dirac deltas. Use backend='jax' or "
+            f"backend='autograd', or write {name!r} with smooth functions."
+        )
+        raise CodeGenerationError(msg) from err
+    # SymNum's code for maxima and minima calls functools, which its generated
+    # module does not import.
+    generated.__globals__.setdefault("functools", functools)
     reshape = None
     if code_shape != shape or code_value_shape != value_shape:
         reshape = (op_name, (shape, value_shape), code_shape)
@@ -195,6 +262,43 @@ def _generate(
     source = (generated.__doc__ or "").partition("\n\n")[2]
     _SOURCES[program] = (generated.__name__, source, reshape, extras)
     return program, shape
+
+
+def _apply(symbolic: Function, y: Any, shape: Shape, args: Any) -> Any:
+    """``symbolic`` at the symbolic input ``y`` (of shape ``(1,)`` for 0-d input).
+
+    A 0-d input is passed as a 0-d symbolic array, or, for functions that put it
+    into arrays (``snp.array([x, x ** 2])``, which iterates a 0-d array), as its
+    one symbol.
+    """
+    from symnum.array import SymbolicArray
+
+    if shape:
+        return symbolic(y, *args)
+    try:
+        return symbolic(SymbolicArray(y[0], ()), *args)
+    except ValueError as err:
+        if "0-d" not in str(err):
+            raise
+        return symbolic(y[0], *args)
+
+
+def _checked_value_shape(out: Any, op: Any, func: Function) -> Shape:
+    """The shape of a symbolic value, checked like every backend's values."""
+    import sympy
+    from symnum.array import SymbolicArray
+
+    if isinstance(out, SymbolicArray):
+        elements = list(out.flat)
+        shape: Shape = tuple(out.shape)
+    elif isinstance(out, sympy.Basic):  # a scalar expression
+        elements, shape = [out], ()
+    else:
+        check_value(out, op, func, None)  # raises: not an array
+        elements, shape = [], ()
+    complex_ = any(sympy.sympify(e).has(sympy.I) for e in elements)
+    check_value(out, op, func, shape, complex_=complex_)
+    return shape
 
 
 def _checking_arguments(generated: Function, extras: tuple[Shape, ...]) -> Function:
@@ -239,7 +343,7 @@ _SOURCES: weakref.WeakKeyDictionary[Function, tuple[str, str, Any, Any]] = (
 
 def _compile_source(name: str, source: str) -> Function:
     """The generated function again, from its source (no SymPy involved)."""
-    namespace: dict[str, Any] = {"numpy": np, "math": math}
+    namespace: dict[str, Any] = {"numpy": np, "math": math, "functools": functools}
     exec(compile(source, f"<diffops symnum {name}>", "exec"), namespace)
     function: Function = namespace[name]
     return function
@@ -283,60 +387,18 @@ def _reshaped(
     return reshaped
 
 
-def _operator(op_name: str) -> Callable[..., Function]:
-    def operator(
-        func: Function, arg_shape: Any = None, extra_shapes: Any = ()
-    ) -> Function:
-        options = {"arg_shape": arg_shape, "extra_shapes": extra_shapes}
-        code, shape = _generate(func, op_name, options)
-        name = getattr(func, "__name__", "f")
-
-        def derivative_func(x: Any, *args: Any) -> tuple[Any, ...]:
-            if np.shape(x) != shape:
-                require_shape(
-                    np.shape(x),
-                    shape,
-                    "input",
-                    f"SymNum generated code for {name!r} at shape {shape}; call it "
-                    f"with that shape or build the derivative again for the new one.",
-                )
-            return code(x, *args)  # type: ignore[no-any-return]
-
-        return derivative_func
-
-    op = OPERATORS[op_name]
-    operator.__name__ = operator.__qualname__ = op_name
-    operator.__doc__ = (
-        f"Make a generated NumPy function returning {op.summary}.\n\n"
-        f"{op.math}.\n\n"
-        f"Args:\n"
-        f"    func: Function written with ``symnum.numpy`` and decorated with\n"
-        f"        ``symnum.numpify(shape)``, or a symbolic function with\n"
-        f"        ``arg_shape``.\n"
-        f"    arg_shape: Shape ``S`` of the argument of an undecorated ``func``.\n"
-        f"    extra_shapes: Shapes of its extra arguments, if any.\n\n"
-        f"Returns:\n"
-        f"    Function ``x -> {op.returns}``."
-    )
-    return operator
-
-
-grad_and_value = _operator("grad_and_value")
-vjp_and_value = _operator("vjp_and_value")
-hessian_grad_and_value = _operator("hessian_grad_and_value")
-mtp_hessian_grad_and_value = _operator("mtp_hessian_grad_and_value")
-jacobian_and_value = _operator("jacobian_and_value")
-mhp_jacobian_and_value = _operator("mhp_jacobian_and_value")
-jvp_and_value = _operator("jvp_and_value")
-hvp_grad_and_value = _operator("hvp_grad_and_value")
-
-
-class SymnumBackend(Backend):
+class SymnumBackend(Backend, GeneratedCode, SparseDerivatives, ExampleModels):
     """``symnum``: symbolic derivatives compiled to NumPy code, one input shape."""
 
     name = "symnum"
     framework = "symnum"
     extra = "symnum"
+    title = "SymNum"
+    write_with = (
+        "with symnum.numpy (`import symnum.numpy as snp`: snp.sin, snp.sum, "
+        "snp.array, ...) instead of numpy; SymNum passes it symbolic arrays."
+    )
+    numpy_markers = ("ufunc", "Symbol")
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {
         op: ("arg_shape", "extra_shapes") for op in ALL_DIFF_OPS
     }
@@ -382,21 +444,6 @@ class SymnumBackend(Backend):
         if symbolic is None or shapes is None:
             return None
         return _numpify, (symbolic, tuple(shapes))
-
-    def explain_error(self, err: Exception, func: Function) -> Exception | None:
-        """A hint when NumPy functions meet SymNum's symbolic arrays."""
-        text = str(err)
-        if not isinstance(err, TypeError | AttributeError) or not (
-            "ufunc" in text or "Symbol" in text or "Symbolic" in text
-        ):
-            return None
-        return tracing_error(
-            "SymNum",
-            func,
-            f"{type(err).__name__}: {err}",
-            "with symnum.numpy (`import symnum.numpy as snp`: snp.sin, snp.sum, "
-            "snp.array, ...) instead of numpy; SymNum passes it symbolic arrays.",
-        )
 
     def namespace(self) -> SimpleNamespace:
         """The example models' operations in this framework."""

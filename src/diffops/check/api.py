@@ -3,8 +3,9 @@
 :func:`check_derivatives` validates its arguments and parses its two call forms (the
 function with derivative functions keyed by operator name, or a derivative function
 built by diffops); :func:`check_functions` evaluates the function in NumPy, runs the
-checks of :class:`~diffops.check.checker._Checker` on every derivative function and
-groups them into a :class:`~diffops.check.report.CheckReport`;
+checks (:mod:`~diffops.check.structure`, :mod:`~diffops.check.differencing`,
+:mod:`~diffops.check.consistency`) on every derivative function and groups them into
+a :class:`~diffops.check.report.CheckReport`;
 :func:`compare_derivatives` compares two implementations of one operator, output by
 output (``diffops check`` and ``diffops demo`` use it across backends).
 """
@@ -12,20 +13,22 @@ output (``diffops check`` and ``diffops demo`` use it across backends).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from diffops.boundary import as_input_array
-from diffops.check.checker import _Checker, _dense, _first_line, _Supplied
-from diffops.check.evaluate import numpy_function
+from diffops.check.checker import Checker
+from diffops.check.consistency import check_against
 from diffops.check.report import CheckReport, CheckUsageError, PartCheck
-from diffops.check.tolerances import FULL_LIMIT, default_tolerances
+from diffops.check.run import run_checks
+from diffops.check.supplied import Supplied, densified
+from diffops.check.tolerances import FULL_LIMIT, CheckSettings, default_tolerances
 from diffops.errors import (
-    NonScalarOutputError,
     NotCallableError,
     UnknownOperatorError,
     closest,
+    first_line,
+    function_name,
 )
 from diffops.operators import ALL_DIFF_OPS, OPERATORS
 
@@ -50,43 +53,32 @@ def check_derivatives(
 ) -> CheckReport:
     """Check derivative functions of ``func`` at ``x``.
 
-    Two call forms:
-
-    - ``check_derivatives(func, x, grad_and_value=df, ...)``: ``func`` is the
-      function; each keyword names an operator and gives a derivative function of
-      ``func`` implementing it (returning that operator's tuple, e.g.
-      ``(grad, value)``), called as ``df(x, *args)``.
-    - ``check_derivatives(derivative, x)`` with a derivative function built by
-      diffops (its ``func``, ``op_name`` and backend are read from it), or
-      ``check_derivatives(derivative, x, op_name)`` for any derivative function
-      (then only its own outputs are the reference: its value is not compared with
-      a function). These raise on failure unless ``raise_on_failure=False``.
+    ``check_derivatives(func, x, grad_and_value=df, ...)`` checks derivative
+    functions of ``func`` passed by operator name (each returns its operator's tuple,
+    called as ``df(x, *args)``). ``check_derivatives(derivative, x)`` checks one
+    built by diffops (its function and backend are read from it), and
+    ``check_derivatives(derivative, x, op_name)`` any derivative function against
+    its own outputs; these two forms raise on failure by default.
 
     Args:
         func: The function ``f(x, *args)``, returning an array of shape ``F``; or,
             in the second form, the derivative function to check.
-        x: Point of shape ``S`` at which to check (float32 or float64; other real
-            inputs become float64).
+        x: Point of shape ``S`` (float32 or float64; other real inputs: float64).
         op_name: Operator implemented by ``func`` (second form only).
-        args: Extra arguments of ``func`` and of every derivative function; they are
-            not differentiated.
-        reference: ``"fd"`` (default): finite differences and ``func(x)``. A backend
-            name (e.g. ``"jax"``): diffops' own derivatives of ``func`` on that
-            backend. A mapping from operator names to derivative functions: those.
+        args: Extra arguments of ``func`` and of every derivative function.
+        reference: ``"fd"`` (finite differences and ``func(x)``), a backend name
+            (diffops' derivatives on it) or a mapping of derivative functions.
         rtol: Relative tolerance (default 1e-6 for float64, 1e-4 for float32).
         atol: Absolute tolerance (default ``16 eps`` of ``x``'s dtype).
         step: Largest finite-difference step relative to ``max(1, |x[k]|)``
-            (default ``2 eps^(1/5)`` of the precision of the differenced function:
-            1.5e-3 in float64).
-        directions: Number of random closure arguments, and of random directions
-            when ``x.size > full_limit``.
-        full_limit: Largest ``x.size`` for which every coordinate direction is
-            differenced; above it, random projections (rerun on failure).
+            (default ``2 eps^(1/5)``: 1.5e-3 in float64).
+        directions: Random closure arguments (and directions above ``full_limit``).
+        full_limit: Largest ``x.size`` differenced along every coordinate.
         seed: Seed of the random directions and closure arguments.
         raise_on_failure: Raise :class:`DerivativeCheckError` on the first failure
             (default: ``False`` in the first form, ``True`` in the second).
         **supplied: Derivative functions keyed by operator name, e.g.
-            ``grad_and_value=df`` or ``mhp_jacobian_and_value=dmhp``.
+            ``grad_and_value=df``.
 
     Returns:
         The :class:`~diffops.check.CheckReport`: ``report.passed``,
@@ -94,26 +86,97 @@ def check_derivatives(
 
     Raises:
         DerivativeCheckError: (an ``AssertionError``) if ``raise_on_failure`` and a
-            check failed, naming the operator, the part, the worst entry, the
-            expected and actual numbers, the tolerance and the seed.
+            check failed, naming the part, the worst entry, the numbers and seed.
         UnknownOperatorError: (a ``ValueError``) for an unknown operator name.
         NonScalarOutputError: (a ``ValueError``) for a scalar-only operator on a
             function with a non-scalar value.
         CheckUsageError: (a ``ValueError``) if there is nothing to check.
         TypeError: If ``func`` or a derivative function is not callable.
-        Exception: Whatever ``func`` raises at ``x``.
 
     Example:
-        >>> import numpy as np, diffops
-        >>> def f(x):
-        ...     return (x**2).sum()
-        >>> def df(x):
-        ...     return 2 * x, (x**2).sum()
-        >>> diffops.check_derivatives(f, np.array([1.0, 2.0]), grad_and_value=df).passed
-        True
+        >>> import numpy as np
+        >>> def df(x):                 # the gradient of sum(x**2), not of sum(x)
+        ...     return 2 * x, np.sum(x)
+        >>> report = check_derivatives(np.sum, [1.0, 2.0], grad_and_value=df)
+        >>> report.passed
+        False
     """
+    forms = _call_forms(func, op_name, supplied)
+    settings = CheckSettings(rtol, atol, step, directions, full_limit, seed)
+    name = function_name(func)
+    functions, original = forms.functions, forms.original
+    report = run_checks(
+        original, x, functions, tuple(args), reference, settings, forms.backend, name
+    )
+    if forms.raises if raise_on_failure is None else raise_on_failure:
+        report.raise_if_failed()
+    return report
+
+
+@dataclass(frozen=True)
+class _CallForm:
+    """What a call of :func:`check_derivatives` asks to check."""
+
+    functions: dict[str, Function]
+    original: Function | None
+    backend: str | None
+    raises: bool
+
+
+_OPTIONS = (
+    "args",
+    "reference",
+    "rtol",
+    "atol",
+    "step",
+    "directions",
+    "full_limit",
+    "seed",
+    "raise_on_failure",
+)
+
+
+def _call_forms(
+    func: Function, op_name: str | None, supplied: Mapping[str, Function]
+) -> _CallForm:
+    """The derivative functions, the original function and its backend, if known."""
     from diffops.derivative import DerivativeFunction
 
+    _require_callables(func, supplied)
+    functions: dict[str, Function] = dict(supplied)
+    if op_name is not None:
+        if op_name not in OPERATORS:
+            msg = (
+                f"op_name={op_name!r} is not an operator: valid names are "
+                f"{ALL_DIFF_OPS}.{closest(str(op_name), ALL_DIFF_OPS)}"
+            )
+            raise UnknownOperatorError(msg)
+        functions = {op_name: func, **functions}
+        if isinstance(func, DerivativeFunction) and func.op_name == op_name:
+            return _CallForm(functions, func.func, func.backend, True)
+        return _CallForm(functions, None, None, True)
+    if isinstance(func, DerivativeFunction):
+        if func.op_name in functions:
+            msg = (
+                f"check_derivatives got two {func.op_name} functions: the first "
+                f"argument and the keyword. Pass the original function first."
+            )
+            raise CheckUsageError(msg)
+        functions = {func.op_name: func, **functions}
+        return _CallForm(functions, func.func, func.backend, not supplied)
+    if not functions:
+        msg = (
+            f"check_derivatives has nothing to check: pass derivative functions of "
+            f"{function_name(func)} by operator name, e.g. "
+            f"check_derivatives(f, x, grad_and_value=df), or a derivative function "
+            f"built by diffops, check_derivatives(diffops.grad_and_value(f), x)."
+        )
+        raise CheckUsageError(msg)
+    return _CallForm(functions, func, None, False)
+
+
+def _require_callables(func: Function, supplied: Mapping[str, Function]) -> None:
+    """``func`` and every keyword are callables; the keywords name operators."""
     if not callable(func):
         msg = (
             f"check_derivatives needs the function to check against (or a derivative "
@@ -122,74 +185,16 @@ def check_derivatives(
         raise NotCallableError(msg)
     for key, d in supplied.items():
         if key not in OPERATORS:
-            options = (
-                "args, reference, rtol, atol, step, directions, full_limit, seed, "
-                "raise_on_failure"
-            )
             msg = (
                 f"check_derivatives got the keyword {key!r}, which is not an "
                 f"operator: derivative functions are passed by operator name "
-                f"({', '.join(ALL_DIFF_OPS)}); the options are {options}."
-                f"{closest(key, (*ALL_DIFF_OPS, *options.split(', ')))}"
+                f"({', '.join(ALL_DIFF_OPS)}); the options are {', '.join(_OPTIONS)}."
+                f"{closest(key, (*ALL_DIFF_OPS, *_OPTIONS))}"
             )
             raise UnknownOperatorError(msg)
         if not callable(d):
             msg = f"{key} must be a derivative function, not {type(d).__name__}."
             raise NotCallableError(msg)
-    backend_hint: str | None = None
-    old_form = op_name is not None
-    functions: dict[str, Function] = dict(supplied)
-    original: Function | None = func
-    if op_name is not None:
-        if op_name not in OPERATORS:
-            msg = (
-                f"op_name={op_name!r} is not an operator: valid names are "
-                f"{ALL_DIFF_OPS}.{closest(str(op_name), ALL_DIFF_OPS)}"
-            )
-            raise UnknownOperatorError(msg)
-        if isinstance(func, DerivativeFunction) and func.op_name == op_name:
-            original = func.func
-            backend_hint = func.backend
-        else:
-            original = None
-        functions = {op_name: func, **functions}
-    elif isinstance(func, DerivativeFunction):
-        old_form = not supplied
-        if func.op_name in functions:
-            msg = (
-                f"check_derivatives got two {func.op_name} functions: the first "
-                f"argument and the keyword. Pass the original function first."
-            )
-            raise CheckUsageError(msg)
-        functions = {func.op_name: func, **functions}
-        original = func.func
-        backend_hint = func.backend
-    if not functions:
-        msg = (
-            f"check_derivatives has nothing to check: pass derivative functions of "
-            f"{getattr(func, '__name__', 'func')} by operator name, e.g. "
-            f"check_derivatives(f, x, grad_and_value=df), or a derivative function "
-            f"built by diffops, check_derivatives(diffops.grad_and_value(f), x)."
-        )
-        raise CheckUsageError(msg)
-    report = check_functions(
-        original,
-        x,
-        functions,
-        args=args,
-        reference=reference,
-        rtol=rtol,
-        atol=atol,
-        step=step,
-        directions=directions,
-        full_limit=full_limit,
-        seed=seed,
-        backend=backend_hint,
-        name=getattr(func, "__name__", "f"),
-    )
-    if old_form if raise_on_failure is None else raise_on_failure:
-        report.raise_if_failed()
-    return report
 
 
 def check_functions(
@@ -231,131 +236,10 @@ def check_functions(
     Returns:
         The :class:`CheckReport`.
     """
-    original = func
-    x = as_input_array(x, copy=True)
-    default_rtol, default_atol = default_tolerances(x.dtype)
-    rtol = default_rtol if rtol is None else float(rtol)
-    atol = default_atol if atol is None else float(atol)
-    args = tuple(args)
-    backend_hint = backend
-
-    func_values: Callable[[np.ndarray], np.ndarray] | None = None
-    value: np.ndarray | None = None
-    func_eps = float(np.finfo(np.float64).eps)
-    func_name = getattr(original, "__name__", name) if original is not None else name
-    if original is not None:
-        func_values, raw = numpy_function(
-            original, x.astype(np.float64), args, backend_hint
-        )
-        value = np.asarray(raw, dtype=np.float64)
-        func_eps = float(np.finfo(raw.dtype).eps)
-        for key in functions:
-            op = OPERATORS[key]
-            if op.scalar_only and value.shape != ():
-                msg = (
-                    f"{key} needs a scalar-valued function, but {func_name} returns "
-                    f"shape {value.shape}; check jacobian_and_value or vjp_and_value "
-                    f"instead."
-                )
-                raise NonScalarOutputError(msg)
-
-    checker = _Checker(
-        x,
-        args,
-        func_values,
-        value,
-        func_name,
-        func_eps=func_eps,
-        rtol=rtol,
-        atol=atol,
-        step=step,
-        directions=directions,
-        full_limit=full_limit,
-        seed=seed,
+    settings = CheckSettings(rtol, atol, step, directions, full_limit, seed)
+    return run_checks(
+        func, x, functions, tuple(args), reference, settings, backend, name
     )
-    entries = [
-        _Supplied(OPERATORS[k], _dense(OPERATORS[k], d)) for k, d in functions.items()
-    ]
-    references = _references(reference, original, x, entries)
-    for entry in entries:
-        checker.call(entry)
-        if not entry.usable:
-            continue
-        checker.check_value(entry)
-        checker.check_linear(entry)
-        if references is not None:
-            ref_label, ref_functions = references
-            if entry.op.name in ref_functions:
-                checker.check_against(entry, ref_functions[entry.op.name], ref_label)
-        else:
-            for name in reversed(entry.op.outputs[:-1]):
-                checker.check_differences(entry, name)
-        if "hessian" in entry.op.outputs:
-            checker.check_symmetric(entry)
-    checker.check_consistency(entries)
-    checks = _grouped(checker.checks, [e.op.name for e in entries])
-    if references is not None:
-        described = references[0]
-    else:
-        how = (
-            f"every coordinate direction (x.size = {x.size} <= {full_limit})"
-            if checker.full
-            else f"{checker.directions} random directions, rerun on failure "
-            f"(x.size = {x.size} > {full_limit})"
-        )
-        described = f"central finite differences with Richardson extrapolation, {how}"
-    return CheckReport(func_name, x, checks, seed, rtol, atol, described)
-
-
-def _references(
-    reference: str | Mapping[str, Function],
-    original: Function | None,
-    x: np.ndarray,
-    entries: Sequence[_Supplied],
-) -> tuple[str, Mapping[str, Function]] | None:
-    """The reference derivative functions, or ``None`` for finite differences."""
-    if isinstance(reference, str) and reference.lower() in ("fd", "finite differences"):
-        return None
-    if not isinstance(reference, str):
-        return "the reference derivative functions", reference
-    from diffops.derivative import DerivativeFunction
-    from diffops.registry import require_available
-
-    name = reference.lower()
-    require_available(name)
-    if original is None:
-        msg = (
-            f"reference={reference!r} needs the original function: pass it "
-            f"first, check_derivatives(func, x, grad_and_value=derivative, "
-            f"reference={reference!r})."
-        )
-        raise CheckUsageError(msg)
-    options: dict[str, Any] = {}
-    if name == "symnum" and not hasattr(original, "_arg_shapes"):
-        options["arg_shape"] = x.shape
-    functions = {
-        e.op.name: DerivativeFunction(original, e.op.name, name, **options)
-        for e in entries
-    }
-    return f"diffops' derivatives on {name}", functions
-
-
-def _grouped(checks: list[PartCheck], order: list[str]) -> tuple[PartCheck, ...]:
-    """Checks grouped by operator (in ``order``), then by part, keeping order."""
-    ranked = sorted(
-        enumerate(checks),
-        key=lambda item: (order.index(item[1].op_name), _part_rank(item[1]), item[0]),
-    )
-    return tuple(c for _, c in ranked)
-
-
-def _part_rank(check: PartCheck) -> int:
-    op = OPERATORS[check.op_name]
-    if check.part == "structure":
-        return -1
-    if check.part in op.outputs:
-        return len(op.outputs) - op.outputs.index(check.part)
-    return len(op.outputs) + 1
 
 
 def compare_derivatives(
@@ -392,7 +276,7 @@ def compare_derivatives(
     """
     x = as_input_array(x, copy=True)
     default_rtol, default_atol = default_tolerances(x.dtype)
-    checker = _Checker(
+    checker = Checker(
         x,
         tuple(args),
         None,
@@ -405,21 +289,14 @@ def compare_derivatives(
         full_limit=FULL_LIMIT,
         seed=seed,
     )
-    entry = _Supplied(OPERATORS[op_name], _dense(OPERATORS[op_name], derivative))
+    op = OPERATORS[op_name]
+    entry = Supplied(op, densified(op, derivative))
     try:
         entry.outputs = tuple(derivative(x.copy(), *args))
     except Exception as err:
-        return [
-            PartCheck(
-                op_name,
-                "all",
-                label,
-                "not checked",
-                message=f"{op_name}: calling it raised {type(err).__name__}: "
-                f"{_first_line(err)}",
-            )
-        ]
-    if len(entry.outputs) != entry.op.n_outputs:
+        message = f"{op_name}: calling it raised {first_line(err, with_type=True)}"
+        return [PartCheck(op_name, "all", label, "not checked", message=message)]
+    if len(entry.outputs) != op.n_outputs:
         return []
-    checker.check_against(entry, reference, label)
+    check_against(checker, entry, reference, label)
     return checker.checks

@@ -5,6 +5,8 @@ into a function of NumPy arrays returning real NumPy arrays: it tries a direct c
 and the wrappers of the installed backends in turn, and sends a function returning
 ``jax.numpy`` or ``torch`` results through its framework's wrapper, which keeps
 float64; a framework is only imported when its wrapper is tried.
+:func:`backend_options` gives the options a backend needs for a user's function
+(SymNum: the input's shape), for the checker and the command line.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from diffops.errors import NonArrayOutputError
+from diffops.errors import NonArrayOutputError, function_name
 
 Function = Callable[..., Any]
 
-_FRAMEWORK_BACKENDS = {"jax": "jax", "jaxlib": "jax", "torch": "torch"}
-
 
 def numpy_function(
-    func: Function, x: np.ndarray, args: Sequence[Any], backend: str | None = None
+    func: Function,
+    x: np.ndarray,
+    args: Sequence[Any],
+    backend: str | None = None,
+    *,
+    hint: str = "",
 ) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
     """``func`` as a function of NumPy arrays returning NumPy arrays.
 
@@ -39,6 +44,8 @@ def numpy_function(
         x: A float64 point at which it must run.
         args: Extra arguments.
         backend: Backend to run it on, if known.
+        hint: A sentence added to the error when ``func`` returns a tuple or list
+            (perhaps a derivative function given in place of the function).
 
     Returns:
         ``(evaluate, value)``: the NumPy function and its value at ``x``.
@@ -54,7 +61,7 @@ def numpy_function(
     # (generated code) only when nothing else runs the function.
     names: list[str | None] = [backend] if backend and backend != "symnum" else []
     names.append(None)
-    names += [b for b in ("torch", "jax", "jax_nojit", "autograd") if b in installed]
+    names += [b for b in installed if b != "symnum"]
     if "symnum" in installed:
         names.append("symnum")
     first_error: Exception | None = None
@@ -73,20 +80,70 @@ def numpy_function(
             if name is None:
                 first_error = err
             continue
-        if name is None and backend is None:
-            module = type(out).__module__.split(".")[0]
-            if module in _FRAMEWORK_BACKENDS:
-                # A jax.numpy function given NumPy arrays computes in float32
-                # unless x64 is on: run it through its framework's wrapper.
-                return numpy_function(func, x, args, _FRAMEWORK_BACKENDS[module])
-        value = _as_array(out, func)
+        owner = (
+            _backend_of(out, installed) if name is None and backend is None else None
+        )
+        if owner is not None:
+            # A jax.numpy function given NumPy arrays computes in float32 unless
+            # x64 is on: run it through its framework's wrapper.
+            return numpy_function(func, x, args, owner, hint=hint)
+        value = _as_array(out, func, hint=hint)
         if value is not None:
             return _strict(candidate, func), value
     if first_error is not None:
         raise first_error
-    name = getattr(func, "__name__", "the function")
-    msg = f"{name!r} does not return real numbers at x on any installed backend."
+    msg = (
+        f"{function_name(func)!r} does not return real numbers at x on any "
+        f"installed backend."
+    )
     raise NonArrayOutputError(msg)
+
+
+def _backend_of(out: Any, installed: Sequence[str]) -> str | None:
+    """The first backend whose framework's arrays ``out`` is (``jaxlib`` is JAX's)."""
+    from diffops.registry import backend
+
+    module = type(out).__module__.split(".")[0]
+    for name in installed:
+        framework = backend(name).framework
+        if module.startswith(framework) and name != "symnum":
+            return name
+    return None
+
+
+def known_input_shape(func: Function) -> tuple[int, ...] | None:
+    """The input shape a function records, if any (``symnum.numpify`` records it).
+
+    Args:
+        func: The user's function.
+
+    Returns:
+        The shape of its first argument, or ``None``.
+    """
+    shapes = getattr(func, "_arg_shapes", None)
+    return tuple(shapes[0]) if shapes else None
+
+
+def backend_options(
+    func: Function, backend: str, shape: tuple[int, ...]
+) -> dict[str, Any]:
+    """Options a backend needs to differentiate ``func`` at a point of ``shape``.
+
+    SymNum generates code for one input shape: a function not decorated with
+    ``symnum.numpify`` (which records the shapes) needs ``arg_shape``.
+
+    Args:
+        func: The user's function.
+        backend: Backend name.
+        shape: Shape of the point.
+
+    Returns:
+        ``{"arg_shape": shape}`` for SymNum and a function without recorded
+        shapes, else ``{}``.
+    """
+    if backend == "symnum" and known_input_shape(func) is None:
+        return {"arg_shape": tuple(shape)}
+    return {}
 
 
 def _strict(
@@ -109,26 +166,30 @@ def _candidate(
     if backend == "symnum":
         from diffops.derivative import DerivativeFunction
 
-        options: dict[str, Any] = {}
-        if not hasattr(func, "_arg_shapes"):
-            options["arg_shape"] = shape
+        options = backend_options(func, "symnum", shape)
         value_of = DerivativeFunction(func, "vjp_and_value", "symnum", **options)
         return lambda y: value_of(y, *args)[-1]
-    from diffops.api import wrap_function
+    from diffops.compat import wrap_function
 
     wrapped = wrap_function(func, backend)
     return lambda y: wrapped(y, *args)
 
 
-def _as_array(out: Any, func: Function, *, strict: bool = False) -> np.ndarray | None:
+def _as_array(
+    out: Any, func: Function, *, strict: bool = False, hint: str = ""
+) -> np.ndarray | None:
     """``out`` as a real NumPy array; ``None`` (or an error if ``strict``) if not."""
+    name = function_name(func)
     if out is None or isinstance(out, tuple | list | str | dict):
-        name = getattr(func, "__name__", "the function")
+        text = repr(out)
+        sample = text if len(text) <= 40 else text[:37] + "..."
         msg = (
-            f"{name!r} returned {type(out).__name__}; check_derivatives needs the "
-            f"function itself (returning one array), with the derivative functions "
-            f"as keywords, e.g. check_derivatives(f, x, grad_and_value=df)."
+            f"{name!r} returned {type(out).__name__} {sample}, but a function to "
+            f"differentiate returns one array computed from its argument. Return an "
+            f"array, e.g. `xp.stack([...])` for several values."
         )
+        if isinstance(out, tuple | list) and hint:
+            msg += f" {hint}"
         raise NonArrayOutputError(msg)
     if hasattr(out, "detach"):
         out = out.detach()
@@ -139,7 +200,6 @@ def _as_array(out: Any, func: Function, *, strict: bool = False) -> np.ndarray |
     if arr.dtype.kind not in "biuf":
         if not strict:
             return None
-        name = getattr(func, "__name__", "the function")
         msg = f"{name!r} returned {type(out).__name__}, not an array of real numbers."
         raise NonArrayOutputError(msg)
     return arr if arr.dtype.kind == "f" else arr.astype(np.float64)

@@ -5,7 +5,7 @@ its status, largest errors, worst entry and an explanation); a :class:`CheckRepo
 collects them, prints them as a table, converts them to JSON-compatible values and
 raises :class:`DerivativeCheckError` for the first failure; :class:`CheckUsageError`
 means there was nothing to check. :func:`describe_point` is the short description of
-``x`` used in titles and messages.
+``x`` used in titles and messages, :func:`index_text` an index as text.
 """
 
 from __future__ import annotations
@@ -17,6 +17,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from diffops.check.table import (
+    Column,
+    Section,
+    format_table,
+    terminal_width,
+    wrap_notes,
+)
 from diffops.errors import DiffopsError
 
 Status = Literal["passed", "failed", "not differentiable", "not checked"]
@@ -114,11 +121,12 @@ def _json_float(value: float | None) -> float | None:
 class CheckReport(Mapping[str, float]):
     """What :func:`check_derivatives` found: one :class:`PartCheck` per comparison.
 
-    ``print(report)`` shows a table (operator, part, test, result, largest absolute
-    and relative errors, worst entry, tolerance) followed by an explanation of each
-    failure. The report also reads like the dictionary that ``check_derivatives``
-    used to return: ``report["hessian"]`` is the largest absolute error of the
-    Hessian (keys ``"operator.part"`` when several operators were checked).
+    ``print(report)`` shows a table (per operator: part, what it was compared with,
+    result, largest absolute and relative errors, worst entry) that fits the
+    terminal, followed by an explanation of each failure (:meth:`format`). The
+    report also reads like the dictionary that ``check_derivatives`` used to
+    return: ``report["hessian"]`` is the largest absolute error of the Hessian (keys
+    ``"operator.part"`` when several operators were checked).
 
     Attributes:
         func_name: Name of the checked function.
@@ -243,62 +251,61 @@ class CheckReport(Mapping[str, float]):
             "checks": [c.as_dict() for c in self.checks],
         }
 
-    def __str__(self) -> str:
+    def format(self, width: int | None = None) -> str:
+        """The report as text: a header, a table of checks, the failures explained.
+
+        Args:
+            width: Line length (default: the terminal's, 80 when not a terminal);
+                long cells wrap, no cell is cut.
+
+        Returns:
+            The text that ``print(report)`` shows.
+        """
+        width = terminal_width() if width is None else width
         verdict = "passed" if self.passed else f"FAILED ({len(self.failures)} failed)"
         header = [
             f"check_derivatives of {self.func_name} at {describe_point(self.x)}, "
             f"seed {self.seed}: {verdict}",
             f"reference: {self.reference}; rtol {self.rtol:.1e}, atol {self.atol:.1e}",
         ]
-        rows = [
-            (
-                "operator",
-                "part",
-                "compared with",
-                "result",
-                "max abs err",
-                "max rel err",
-                "worst entry",
-            ),
-        ]
+        rows: list[Sequence[str] | Section] = []
         previous = ("", "")
         for c in self.checks:
-            op = c.op_name if c.op_name != previous[0] else ""
+            if c.op_name != previous[0]:
+                rows.append(Section(c.op_name))
             part = c.part if (c.op_name, c.part) != previous else ""
             previous = (c.op_name, c.part)
-            rows.append(
-                (
-                    op,
-                    part,
-                    c.test,
-                    {"failed": "FAILED"}.get(c.status, c.status),
-                    _short(c.max_abs_error),
-                    _short(c.max_rel_error),
-                    c.where,
-                )
-            )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = [*header, ""]
-        for r in rows:
-            cells = [
-                cell.rjust(w) if i in (4, 5) else cell.ljust(w)
-                for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-            ]
-            lines.append("  ".join(cells).rstrip())
-        notes = [c for c in self.checks if c.message]
+            status = {"failed": "FAILED"}.get(c.status, c.status)
+            errors = [_short(c.max_abs_error), _short(c.max_rel_error)]
+            rows.append((part, c.test, status, *errors, c.where))
+        lines = [wrap_notes(header, width), "", format_table(_COLUMNS, rows, width)]
+        notes = [
+            f"- {_STATUS_LABELS.get(c.status, c.status)}: {c.message}"
+            for c in self.checks
+            if c.message
+        ]
         if notes:
-            lines.append("")
-            lines.extend(
-                f"- {_STATUS_LABELS.get(c.status, c.status)}: {c.message}"
-                for c in notes
-            )
+            lines += ["", wrap_notes(notes, width, indent="  ")]
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
 
     def __repr__(self) -> str:
         return str(self)
 
 
 _STATUS_LABELS = {"failed": "FAILED", "passed": "note"}
+
+_COLUMNS = (
+    Column("part"),
+    Column("compared with", wrap=True),
+    Column("result"),
+    Column("max abs\nerror", "right"),
+    Column("max rel\nerror", "right"),
+    Column("worst entry", wrap=True),
+)
+"""The columns of a printed report (operators are section headings)."""
 
 
 def _short(value: float) -> str:
@@ -308,6 +315,18 @@ def _short(value: float) -> str:
 def _nanmax(values: Iterator[float] | Sequence[float]) -> float:
     found = [v for v in values if not math.isnan(v)]
     return max(found, default=0.0)
+
+
+def index_text(index: tuple[int, ...]) -> str:
+    """``"[1, 0]"`` for an index, ``""`` for the empty index of a 0-d array.
+
+    Args:
+        index: The index.
+
+    Returns:
+        The index as written after an array's name.
+    """
+    return f"[{', '.join(str(i) for i in index)}]" if index else ""
 
 
 def describe_point(x: np.ndarray) -> str:

@@ -3,10 +3,13 @@
 :data:`FULL_LIMIT` chooses between differencing every coordinate direction and random
 projections; :data:`FLOOR` and :data:`SAFETY` shape each entry's tolerance (the
 formula is in the :mod:`diffops.check` docstring); :func:`default_tolerances` gives
-the default ``rtol`` and ``atol`` of a dtype.
+the default ``rtol`` and ``atol`` of a dtype, and :class:`CheckSettings` holds the
+options of one check.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,3 +36,38 @@ def default_tolerances(dtype: np.dtype) -> tuple[float, float]:
     """
     eps = float(np.finfo(dtype).eps)
     return (1e-4 if np.dtype(dtype) == np.float32 else 1e-6), 16 * eps
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """How a check compares: the options of :func:`~diffops.check_derivatives`.
+
+    Attributes:
+        rtol: Relative tolerance, or ``None`` for the dtype's default.
+        atol: Absolute tolerance, or ``None`` for the dtype's default.
+        step: Largest finite-difference step, or ``None`` for the default.
+        directions: Random directions / closure arguments per check.
+        full_limit: Largest ``x.size`` differenced along every coordinate.
+        seed: Seed of the random directions and closure arguments.
+    """
+
+    rtol: float | None = None
+    atol: float | None = None
+    step: float | None = None
+    directions: int = 3
+    full_limit: int = FULL_LIMIT
+    seed: int = 0
+
+    def tolerances(self, dtype: np.dtype) -> tuple[float, float]:
+        """``(rtol, atol)`` for a point of ``dtype``, defaults filled in.
+
+        Args:
+            dtype: The point's dtype.
+
+        Returns:
+            The tolerances.
+        """
+        default_rtol, default_atol = default_tolerances(dtype)
+        rtol = default_rtol if self.rtol is None else float(self.rtol)
+        atol = default_atol if self.atol is None else float(self.atol)
+        return rtol, atol

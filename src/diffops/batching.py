@@ -3,7 +3,9 @@
 ``diffops.batched(d)(X)`` evaluates the derivative function ``d`` at every point of
 ``X`` (shape ``(B,) + S``) and returns the outputs stacked along a new first axis:
 value ``(B,) + F``, gradient ``(B,) + S``, Hessian ``(B,) + S + S``, ...; a product
-closure becomes a batched closure taking ``(B,) + arg_shape``. Backends that can
+closure becomes a batched closure taking ``(B,) + arg_shape``. A sparse Jacobian or
+Hessian (``sparsity=``) becomes a list of ``B`` ``scipy.sparse.csr_array`` results,
+one per point, computed point by point on every backend. Backends that can
 vectorise (:meth:`~diffops.backends.protocol.Backend.vectorize`: ``vmap`` inside the
 same ``jit`` on JAX, ``torch.func.vmap`` on PyTorch) do it in one call; otherwise, or
 when the function cannot be vectorised, the points are evaluated one by one. Results
@@ -19,10 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from diffops.backends.capabilities import vectorized
 from diffops.boundary import ShapedClosure, as_input_array, explain, unaliased
+from diffops.boundary.inputs import framework_arguments
 from diffops.derivative import DerivativeFunction
 from diffops.errors import ShapeMismatchError
 from diffops.operators import Closure, shape_of
+
+
+class BatchShapeWarning(UserWarning):
+    """A stack of points passed to a batched function looks like a single point."""
 
 
 class BatchedClosure(ShapedClosure):
@@ -97,6 +105,7 @@ class BatchedDerivativeFunction:
         self._programs: dict[tuple[int | None, ...], Any] = {}
         self._lock = _thread.allocate_lock()
         self._warned = False
+        self._point_shape: tuple[int, ...] | None = None
         self.__name__ = f"batched_{derivative.__name__}"
 
     def __repr__(self) -> str:
@@ -120,7 +129,7 @@ class BatchedDerivativeFunction:
             becomes a :class:`BatchedClosure`.
         """
         d = self.derivative
-        copy = d._op.closure is not None or d._backend.protect_input
+        copy = d.op.closure is not None or d.backend_object.protect_input
         xs = as_input_array(xs, copy=copy, what="stack of points")
         if xs.ndim == 0 or xs.shape[0] == 0:
             msg = (
@@ -129,19 +138,26 @@ class BatchedDerivativeFunction:
                 f"derivative function itself for a single point."
             )
             raise ShapeMismatchError(msg)
+        self._check_not_one_point(xs.shape)
         if copy:  # closures keep their inputs, as for single calls
             args = tuple([a.copy() if isinstance(a, np.ndarray) else a for a in args])
         self._check_args(xs.shape[0], args)
+        self._point_shape = xs.shape[1:]
         in_axes = (
             0,
             *[0 if i in self.batched_args else None for i in range(len(args))],
         )
-        program = self._program(in_axes)
-        if program is not None:
+        # Sparse results are built point by point (a list of CSR arrays).
+        program = (
+            None if d.options.get("sparsity") is not None else (self._program(in_axes))
+        )
+        if program is None:
+            out = self._looped(xs, args)
+        else:
             try:
-                return self._vectorized(program, xs, args)
+                out = self._vectorized(program, xs, args)
             except Exception as err:  # the function may not be vectorisable
-                looped = self._looped(xs, args)
+                out = self._looped(xs, args)
                 if not self._warned:
                     self._warned = True
                     msg = (
@@ -150,8 +166,33 @@ class BatchedDerivativeFunction:
                         f"its points are evaluated one by one instead."
                     )
                     warnings.warn(msg, RuntimeWarning, stacklevel=2)
-                return looped
-        return self._looped(xs, args)
+        if d.op.closure is not None:
+            # A batched closure pickles as the call that made it (``_reapplied``).
+            out[0]._source = (self, xs, args)
+        return out
+
+    def _check_not_one_point(self, shape: tuple[int, ...]) -> None:
+        """Refuse (fixed input shape) or warn about a stack that looks like one point.
+
+        ``X`` of shape ``(4,)`` is four points of shape ``()``; when the function's
+        points are known to have shape ``(4,)`` (generated code's fixed shape, or the
+        shape of earlier calls), that is probably one point, not four.
+        """
+        d = self.derivative
+        fixed = d.fixed_shape
+        known = fixed if fixed is not None else self._point_shape or d.point_shape
+        if not known or shape != known:
+            return
+        hint = (
+            f"batched({d.__name__}) takes points stacked along a new first axis, "
+            f"shape (B,) + S, so shape {shape} is {shape[0]} points of shape "
+            f"{shape[1:]}; but {d.__name__}'s points have shape {known}, so this is "
+            f"probably one point. Pass X[None] (shape {(1, *shape)}) for a batch of "
+            f"one, or call {d.__name__} itself."
+        )
+        if fixed:
+            raise ShapeMismatchError(hint)
+        warnings.warn(hint, BatchShapeWarning, stacklevel=3)
 
     def _check_args(self, size: int, args: tuple[Any, ...]) -> None:
         for i in self.batched_args:
@@ -174,8 +215,8 @@ class BatchedDerivativeFunction:
         if in_axes not in self._programs:
             with self._lock:
                 if in_axes not in self._programs:
-                    self._programs[in_axes] = d._backend.vectorize(
-                        d.op_name, d.func, d.options, in_axes
+                    self._programs[in_axes] = vectorized(
+                        d.backend_object, d.op_name, d.func, d.options, in_axes
                     )
         return self._programs[in_axes]
 
@@ -183,11 +224,9 @@ class BatchedDerivativeFunction:
         self, program: Any, xs: np.ndarray, args: tuple[Any, ...]
     ) -> tuple[Any, ...]:
         d = self.derivative
-        backend = d._backend
+        backend = d.backend_object
         dtype = xs.dtype
-        fargs = [
-            backend.to_framework(a) if isinstance(a, np.ndarray) else a for a in args
-        ]
+        fargs = framework_arguments(backend, args, dtype)
         try:
             out = backend.run(program, dtype, backend.to_framework(xs), *fargs)
         except Exception as err:
@@ -195,7 +234,7 @@ class BatchedDerivativeFunction:
             if better is None:
                 raise
             raise better from err
-        op = d._op
+        op = d.op
         first = 1 if op.closure is not None else 0
         arrays = []
         for o in out[first:]:
@@ -208,9 +247,7 @@ class BatchedDerivativeFunction:
         closure = out[0]
 
         def apply(m: np.ndarray) -> Any:
-            product = backend.run(
-                backend.apply_closure, dtype, closure, backend.to_framework(m)
-            )
+            product = backend.run(closure, dtype, backend.to_framework(m))
             return backend.to_numpy(product)
 
         return (self._closure(apply, op.closure, xs, arrays[-1]), *arrays)
@@ -226,11 +263,14 @@ class BatchedDerivativeFunction:
                     a[n] if i in self.batched_args else a for i, a in enumerate(args)
                 )
                 results.append(d(xs[n], *point_args))
-        op = d._op
+        op = d.op
         first = 1 if op.closure is not None else 0
         dtype = xs.dtype
-        arrays = []
+        arrays: list[Any] = []
         for k in range(first, op.n_outputs):
+            if hasattr(results[0][k], "tocsr"):  # a sparse matrix per point
+                arrays.append([r[k] for r in results])
+                continue
             stacked = np.stack([np.asarray(r[k]) for r in results])
             arrays.append(stacked.astype(dtype, copy=False))
         if op.closure is None:
@@ -270,7 +310,8 @@ def batched(
     ``(B,) + S + S``; a closure takes ``(B,) + arg_shape`` and returns
     ``(B,) + out_shape``. On ``jax`` this is one compiled call (``vmap`` inside the
     ``jit``), on ``torch`` ``torch.func.vmap`` where the function allows it (otherwise
-    a loop, with a one-time warning), elsewhere a loop.
+    a loop, with a one-time warning), elsewhere a loop. A sparse Jacobian or Hessian
+    (``sparsity=``) is returned as a list of ``B`` CSR arrays, one per point.
 
     Args:
         derivative: A derivative function built by diffops.

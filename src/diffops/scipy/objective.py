@@ -23,38 +23,16 @@ import numpy as np
 from diffops.boundary import as_input_array
 from diffops.derivative import DerivativeFunction
 from diffops.errors import require_shape
-
-# Operators in increasing order of what they return; each gives everything of
-# lower order too.
-_OPERATORS = ("grad_and_value", "hvp_grad_and_value", "hessian_grad_and_value")
-_GRADIENT, _HVP, _HESSIAN = 0, 1, 2
-
-# Points kept: the trust-region methods evaluate a trial point and, when they reject
-# it, return to the current one for more Hessian-vector products.
-_CACHED_POINTS = 2
-
-
-class _Point:
-    """What one evaluation returned at one point (``x`` is a private copy)."""
-
-    __slots__ = ("grad", "hessian", "hvp", "level", "value", "x")
-
-    def __init__(
-        self,
-        x: np.ndarray,
-        level: int,
-        out: tuple[Any, ...],
-    ):
-        self.x = x
-        self.level = level
-        self.hvp: Callable[[np.ndarray], np.ndarray] | None = None
-        self.hessian: np.ndarray | None = None
-        if level == _GRADIENT:
-            self.grad, self.value = out
-        elif level == _HVP:
-            self.hvp, self.grad, self.value = out
-        else:
-            self.hessian, self.grad, self.value = out
+from diffops.point_cache import CachedPoint, PointCache
+from diffops.scipy.common import (
+    CACHED_POINTS,
+    GRADIENT,
+    HESSIAN,
+    HVP,
+    OPERATORS,
+    callbacks_repr,
+    rebuild,
+)
 
 
 class ScipyObjective:
@@ -77,6 +55,10 @@ class ScipyObjective:
     request at the same point evaluates again (trial points that the optimiser
     rejects then never pay for more than the gradient).
 
+    With ``sparsity="detect"`` (or a pattern), ``hess`` returns the Hessian as a
+    ``scipy.sparse.csr_array`` (colored Hessian-vector products), as
+    ``method="trust-constr"`` takes it.
+
     Attributes:
         derivatives: The three derivative functions, by operator name
             (``grad_and_value``, ``hvp_grad_and_value``,
@@ -84,6 +66,7 @@ class ScipyObjective:
         args: Extra arguments passed to the function after ``x``.
         prefetch: Whether new points are evaluated with the highest-order operator
             asked for so far.
+        sparsity: The Hessian's sparsity (``None``: dense).
         evaluations: Model evaluations so far, by operator name.
         hvp_products: Hessian-vector products computed with an HVP closure (the
             products answered from a stored Hessian are not counted).
@@ -98,21 +81,33 @@ class ScipyObjective:
         args: tuple[Any, ...] = (),
         *,
         prefetch: bool = True,
+        sparsity: Any = None,
         **options: Any,
     ):
+        sparse = {"sparsity": sparsity} if sparsity is not None else {}
         self.derivatives = {
-            name: DerivativeFunction(func, name, backend, **options)
-            for name in _OPERATORS
+            name: DerivativeFunction(
+                func,
+                name,
+                backend,
+                **(sparse if name == OPERATORS[HESSIAN] else {}),
+                **options,
+            )
+            for name in OPERATORS
         }
         self.args = tuple(args)
         self.prefetch = bool(prefetch)
+        self.sparsity = sparsity
         self._func = func
         self._backend = backend
         self._options = options
         self._lock = _thread.allocate_lock()
-        self._points: list[_Point] = []  # most recent first
-        self._asked = _GRADIENT  # highest order asked for so far
-        self.evaluations = dict.fromkeys(_OPERATORS, 0)
+        self._cache = PointCache(
+            [(name, self._evaluator(name)) for name in OPERATORS],
+            size=CACHED_POINTS,
+            prefetch=prefetch,
+        )
+        self.evaluations = self._cache.evaluations
         self.hvp_products = 0
         self.calls = dict.fromkeys(("fun", "jac", "fun_and_jac", "hess", "hessp"), 0)
 
@@ -121,7 +116,13 @@ class ScipyObjective:
         """Model evaluations so far, all operators together."""
         return sum(self.evaluations.values())
 
-    def _at(self, x: Any, level: int, method: str, extra: tuple[Any, ...]) -> _Point:
+    def _evaluator(self, name: str) -> Callable[..., tuple[Any, ...]]:
+        derivative = self.derivatives[name]
+        return lambda x: derivative(x, *self.args)
+
+    def _at(
+        self, x: Any, level: int, method: str, extra: tuple[Any, ...]
+    ) -> CachedPoint:
         """The point ``x`` with at least ``level`` computed (caller holds the lock)."""
         if extra:
             msg = (
@@ -131,26 +132,7 @@ class ScipyObjective:
             )
             raise TypeError(msg)
         self.calls[method] += 1
-        self._asked = max(self._asked, level)
-        arr = as_input_array(x)
-        found = None
-        for i, point in enumerate(self._points):
-            if arr.shape == point.x.shape and np.array_equal(arr, point.x):
-                found = self._points.pop(i)
-                break
-        if found is None:
-            level = max(level, self._asked) if self.prefetch else level
-        elif found.level >= level:
-            self._points.insert(0, found)
-            return found
-        copy = np.array(arr, copy=True)  # owned: SciPy may overwrite its array
-        name = _OPERATORS[level]
-        out = self.derivatives[name](copy, *self.args)
-        self.evaluations[name] += 1
-        point = _Point(copy, level, out)
-        self._points.insert(0, point)
-        del self._points[_CACHED_POINTS:]
-        return point
+        return self._cache.at(level, as_input_array(x))
 
     def fun(self, x: Any, *extra: Any) -> float:
         """The value ``f(x)``.
@@ -163,7 +145,7 @@ class ScipyObjective:
             The value as a Python float.
         """
         with self._lock:
-            return float(self._at(x, _GRADIENT, "fun", extra).value)
+            return float(self._at(x, GRADIENT, "fun", extra).value)
 
     __call__ = fun
 
@@ -178,7 +160,7 @@ class ScipyObjective:
             Writable array of shape ``(n,)``.
         """
         with self._lock:
-            return np.array(self._at(x, _GRADIENT, "jac", extra).grad, copy=True)
+            return np.array(self._at(x, GRADIENT, "jac", extra).out[-2], copy=True)
 
     def fun_and_jac(self, x: Any, *extra: Any) -> tuple[float, np.ndarray]:
         """The value and the gradient, for ``minimize(..., jac=True)``.
@@ -191,22 +173,28 @@ class ScipyObjective:
             ``(value, grad)``: a Python float and a writable array of shape ``(n,)``.
         """
         with self._lock:
-            point = self._at(x, _GRADIENT, "fun_and_jac", extra)
-            return float(point.value), np.array(point.grad, copy=True)
+            point = self._at(x, GRADIENT, "fun_and_jac", extra)
+            return float(point.value), np.array(point.out[-2], copy=True)
 
-    def hess(self, x: Any, *extra: Any) -> np.ndarray:
-        """The Hessian ``H[j, k] = ∂²f/(∂x[j] ∂x[k])`` (formed: ``n²`` numbers).
+    def hess(self, x: Any, *extra: Any) -> Any:
+        """The Hessian ``H[j, k] = ∂²f/(∂x[j] ∂x[k])``.
+
+        Dense (``n²`` numbers) by default; with ``sparsity=`` a
+        ``scipy.sparse.csr_array`` holding the structural non-zeros (its structure,
+        explicit zeros included, is the same at every point).
 
         Args:
             x: Point of shape ``(n,)``.
             *extra: Must be empty: pass data to :func:`scipy_objective` instead.
 
         Returns:
-            Writable array of shape ``(n, n)``.
+            Writable array of shape ``(n, n)``, or a ``csr_array`` of that shape.
         """
         with self._lock:
-            hessian = self._at(x, _HESSIAN, "hess", extra).hessian
-            return np.array(hessian, copy=True)
+            hessian = self._at(x, HESSIAN, "hess", extra).out[0]
+            if isinstance(hessian, np.ndarray):
+                return np.array(hessian, copy=True)
+            return hessian.copy()
 
     def hessp(self, x: Any, p: Any, *extra: Any) -> np.ndarray:
         """The Hessian-vector product ``H @ p``, without forming ``H``.
@@ -225,44 +213,42 @@ class ScipyObjective:
             Writable array of shape ``(n,)``.
         """
         with self._lock:
-            point = self._at(x, _HVP, "hessp", extra)
+            point = self._at(x, HVP, "hessp", extra)
             p = as_input_array(p, what="hessp direction")
-            if point.hessian is not None:
+            if point.level == HESSIAN:
                 require_shape(
                     p.shape, point.x.shape, "direction of hessp", "Pass p shaped as x."
                 )
-                return np.asarray(np.tensordot(point.hessian, p, axes=p.ndim))
-            assert point.hvp is not None
+                hessian = point.out[0]
+                if not isinstance(hessian, np.ndarray):  # sparse: (n, n) flattened
+                    return np.asarray(hessian @ p.reshape(-1)).reshape(p.shape)
+                return np.asarray(np.tensordot(hessian, p, axes=p.ndim))
             self.hvp_products += 1
-            product = point.hvp(p)
+            product = point.out[0](p)
         # The closure's result is not cached; copy only what SciPy could not write.
         return product if product.flags.writeable else np.array(product, copy=True)
 
     def __repr__(self) -> str:
-        opts = "".join(f", {k}={v!r}" for k, v in self._options.items())
-        name = getattr(self._func, "__name__", type(self._func).__name__)
-        return (
-            f"scipy_objective({name}, backend={self._backend!r}, "
-            f"args=<{len(self.args)}>, prefetch={self.prefetch}{opts})"
+        recipe = (len(self.args), self.prefetch, self.sparsity)
+        return callbacks_repr(
+            "scipy_objective", self._func, self._backend, recipe, self._options
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The recipe, without the cache, counters or lock (e.g. for SciPy's
         # ``workers`` or a process pool of optimisations).
+        options = {"prefetch": self.prefetch, "sparsity": self.sparsity}
         return (
-            _rebuild,
-            (self._func, self._backend, self.args, self.prefetch, self._options),
+            rebuild,
+            (
+                ScipyObjective,
+                self._func,
+                self._backend,
+                self.args,
+                options,
+                self._options,
+            ),
         )
-
-
-def _rebuild(
-    func: Callable[..., Any],
-    backend: str,
-    args: tuple[Any, ...],
-    prefetch: bool,
-    options: dict[str, Any],
-) -> ScipyObjective:
-    return ScipyObjective(func, backend, args, prefetch=prefetch, **options)
 
 
 def scipy_objective(
@@ -271,6 +257,7 @@ def scipy_objective(
     args: tuple[Any, ...] = (),
     *,
     prefetch: bool = True,
+    sparsity: Any = None,
     **options: Any,
 ) -> ScipyObjective:
     """Build the callbacks of ``scipy.optimize.minimize`` for a scalar function.
@@ -301,6 +288,11 @@ def scipy_objective(
             far (default ``True``: one evaluation per accepted point); ``False``
             evaluates only what is asked for and evaluates again for a
             higher-order request at the same point.
+        sparsity: ``None`` (default): ``hess`` returns a dense ``(n, n)`` array.
+            ``"detect"`` (``jax``, ``jax_nojit``) or a boolean pattern: ``hess``
+            returns a ``scipy.sparse.csr_array`` (the structure found once, the
+            products colored; see ``hessian_grad_and_value``), as
+            ``method="trust-constr"`` takes it.
         **options: Backend options (``arg_shape``, ``extra_shapes`` on ``symnum``).
 
     Returns:
@@ -314,4 +306,10 @@ def scipy_objective(
         UnknownBackendError: If the backend name is unknown.
         BackendUnavailableError: If the backend is not installed.
     """
-    return ScipyObjective(func, backend, args, prefetch=prefetch, **options)
+    return ScipyObjective(
+        func, backend, args, prefetch=prefetch, sparsity=sparsity, **options
+    )
+
+
+# Levels of a constraint's point cache: the value alone, then with the Jacobian.
+_VALUE, _JACOBIAN = 0, 1

@@ -1,0 +1,129 @@
+"""How diffops exposes its detection and coloring: the one place to update.
+
+The harness needs three numbers from the first call of a sparse derivative function:
+its total time, and the part spent detecting the structure and coloring it. Today
+(diffops 0.2, main at 1954f36) both happen inside the first call and there is no
+public entry point for either: detection is ``JaxBackend.sparsity`` (which calls
+``diffops.backends.jax_sparsity.hessian_pattern`` / ``jacobian_pattern``), coloring
+is ``diffops.sparse.hessian_plan`` / ``jacobian_plan`` (coloring, seeds and
+decompression indices). :func:`first_call` wraps those with timers for the duration
+of the first call, so nothing is done twice.
+
+When diffops gains public stages (say ``diffops.sparse.detect`` and ``color``, or
+timings in ``d.coloring``), change :func:`first_call` only. If the wrapped names are
+gone, the split is reported as missing (``None``) and the total is still measured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+
+SOURCE = (
+    "timers around JaxBackend.sparsity (detection) and diffops.sparse.hessian_plan / "
+    "jacobian_plan (coloring) during the first call"
+)
+"""Where the split comes from (written into the report)."""
+
+
+@dataclass
+class FirstCall:
+    """The first call of a sparse derivative function.
+
+    Attributes:
+        outputs: What the call returned.
+        seconds: Wall time of the call (detection, coloring, trace, compile, run,
+            conversion to SciPy).
+        detect_s: Time spent detecting the structure (``None``: not available).
+        color_s: Time spent coloring (``None``: not available).
+        coloring: ``d.coloring`` after the call.
+    """
+
+    outputs: tuple[Any, ...]
+    seconds: float
+    detect_s: float | None
+    color_s: float | None
+    coloring: dict[str, Any] | None
+
+
+def _timer(
+    function: Callable[..., Any],
+    totals: dict[str, float],
+    name: str,
+    on_stage: Callable[[str, float], None] | None,
+) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            result = function(*args, **kwargs)
+        finally:
+            totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
+        if on_stage is not None:  # only when the stage succeeded
+            on_stage(name, totals[name])
+        return result
+
+    return timed
+
+
+@contextmanager
+def _stage_timers(
+    totals: dict[str, float], on_stage: Callable[[str, float], None] | None
+) -> Iterator[bool]:
+    """Wrap the stage functions; yields whether all of them were found."""
+    targets: list[tuple[Any, str, str]] = []
+    try:
+        import diffops.sparse
+        from diffops.backends.jax import JaxBackend
+
+        targets = [
+            (JaxBackend, "sparsity", "detect"),
+            (diffops.sparse, "hessian_plan", "color"),
+            (diffops.sparse, "jacobian_plan", "color"),
+        ]
+    except ImportError:
+        pass
+    found = bool(targets) and all(hasattr(owner, attr) for owner, attr, _ in targets)
+    with ExitStack() as stack:
+        if found:
+            for owner, attr, name in targets:
+                timed = _timer(getattr(owner, attr), totals, name, on_stage)
+                stack.enter_context(mock.patch.object(owner, attr, timed))
+        yield found
+
+
+def first_call(
+    d: Any,
+    x: Any,
+    args: tuple[Any, ...],
+    on_stage: Callable[[str, float], None] | None = None,
+) -> FirstCall:
+    """Call a fresh sparse derivative function once, timing its stages.
+
+    Args:
+        d: A diffops derivative function built with ``sparsity="detect"`` and not
+            called yet.
+        x: The point.
+        args: Extra arguments.
+        on_stage: Called with ``("detect" | "color", seconds)`` as each stage ends
+            (so that a run cut short by a timeout still knows the finished stages).
+
+    Returns:
+        The :class:`FirstCall`.
+    """
+    totals: dict[str, float] = {}
+    with _stage_timers(totals, on_stage) as found:
+        start = time.perf_counter()
+        outputs = d(x, *args)
+        seconds = time.perf_counter() - start
+    coloring = d.coloring
+    return FirstCall(
+        outputs=outputs,
+        seconds=seconds,
+        detect_s=totals.get("detect") if found else None,
+        color_s=totals.get("color") if found else None,
+        coloring=dict(coloring) if coloring else None,
+    )

@@ -1,0 +1,217 @@
+"""One matrix of one problem on diffops (runs in a worker process).
+
+Order: the points; the sparse derivative's first call (detection and coloring timed
+by :mod:`.adapter`); the dense derivative's first call; both at every point,
+compared (:mod:`.compare`); then interleaved per-call timing of both. The sparse
+function is called first, so it, not the dense one, pays for anything JAX compiles
+once per function.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import adapter, clock, compare, problems, rows
+
+
+def describe(err: BaseException) -> str:
+    """``Type: message`` on one line, with the innermost diffops frame if any."""
+    text = " | ".join(str(err).strip().splitlines()[:6])
+    where = ""
+    for frame in traceback.extract_tb(err.__traceback__)[::-1]:
+        if "/diffops/" in frame.filename or "/asdex/" in frame.filename:
+            package = "diffops" if "/diffops/" in frame.filename else "asdex"
+            path = frame.filename.split(f"/{package}/", 1)[1]
+            where = f" [at {package}/{path}:{frame.lineno} in {frame.name}]"
+            break
+    return f"{type(err).__name__}: {text[:600]}{where}"
+
+
+def as_pattern_and_values(matrix: Any, shape: tuple[int, int]) -> tuple[Any, Any]:
+    """The structure (boolean, dense) and values (dense) of a sparse or dense result."""
+    import scipy.sparse
+
+    if scipy.sparse.issparse(matrix):
+        if tuple(matrix.shape) != shape:
+            msg = f"sparse result has shape {matrix.shape}, expected {shape}"
+            raise ValueError(msg)
+        coo = scipy.sparse.coo_array(matrix)
+        pattern = np.zeros(shape, dtype=bool)
+        pattern[coo.row, coo.col] = True
+        return pattern, matrix.toarray()
+    values = np.asarray(matrix, dtype=np.float64).reshape(shape)
+    return np.ones(shape, dtype=bool), values
+
+
+_WARM = False
+
+
+def warm_up() -> None:
+    """Once per worker, untimed: import and run diffops' sparse path on a 5-variable
+    chain, so one-time costs (SciPy, NetworkX, JAX's first compilation) do not land
+    on the first problem measured."""
+    global _WARM
+    if _WARM:
+        return
+    import jax.numpy as jnp
+
+    import diffops
+
+    def chain(x: Any) -> Any:
+        return jnp.sum(x[1:] ** 2 * x[:-1])
+
+    def pairs(x: Any) -> Any:
+        return x[1:] * x[:-1]
+
+    x = np.linspace(1.0, 2.0, 5)
+    diffops.hessian_grad_and_value(chain, sparsity="detect")(x)
+    diffops.jacobian_and_value(pairs, sparsity="detect")(x)
+    _WARM = True
+
+
+def measure(
+    spec: dict[str, Any],
+    matrix: str,
+    n_points: int,
+    scale: float,
+    seed: int,
+    rtol: float,
+    timing: bool,
+    report: Callable[..., None],
+) -> dict[str, Any]:
+    """Measure one matrix; returns its CSV row (see :data:`.rows.COLUMNS`).
+
+    Args:
+        spec: The problem (:class:`.problems.Spec` fields).
+        matrix: ``hessian``, ``jacobian`` or ``lagrangian``.
+        n_points: Points compared.
+        scale: Perturbation of ``x0``.
+        seed: The run's seed.
+        rtol: Largest relative error of the sparse values accepted.
+        timing: Whether to time warm calls.
+        report: Receives the row measured so far at each stage.
+
+    Returns:
+        The row.
+    """
+    row = rows.new_row(spec, matrix)
+
+    def stage(name: str) -> None:
+        row["stage"] = name
+        report(dict(row))
+
+    stage("points")
+    try:
+        built = problems.build(spec, matrix, n_points, scale, seed)
+    except Exception as err:
+        row.update(status="problem_error", error=describe(err))
+        return row
+    row.update(
+        points=len(built.points),
+        scales=" ".join(f"{s:g}" for s in built.scales),
+        points_digest=built.points_digest(),
+    )
+    report(dict(row), restart_clock=True)  # the timeout counts from here
+
+    import diffops
+
+    warm_up()
+    op = (
+        diffops.hessian_grad_and_value
+        if built.derivative == "hessian"
+        else diffops.jacobian_and_value
+    )
+    x, args = built.points[0]
+    shape = (built.rows, spec["n"])
+
+    def on_stage(name: str, seconds: float) -> None:
+        row[f"{name}_s"] = seconds
+        stage("sparse: color" if name == "detect" else "sparse: compile and run")
+
+    errors: list[str] = []
+    failed_at = ""
+    stage("sparse: detect")
+    sparse_d = op(built.func, sparsity="detect")
+    first = None
+    try:
+        first = adapter.first_call(sparse_d, x, args, on_stage)
+        coloring = first.coloring or {}
+        row.update(
+            first_s=first.seconds,
+            detect_s=first.detect_s,
+            color_s=first.color_s,
+            colors=coloring.get("colors"),
+            mode=coloring.get("mode"),
+        )
+    except Exception as err:
+        failed_at = failed_at or str(row["stage"])
+        errors.append(f"sparse ({row['stage']}): {describe(err)}")
+
+    stage("dense: first call")
+    dense_d = op(built.func)
+    dense_out = None
+    try:
+        dense_out, row["dense_first_s"] = clock.timed(lambda: dense_d(x, *args))
+    except Exception as err:
+        failed_at = failed_at or str(row["stage"])
+        errors.append(f"dense: {describe(err)}")
+
+    if first is not None and dense_out is not None:
+        stage("compare")
+        try:
+            _compare(row, built, sparse_d, dense_d, first.outputs, dense_out, shape)
+        except Exception as err:
+            failed_at = failed_at or str(row["stage"])
+            errors.append(f"compare: {describe(err)}")
+
+    if timing:
+        stage("per call")
+        calls = {}
+        if first is not None and not errors:
+            calls["call_s"] = lambda: sparse_d(x, *args)
+        if dense_out is not None:
+            calls["dense_call_s"] = lambda: dense_d(x, *args)
+        if calls:
+            row.update(clock.per_call(calls))
+
+    if errors:
+        row.update(status="error", error=" || ".join(errors))
+    else:
+        row["status"] = compare.status(row, rtol)
+    row.pop("pattern_changed", None)
+    row["stage"] = failed_at or "done"
+    return row
+
+
+def _compare(
+    row: dict[str, Any],
+    built: problems.Matrix,
+    sparse_d: Any,
+    dense_d: Any,
+    sparse_first: tuple[Any, ...],
+    dense_first: tuple[Any, ...],
+    shape: tuple[int, int],
+) -> None:
+    """Compare both derivatives at every point; fill the counts into ``row``."""
+    comparison = None
+    lower = 0.0
+    for i, (x, args) in enumerate(built.points):
+        sparse_out = sparse_first if i == 0 else sparse_d(x, *args)
+        dense_out = dense_first if i == 0 else dense_d(x, *args)
+        pattern, values = as_pattern_and_values(sparse_out[0], shape)
+        if comparison is None:
+            comparison = compare.Comparison(pattern)
+        comparison.add(values, np.asarray(dense_out[0]).reshape(shape), pattern)
+        for s, d in zip(sparse_out[1:], dense_out[1:], strict=True):
+            lower = max(lower, compare.rel_error(np.asarray(s), np.asarray(d)))
+    assert comparison is not None
+    row.update(comparison.summary())
+    row["lower_rel_error"] = lower
+    bound = compare.row_bound(comparison.pattern)
+    if built.derivative == "jacobian":
+        bound = min(bound, compare.column_bound(comparison.pattern))
+    row["color_bound"] = bound

@@ -1,0 +1,112 @@
+"""JAX's sparse operators: colored products and decompression in one program.
+
+The products of a plan (:class:`diffops.sparse.Plan`) are vectorised over its seeds
+with ``jax.vmap`` after one linearization (forward, symmetric) or one VJP (reverse),
+and decompression is one ``take``, all inside the operator's compiled program. An
+operator that returns a closure (MHP, MTP) returns the VJP of the decompressed
+values, reading its dense-shaped argument at the non-zeros' positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from diffops.backends import compose
+from diffops.operators import OPERATORS
+
+Function = Callable[..., Any]
+
+
+def _sparse_pull(pullback: Function, positions: Any, m: Any) -> Any:
+    """A product closure of a sparse matrix: the VJP of its non-zero values."""
+    import jax.numpy as jnp
+
+    return pullback(jnp.take(jnp.ravel(m), positions))
+
+
+def sparse_program(
+    P: Any, op_name: str, func: Function, options: Mapping[str, Any], plan: Any
+) -> Function:
+    """``program(x, *args)`` returning the operator's tuple, its matrix as values.
+
+    Args:
+        P: JAX's primitives (:class:`diffops.backends.jax.JaxPrimitives`).
+        op_name: The operator.
+        func: The user's function.
+        options: The operator's options.
+        plan: The plan.
+
+    Returns:
+        The program, the matrix replaced by its non-zero values in CSR order.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    index = np.asarray(plan.index)
+    forward = np.asarray(plan.forward_seeds)
+    reverse = np.asarray(plan.reverse_seeds)
+    mode = str(options.get("mode", "auto"))
+
+    def values(y: Any, args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+        """(non-zero values, lower-order outputs) at ``y``."""
+        f = compose.evaluated(P, func, op_name, args)
+        if plan.mode == "dense":
+            if plan.kind == "hessian":
+                matrix, *rest = compose.hessian(P, func, op_name, y, args)
+            else:
+                matrix, value, _ = compose.jacobian(P, f, y, mode, "jacobian", op_name)
+                rest = [value]
+            return jnp.take(jnp.ravel(matrix), index), tuple(rest)
+        if plan.kind == "hessian":
+
+            def grad_with_value(z: Any) -> tuple[Any, Any]:
+                value, grad = compose.value_and_grad(P, f, z)
+                return grad, value
+
+            # One linearization (gradient and value computed once), then one
+            # Hessian-vector product per color, vectorised over the seeds.
+            grad, hvp, value = P.linearize(grad_with_value, y, symmetric=True)
+            products = jax.vmap(hvp)(jnp.asarray(forward, dtype=y.dtype))
+            return jnp.take(jnp.ravel(products), index), (grad, value)
+        blocks = []
+        if forward.shape[0] or not reverse.shape[0]:
+            value, jvp, _ = P.linearize(f, y)
+            columns = jax.vmap(jvp)(jnp.asarray(forward, dtype=y.dtype))
+            blocks.append(jnp.ravel(columns))
+        if reverse.shape[0]:
+            value, pullback, _ = P.vjp(f, y)
+            rows = jax.vmap(pullback)(jnp.asarray(reverse, dtype=value.dtype))
+            blocks.append(jnp.ravel(rows))
+        products = jnp.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        return jnp.take(products, index), (value,)
+
+    if OPERATORS[op_name].closure is None:
+
+        def program(x: Any, *args: Any) -> tuple[Any, ...]:
+            data, rest = values(x, args)
+            return (data, *rest)
+
+        return program
+
+    positions = plan.dense_positions()
+
+    def program_with_closure(x: Any, *args: Any) -> tuple[Any, ...]:
+        data, pullback, rest = jax.vjp(lambda y: values(y, args), x, has_aux=True)
+        closure = jax.tree_util.Partial(  # type: ignore[no-untyped-call]
+            _sparse_pull,
+            jax.tree_util.Partial(  # type: ignore[no-untyped-call]
+                compose_first, pullback
+            ),
+            jnp.asarray(positions),
+        )
+        return (closure, data, *rest)
+
+    return program_with_closure
+
+
+def compose_first(pullback: Function, cotangent: Any) -> Any:
+    """The cotangent of the one differentiated argument."""
+    return pullback(cotangent)[0]

@@ -1,0 +1,228 @@
+"""Colorings of Jacobian and Hessian patterns: which products can be shared.
+
+Three problems, each a small function over a 0/1 CSR pattern:
+
+- :func:`column_coloring`: columns that never share a row can be seeded together in
+  one Jacobian-vector product (forward mode); :func:`row_coloring` is the same for
+  rows and vector-Jacobian products (reverse mode). Rows (or columns) computed by the
+  other mode can be left out of the conflicts, which bidirectional plans use.
+- :func:`star_coloring`: a symmetric coloring in which every entry of a Hessian can
+  be read directly from one Hessian-vector product, using symmetry.
+
+Two kinds of candidates are compared and the one with fewer colors kept:
+
+- **Banded with hubs**, in vectorised NumPy (linear in the non-zeros): the few
+  vertices of much higher degree than the rest ("hubs": the shared variable of
+  BDQRTIC, the corner of an arrow) get a color each, and the rest is colored by its
+  position modulo the band width, which is valid for any pattern and optimal for a
+  full band. When it meets a lower bound (the largest row, for column colorings) or
+  the rest is a full band, nothing else is tried.
+- **Greedy**, sequential loops (:mod:`diffops.sparse.kernels`) in natural and
+  largest-first order, for patterns that are not banded; they run when their work
+  (the sum of squared row sizes or degrees) is affordable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from diffops.sparse import kernels
+from diffops.sparse.patterns import restricted, sparse
+
+ORDER_WORK = 5_000_000
+"""Greedy colorings with at most this much work are tried in two orders; beyond it,
+the natural order only."""
+
+
+def count(colors: np.ndarray) -> int:
+    """Number of colors used."""
+    return int(colors.max()) + 1 if colors.size else 0
+
+
+def _best(candidates: list[np.ndarray]) -> np.ndarray:
+    return min(candidates, key=count)
+
+
+def _hubs(degree: np.ndarray) -> np.ndarray:
+    """Vertices whose degree is far above the typical one (at most 32 of them)."""
+    if degree.size == 0:
+        return np.zeros(0, dtype=bool)
+    typical = float(np.median(degree))
+    order = np.argsort(-degree, kind="stable")[:32]
+    chosen = order[degree[order] > 4 * typical + 2]
+    hubs = np.zeros(degree.size, dtype=bool)
+    hubs[chosen] = True
+    return hubs
+
+
+def _band_colors(width: int, vertices: np.ndarray, n: int, offset: int) -> np.ndarray:
+    colors = np.full(n, -1, dtype=np.int64)
+    colors[vertices] = offset + vertices % max(width, 1)
+    return colors
+
+
+# ---------------------------------------------------------------------------------
+# Jacobian columns (and rows)
+
+
+def column_coloring(
+    pattern: Any, row_skip: np.ndarray | None = None, enough: int | None = None
+) -> np.ndarray:
+    """Color the columns so that no two columns of one color share a row.
+
+    Args:
+        pattern: 0/1 CSR array ``(n_out, n_in)``.
+        row_skip: Rows to leave out of the conflicts (their entries are computed by
+            reverse mode); default none.
+        enough: Give up improving on the banded candidate when even the lower bound
+            (the largest row) reaches this many colors: the caller has something as
+            good.
+
+    Returns:
+        Color per column (columns without a counted entry get a color too).
+    """
+    n_out, n_in = pattern.shape
+    if row_skip is None:
+        row_skip = np.zeros(n_out, dtype=bool)
+    counted = restricted(pattern, rows=~row_skip)
+    row_sizes = np.diff(counted.indptr)
+    lower = int(row_sizes.max()) if row_sizes.size else 0
+    banded = _banded_columns(counted)
+    if count(banded) <= lower or (enough is not None and lower >= enough):
+        return banded
+    candidates = [banded]
+    work = kernels.distance2_work(pattern.indptr, row_skip)
+    if kernels.affordable(work):
+        csc = sparse().csc_array(pattern)
+        weights = np.where(row_skip, 0, np.diff(pattern.indptr))[csc.indices]
+        columns = np.repeat(np.arange(n_in), np.diff(csc.indptr))
+        degree = np.bincount(columns, weights=weights, minlength=n_in)
+        orders = [np.arange(n_in)]
+        if work <= ORDER_WORK:
+            orders.append(np.argsort(-degree, kind="stable"))
+        for order in orders:
+            candidates.append(
+                kernels.distance2_coloring(
+                    order,
+                    csc.indptr,
+                    csc.indices,
+                    pattern.indptr,
+                    pattern.indices,
+                    row_skip,
+                )
+            )
+    return _best(candidates)
+
+
+def _banded_columns(counted: Any) -> np.ndarray:
+    """Hub columns a color each; the others by position modulo the rows' span."""
+    n_out, n_in = counted.shape
+    col_sizes = np.bincount(counted.indices, minlength=n_in)
+    hubs = _hubs(col_sizes)
+    rest = restricted(counted, cols=~hubs)
+    rows = np.repeat(np.arange(n_out), np.diff(rest.indptr))
+    width = 1
+    if rest.nnz:
+        low = np.full(n_out, n_in, dtype=np.int64)
+        high = np.full(n_out, -1, dtype=np.int64)
+        np.minimum.at(low, rows, rest.indices)
+        np.maximum.at(high, rows, rest.indices)
+        spans = high - low + 1
+        width = int(spans[high >= 0].max())
+    n_hubs = int(hubs.sum())
+    colors = _band_colors(width, np.flatnonzero(~hubs), n_in, n_hubs)
+    colors[hubs] = np.arange(n_hubs)
+    # Columns without a counted entry conflict with nothing: any color will do.
+    colors[col_sizes == 0] = 0
+    return colors
+
+
+def row_coloring(
+    pattern: Any, col_skip: np.ndarray | None = None, enough: int | None = None
+) -> np.ndarray:
+    """Color the rows so that no two rows of one color share a column.
+
+    Args:
+        pattern: 0/1 CSR array ``(n_out, n_in)``.
+        col_skip: Columns to leave out of the conflicts (computed by forward mode).
+        enough: As for :func:`column_coloring`.
+
+    Returns:
+        Color per row.
+    """
+    return column_coloring(sparse().csr_array(pattern.T), col_skip, enough)
+
+
+# ---------------------------------------------------------------------------------
+# Hessians
+
+
+def adjacency(pattern: Any) -> Any:
+    """The graph of a symmetric pattern: CSR without the diagonal."""
+    graph = sparse().csr_array(pattern, dtype=np.int8, copy=True)
+    graph.setdiag(0)
+    graph.eliminate_zeros()
+    graph.sort_indices()
+    return graph
+
+
+def star_coloring(pattern: Any) -> np.ndarray:
+    """A star coloring of a symmetric pattern's graph.
+
+    Distance-1 (neighbors differ), and no path on four vertices uses only two
+    colors; then every off-diagonal entry ``(i, j)`` is alone in its row among the
+    columns of ``j``'s color, or alone in its column among the rows of ``i``'s color,
+    so one Hessian-vector product per color gives every entry directly.
+
+    Args:
+        pattern: Symmetric 0/1 CSR array ``(n, n)``.
+
+    Returns:
+        Color per vertex.
+    """
+    graph = adjacency(pattern)
+    n = graph.shape[0]
+    banded, full = _banded_star(graph)
+    if full:
+        return banded
+    candidates = [banded]
+    work = kernels.star_work(graph.indptr)
+    if kernels.affordable(work):
+        degree = np.diff(graph.indptr)
+        orders = [np.arange(n)]
+        if work <= ORDER_WORK:
+            orders.append(np.argsort(-degree, kind="stable"))
+        candidates += [
+            kernels.star_coloring(order, graph.indptr, graph.indices)
+            for order in orders
+        ]
+    return _best(candidates)
+
+
+def _banded_star(graph: Any) -> tuple[np.ndarray, bool]:
+    """Hubs a color each, the rest by position modulo ``2b + 1``.
+
+    Vertices at most ``2b`` apart in a band of half-width ``b`` get different
+    colors, so the rest is distance-2 colored; a hub's color is its own, so no
+    two-colored path passes through it. Hence a star coloring.
+
+    Returns:
+        ``(colors, full)``: ``full`` when the rest is a full band, for which
+        ``2b + 1`` colors are needed for direct recovery.
+    """
+    n = graph.shape[0]
+    hubs = _hubs(np.diff(graph.indptr))
+    rest = restricted(graph, rows=~hubs, cols=~hubs)
+    rows = np.repeat(np.arange(n), np.diff(rest.indptr))
+    b = int(np.max(np.abs(rest.indices - rows))) if rest.nnz else 0
+    n_hubs = int(hubs.sum())
+    vertices = np.flatnonzero(~hubs)
+    colors = _band_colors(2 * b + 1, vertices, n, n_hubs)
+    colors[hubs] = np.arange(n_hubs)
+    # A full band of half-width b over consecutive vertices has this many entries.
+    m = vertices.size
+    consecutive = m == 0 or bool(vertices[-1] - vertices[0] == m - 1)
+    expected = sum(2 * max(m - k, 0) for k in range(1, b + 1))
+    return colors, consecutive and rest.nnz == expected

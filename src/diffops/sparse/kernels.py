@@ -1,0 +1,213 @@
+"""The coloring kernels: greedy loops over a graph in CSR form.
+
+Greedy coloring is sequential by nature, so the kernels are plain loops over integer
+arrays. They are compiled with Numba (``pip install diffops[sparse]``) when the work
+is large enough to repay loading it, and run as ordinary Python otherwise, or when
+Numba is not installed: same code, same colors, only slower. Numba caches the
+compiled kernels on disk, so only the first large coloring on a machine compiles
+them.
+
+Work is counted in inner-loop steps (:func:`distance2_work`, :func:`star_work`);
+below :data:`PYTHON_WORK` the Python loops finish in tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+PYTHON_WORK = 20_000
+"""Work (inner-loop steps) up to which the kernels run as Python (tens of ms)."""
+COMPILED_WORK = 300_000_000
+"""Work up to which the compiled kernels are run (a fraction of a second)."""
+
+_COMPILED: dict[str, Callable[..., Any]] = {}
+
+
+def affordable(work: int) -> bool:
+    """Whether a kernel with this much work finishes in well under a second."""
+    if work <= PYTHON_WORK:
+        return True
+    return work <= COMPILED_WORK and importlib.util.find_spec("numba") is not None
+
+
+def _compiled(kernel: Callable[..., Any], work: int) -> Callable[..., Any]:
+    """``kernel`` compiled with Numba when ``work`` repays it and Numba is there."""
+    if work <= PYTHON_WORK:
+        return kernel
+    name = kernel.__name__
+    if name not in _COMPILED:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - depends on environment
+            _COMPILED[name] = kernel
+        else:
+            _COMPILED[name] = numba.njit(cache=True, nogil=True)(kernel)
+    return _COMPILED[name]
+
+
+def distance2_coloring_kernel(
+    order: np.ndarray,
+    col_ptr: np.ndarray,
+    col_rows: np.ndarray,
+    row_ptr: np.ndarray,
+    row_cols: np.ndarray,
+    row_skip: np.ndarray,
+) -> np.ndarray:
+    """Greedy coloring of columns so that no two columns of a color share a row.
+
+    Rows with ``row_skip`` set are ignored (their entries are computed otherwise).
+
+    Args:
+        order: Columns in the order they are colored.
+        col_ptr: CSC index pointer (rows of each column).
+        col_rows: CSC row indices.
+        row_ptr: CSR index pointer (columns of each row).
+        row_cols: CSR column indices.
+        row_skip: Boolean per row.
+
+    Returns:
+        Color per column.
+    """
+    n = col_ptr.size - 1
+    color = np.full(n, -1, dtype=np.int64)
+    forbidden = np.full(n + 1, -1, dtype=np.int64)
+    for k in range(order.size):
+        v = order[k]
+        for p in range(col_ptr[v], col_ptr[v + 1]):
+            i = col_rows[p]
+            if row_skip[i]:
+                continue
+            for q in range(row_ptr[i], row_ptr[i + 1]):
+                c = color[row_cols[q]]
+                if c >= 0:
+                    forbidden[c] = v
+        c = 0
+        while forbidden[c] == v:
+            c += 1
+        color[v] = c
+    return color
+
+
+def star_coloring_kernel(
+    order: np.ndarray, ptr: np.ndarray, adj: np.ndarray
+) -> np.ndarray:
+    """Greedy star coloring: distance-1, and every path on four vertices has 3 colors.
+
+    When a vertex ``v`` is colored it must not close a two-colored path on four
+    vertices. With ``v`` at an end (``v - w - x - y``, colors ``a b a b``) that means
+    avoiding the color of ``x`` when ``x`` has another neighbor of ``w``'s color;
+    with ``v`` inside (``u - v - w - x``) it means avoiding the colors of ``w``'s
+    other neighbors when ``v`` has two neighbors of ``w``'s color. Counts of each
+    color among each vertex's neighbors make both tests O(1), so coloring costs the
+    sum of the squared degrees.
+
+    Args:
+        order: Vertices in the order they are colored.
+        ptr: CSR index pointer of the adjacency (no self loops).
+        adj: CSR neighbor indices.
+
+    Returns:
+        Color per vertex.
+    """
+    n = ptr.size - 1
+    color = np.full(n, -1, dtype=np.int64)
+    forbidden = np.full(n + 1, -1, dtype=np.int64)
+    # Open-addressing table: count of neighbors of x with color c, keyed x * K + c.
+    capacity = 16
+    while capacity < 4 * (adj.size + n):
+        capacity *= 2
+    keys = np.full(capacity, -1, dtype=np.int64)
+    counts = np.zeros(capacity, dtype=np.int64)
+    mask = capacity - 1
+    stride = n + 1
+    for k in range(order.size):
+        v = order[k]
+        for p in range(ptr[v], ptr[v + 1]):
+            c = color[adj[p]]
+            if c >= 0:
+                forbidden[c] = v
+        for p in range(ptr[v], ptr[v + 1]):
+            w = adj[p]
+            cw = color[w]
+            if cw < 0:
+                continue
+            # Does v have another neighbor of w's color?
+            key = v * stride + cw
+            slot = (key * 2654435761) & mask
+            while keys[slot] != -1 and keys[slot] != key:
+                slot = (slot + 1) & mask
+            repeated = keys[slot] == key and counts[slot] >= 2
+            for q in range(ptr[w], ptr[w + 1]):
+                x = adj[q]
+                if x == v:
+                    continue
+                cx = color[x]
+                if cx < 0 or forbidden[cx] == v:
+                    continue
+                if repeated:
+                    forbidden[cx] = v
+                    continue
+                key = x * stride + cw
+                slot = (key * 2654435761) & mask
+                while keys[slot] != -1 and keys[slot] != key:
+                    slot = (slot + 1) & mask
+                if keys[slot] == key and counts[slot] >= 2:
+                    forbidden[cx] = v
+        c = 0
+        while forbidden[c] == v:
+            c += 1
+        color[v] = c
+        for p in range(ptr[v], ptr[v + 1]):
+            key = adj[p] * stride + c
+            slot = (key * 2654435761) & mask
+            while keys[slot] != -1 and keys[slot] != key:
+                slot = (slot + 1) & mask
+            keys[slot] = key
+            counts[slot] += 1
+    return color
+
+
+def distance2_work(row_ptr: np.ndarray, row_skip: np.ndarray) -> int:
+    """Inner-loop steps of :func:`distance2_coloring_kernel`: sum of squared rows."""
+    sizes = np.diff(row_ptr)[~row_skip]
+    return int(np.sum(sizes.astype(np.int64) ** 2))
+
+
+def star_work(ptr: np.ndarray) -> int:
+    """Inner-loop steps of :func:`star_coloring_kernel`: sum of squared degrees."""
+    degrees = np.diff(ptr).astype(np.int64)
+    return int(np.sum(degrees**2))
+
+
+def distance2_coloring(
+    order: np.ndarray,
+    col_ptr: np.ndarray,
+    col_rows: np.ndarray,
+    row_ptr: np.ndarray,
+    row_cols: np.ndarray,
+    row_skip: np.ndarray,
+) -> np.ndarray:
+    """:func:`distance2_coloring_kernel`, compiled when that pays off."""
+    kernel = _compiled(distance2_coloring_kernel, distance2_work(row_ptr, row_skip))
+    result: np.ndarray = kernel(
+        order.astype(np.int64),
+        col_ptr.astype(np.int64),
+        col_rows.astype(np.int64),
+        row_ptr.astype(np.int64),
+        row_cols.astype(np.int64),
+        row_skip.astype(np.bool_),
+    )
+    return result
+
+
+def star_coloring(order: np.ndarray, ptr: np.ndarray, adj: np.ndarray) -> np.ndarray:
+    """:func:`star_coloring_kernel`, compiled when that pays off."""
+    kernel = _compiled(star_coloring_kernel, star_work(ptr))
+    result: np.ndarray = kernel(
+        order.astype(np.int64), ptr.astype(np.int64), adj.astype(np.int64)
+    )
+    return result

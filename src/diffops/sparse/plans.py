@@ -1,0 +1,342 @@
+"""Plans: how a sparse Jacobian or Hessian is computed at one input shape.
+
+A plan says which products to compute (seeds for Jacobian-vector products, for
+vector-Jacobian products, or for Hessian-vector products) and where each structural
+non-zero is read from them (one gather). It is chosen once per input shape:
+
+- **forward**: one JVP per color of a column coloring;
+- **reverse**: one VJP per color of a row coloring;
+- **bidirectional**: the densest rows by VJPs and every other entry by JVPs of a
+  column coloring that ignores those rows (or the mirror image, densest columns by
+  JVPs); arrow-shaped Jacobians need a few products instead of ``n``;
+- **symmetric**: one HVP per color of a star coloring (Hessians);
+- **dense**: the dense derivative, read at the pattern's positions, when the
+  pattern is dense or nearly so, or when the coloring would need as many products as
+  the dense derivative: a sparse call is then never
+  slower than a dense one by more than the gather.
+
+``Plan.reason`` says why the mode was chosen; ``DerivativeFunction.coloring`` shows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from diffops.sparse import coloring
+from diffops.sparse.patterns import SparsityError, restricted, rows_cols, sparse
+
+DENSE_FRACTION = 0.5
+"""Patterns with more than this fraction of entries structurally non-zero take the
+dense path without coloring."""
+HEAVY_CANDIDATES = (1, 2, 4, 8, 16, 32)
+"""How many of the densest rows (or columns) bidirectional coloring tries to move to
+the other mode."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one sparse Jacobian or Hessian is computed at one input shape.
+
+    Attributes:
+        kind: ``"jacobian"`` or ``"hessian"``.
+        mode: ``"forward"``, ``"reverse"``, ``"bidirectional"``, ``"symmetric"`` or
+            ``"dense"``.
+        pattern: The structure, a 0/1 CSR array of shape ``(n_out, n_in)``.
+        forward_seeds: Seeds of the JVPs (HVPs for ``symmetric``), stacked:
+            shape ``(k_forward,) + S``.
+        reverse_seeds: Seeds of the VJPs, stacked: shape ``(k_reverse,) + F``.
+        index: For each structural non-zero in CSR order, its flat position in the
+            forward products (shape ``(k_forward, n_out)``) followed by the reverse
+            products (``(k_reverse, n_in)``); for ``dense``, in the dense matrix.
+        reason: Why this mode.
+    """
+
+    kind: str
+    mode: str
+    pattern: Any
+    forward_seeds: np.ndarray
+    reverse_seeds: np.ndarray
+    index: np.ndarray
+    reason: str
+
+    @property
+    def n_colors(self) -> int:
+        """Products per call (for ``dense``, those of the dense derivative)."""
+        if self.mode == "dense":
+            n_out, n_in = self.pattern.shape
+            return int(n_in if self.kind == "hessian" else min(n_in, n_out))
+        return int(self.forward_seeds.shape[0] + self.reverse_seeds.shape[0])
+
+    def matrix(self, data: Any) -> Any:
+        """The CSR result from the non-zero values (in CSR order)."""
+        return sparse().csr_array(
+            (data, self.pattern.indices, self.pattern.indptr), shape=self.pattern.shape
+        )
+
+    def dense_positions(self) -> np.ndarray:
+        """Flat positions of the structural non-zeros in the dense matrix (CSR)."""
+        rows, cols = rows_cols(self.pattern)
+        positions: np.ndarray = rows * self.pattern.shape[1] + cols
+        return positions
+
+    def describe(self) -> dict[str, Any]:
+        """``{"mode", "colors", "nnz", "shape", "reason"}`` for reports."""
+        return {
+            "mode": self.mode,
+            "colors": self.n_colors,
+            "nnz": int(self.pattern.nnz),
+            "shape": tuple(self.pattern.shape),
+            "reason": self.reason,
+        }
+
+
+def _seeds(colors: np.ndarray, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """One seed per color: the sum of its unit vectors (``-1``: in no seed)."""
+    n_colors = coloring.count(colors)
+    seeds = np.zeros((n_colors, colors.size), dtype=dtype)
+    colored = np.flatnonzero(colors >= 0)
+    seeds[colors[colored], colored] = 1
+    return seeds.reshape((n_colors, *shape))
+
+
+def _no_seeds(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    return np.zeros((0, *shape), dtype=dtype)
+
+
+def dense_plan(
+    kind: str,
+    pattern: Any,
+    x_shape: tuple[int, ...],
+    f_shape: tuple[int, ...],
+    dtype: Any,
+    reason: str,
+) -> Plan:
+    """The dense derivative, read at the pattern's positions."""
+    rows, cols = rows_cols(pattern)
+    index = rows * pattern.shape[1] + cols
+    return Plan(
+        kind,
+        "dense",
+        pattern,
+        _no_seeds(x_shape, dtype),
+        _no_seeds(f_shape, dtype),
+        index.astype(np.int64),
+        reason,
+    )
+
+
+def _density(pattern: Any) -> float:
+    size = pattern.shape[0] * pattern.shape[1]
+    return pattern.nnz / size if size else 0.0
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A coloring candidate: some entries by VJPs of row colors, the rest by JVPs.
+
+    Entry ``(i, j)`` comes from the VJPs when ``vjp_rows[i]`` and not
+    ``jvp_cols[j]``, from the JVPs otherwise.
+    """
+
+    row_colors: np.ndarray  # per row, -1 for rows in no VJP
+    col_colors: np.ndarray  # per column, -1 for columns in no JVP
+    vjp_rows: np.ndarray
+    jvp_cols: np.ndarray
+
+    @property
+    def products(self) -> int:
+        return coloring.count(self.row_colors) + coloring.count(self.col_colors)
+
+    def by_vjp(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        chosen: np.ndarray = self.vjp_rows[rows] & ~self.jvp_cols[cols]
+        return chosen
+
+
+def _forward(pattern: Any) -> _Split:
+    n_out, n_in = pattern.shape
+    return _Split(
+        np.full(n_out, -1),
+        coloring.column_coloring(pattern, enough=min(n_out, n_in)),
+        np.zeros(n_out, bool),
+        np.zeros(n_in, bool),
+    )
+
+
+def _reverse(pattern: Any) -> _Split:
+    n_out, n_in = pattern.shape
+    return _Split(
+        coloring.row_coloring(pattern, enough=min(n_out, n_in)),
+        np.full(n_in, -1),
+        np.ones(n_out, bool),
+        np.zeros(n_in, bool),
+    )
+
+
+def _bidirectional(pattern: Any) -> list[_Split]:
+    """Candidates moving the densest rows to VJPs, or the densest columns to JVPs."""
+    n_out, n_in = pattern.shape
+    row_sizes = np.diff(pattern.indptr)
+    col_sizes = np.bincount(pattern.indices, minlength=n_in)
+    transposed = sparse().csr_array(pattern.T)
+    typical_row = max(float(np.median(row_sizes)) if n_out else 0.0, 1.0)
+    typical_col = max(float(np.median(col_sizes)) if n_in else 0.0, 1.0)
+    dense_rows = np.argsort(-row_sizes, kind="stable")
+    dense_cols = np.argsort(-col_sizes, kind="stable")
+    candidates = []
+    for k in HEAVY_CANDIDATES:
+        if k < n_out and row_sizes[dense_rows[k - 1]] > 4 * typical_row:
+            heavy_rows = np.zeros(n_out, dtype=bool)
+            heavy_rows[dense_rows[:k]] = True
+            heavy = restricted(pattern, rows=heavy_rows)
+            row_colors = np.where(heavy_rows, coloring.row_coloring(heavy), -1)
+            col_colors = coloring.column_coloring(pattern, row_skip=heavy_rows)
+            # Columns with no entry outside the heavy rows need no JVP.
+            light = restricted(pattern, rows=~heavy_rows)
+            used = np.bincount(light.indices, minlength=n_in) > 0
+            col_colors = _compact(np.where(used, col_colors, -1))
+            candidates.append(
+                _Split(
+                    _compact(row_colors), col_colors, heavy_rows, np.zeros(n_in, bool)
+                )
+            )
+        if k < n_in and col_sizes[dense_cols[k - 1]] > 4 * typical_col:
+            heavy_cols = np.zeros(n_in, dtype=bool)
+            heavy_cols[dense_cols[:k]] = True
+            heavy = restricted(transposed, rows=heavy_cols)
+            col_colors = np.where(heavy_cols, coloring.row_coloring(heavy), -1)
+            row_colors = coloring.row_coloring(pattern, col_skip=heavy_cols)
+            light = restricted(transposed, rows=~heavy_cols)
+            used = np.bincount(light.indices, minlength=n_out) > 0
+            row_colors = _compact(np.where(used, row_colors, -1))
+            candidates.append(
+                _Split(
+                    row_colors, _compact(col_colors), np.ones(n_out, bool), heavy_cols
+                )
+            )
+    return candidates
+
+
+def _compact(colors: np.ndarray) -> np.ndarray:
+    """Colors renumbered 0.. over the colored entries (``-1`` kept)."""
+    used = np.unique(colors[colors >= 0])
+    renumber = np.full(int(colors.max()) + 1 if colors.size else 0, -1)
+    renumber[used] = np.arange(used.size)
+    return np.where(colors >= 0, renumber[np.maximum(colors, 0)], -1)
+
+
+def jacobian_plan(
+    pattern: Any,
+    x_shape: tuple[int, ...],
+    f_shape: tuple[int, ...],
+    dtype: Any,
+    mode: str = "auto",
+) -> Plan:
+    """Coloring, seeds and decompression for a sparse Jacobian.
+
+    Args:
+        pattern: 0/1 CSR array ``(prod(F), prod(S))``.
+        x_shape: ``S``.
+        f_shape: ``F``.
+        dtype: Dtype of the seeds.
+        mode: ``"forward"``, ``"reverse"`` or ``"auto"`` (fewest products among
+            forward, reverse, bidirectional and dense).
+
+    Returns:
+        The plan.
+    """
+    n_out, n_in = pattern.shape
+    mode = mode.lower()
+    limit = min(n_in, n_out)
+    if mode == "auto" and pattern.nnz and _density(pattern) > DENSE_FRACTION:
+        reason = f"{_density(pattern):.0%} of the entries can be non-zero"
+        return dense_plan("jacobian", pattern, x_shape, f_shape, dtype, reason)
+    candidates: list[tuple[str, _Split]] = []
+    if mode in ("forward", "auto"):
+        candidates.append(("forward", _forward(pattern)))
+    if mode in ("reverse", "auto"):
+        candidates.append(("reverse", _reverse(pattern)))
+    if mode == "auto":
+        candidates += [("bidirectional", s) for s in _bidirectional(pattern)]
+    if not candidates:
+        msg = f"Jacobian mode {mode!r} is not 'auto', 'forward' or 'reverse'."
+        raise SparsityError(msg)
+    name, best = min(candidates, key=lambda c: c[1].products)
+    if mode == "auto" and pattern.nnz and best.products >= limit:
+        reason = (
+            f"the best coloring needs {best.products} products, the dense Jacobian "
+            f"{limit}"
+        )
+        return dense_plan("jacobian", pattern, x_shape, f_shape, dtype, reason)
+    rows, cols = rows_cols(pattern)
+    k_forward = coloring.count(best.col_colors)
+    index = np.where(
+        best.by_vjp(rows, cols),
+        k_forward * n_out + best.row_colors[rows] * n_in + cols,
+        best.col_colors[cols] * n_out + rows,
+    ).astype(np.int64)
+    forward_seeds = _seeds(best.col_colors, x_shape, dtype)
+    reverse_seeds = _seeds(best.row_colors, f_shape, dtype)
+    reason = (
+        f"{best.products} products ({k_forward} JVPs, "
+        f"{coloring.count(best.row_colors)} VJPs) instead of {limit}"
+    )
+    return Plan("jacobian", name, pattern, forward_seeds, reverse_seeds, index, reason)
+
+
+def hessian_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
+    """Star coloring, seeds and decompression for a sparse (symmetric) Hessian.
+
+    Entry ``(i, j)`` is read from the product with the seed of ``j``'s color at row
+    ``i`` when no other column of that color has a non-zero in row ``i``; otherwise,
+    by symmetry, from the product with ``i``'s color at row ``j`` (a star coloring
+    guarantees one of the two).
+
+    Args:
+        pattern: Symmetric 0/1 CSR array ``(n, n)``.
+        x_shape: ``S``.
+        dtype: Dtype of the seeds.
+
+    Returns:
+        The plan.
+
+    Raises:
+        SparsityError: If no direct recovery exists for some entry (a coloring that
+            is not a star coloring; a bug).
+    """
+    n = pattern.shape[0]
+    if pattern.nnz and _density(pattern) > DENSE_FRACTION:
+        reason = f"{_density(pattern):.0%} of the entries can be non-zero"
+        return dense_plan("hessian", pattern, x_shape, x_shape, dtype, reason)
+    colors = coloring.star_coloring(pattern)
+    n_colors = coloring.count(colors)
+    if pattern.nnz and n_colors >= n:
+        reason = f"the star coloring needs {n_colors} products, the dense Hessian {n}"
+        return dense_plan("hessian", pattern, x_shape, x_shape, dtype, reason)
+    rows, cols = rows_cols(pattern)
+    # How many columns of each color have a non-zero in each row.
+    keys = rows * max(n_colors, 1) + colors[cols]
+    unique, counts = np.unique(keys, return_counts=True)
+    direct = np.isin(keys, unique[counts == 1])
+    swapped_keys = cols * max(n_colors, 1) + colors[rows]
+    swapped = np.isin(swapped_keys, unique[counts == 1])
+    if not np.all(direct | swapped):
+        msg = (
+            "The Hessian coloring does not allow direct recovery (not a star coloring)."
+        )
+        raise SparsityError(msg)
+    index = np.where(direct, colors[cols] * n + rows, colors[rows] * n + cols).astype(
+        np.int64
+    )
+    reason = f"{n_colors} Hessian-vector products instead of {n}"
+    return Plan(
+        "hessian",
+        "symmetric",
+        pattern,
+        _seeds(colors, x_shape, dtype),
+        _no_seeds(x_shape, dtype),
+        index,
+        reason,
+    )
