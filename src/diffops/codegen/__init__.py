@@ -93,7 +93,8 @@ def generate(
             object instead of an array each.
 
     Returns:
-        The generated function: ``g(*arrays) -> tuple of arrays``, with ``g.source``.
+        The generated function: ``g(*arrays) -> tuple of arrays`` (0-d outputs as
+        NumPy scalars), with ``g.source``.
 
     Raises:
         UnsupportedPrimitiveError: A primitive has no NumPy translation (the message

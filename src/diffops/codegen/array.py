@@ -128,7 +128,8 @@ def emit_array_function(
             continue
         dtype = f"dtype={_dtype_code(atom.aval.dtype)}"
         if isinstance(atom, Lit):
-            results.append(f"np.array({module.constant(atom.value)})")
+            scalar = "[()]" if atom.aval.shape == () else ""
+            results.append(f"np.array({module.constant(atom.value)}){scalar}")
             continue
         r = root.get(atom.id, ("value", atom.id))
         name_text = names[atom.id]
@@ -139,6 +140,8 @@ def emit_array_function(
         else:
             results.append(name_text)
         returned.add(r)
+        if atom.aval.shape == ():  # a NumPy scalar, as NumPy's reductions return
+            results[-1] += "[()]"
 
     if packed_outputs:
         parts = []

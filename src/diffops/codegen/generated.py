@@ -93,7 +93,7 @@ class Generated:
             *args: One NumPy array per input (``in_avals``).
 
         Returns:
-            One NumPy array per output (``out_avals``).
+            One NumPy array per output (``out_avals``; 0-d outputs as NumPy scalars).
         """
         return self.function(*args)
 

@@ -777,7 +777,7 @@ def _pack(out: Objects, aval: Aval) -> str:
     dtype = "" if exact else f", dtype={dtype_text(aval.dtype)}"
     if aval.size == 0:
         return f"np.zeros({aval.shape!r}{dtype or ', dtype=np.float64'})"
-    if aval.shape == ():
-        return f"np.array({items[0]}{dtype})"
+    if aval.shape == ():  # a NumPy scalar, as NumPy's reductions return
+        return f"{dtype_text(aval.dtype)}({items[0]})"
     text = f"np.array([{', '.join(items)}]{dtype})"
     return text if len(aval.shape) == 1 else f"{text}.reshape({aval.shape!r})"

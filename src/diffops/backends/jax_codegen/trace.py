@@ -24,6 +24,7 @@ from diffops.backends.jax_codegen.signature import (
     flatten,
     unflatten,
 )
+from diffops.backends.support import FLOAT64
 from diffops.errors import function_name
 from diffops.operators import OPERATORS
 
@@ -48,7 +49,8 @@ def trace_entry(
     """
     import jax
 
-    dtype = np.dtype(x.dtype)
+    # The canonical dtype object: JAX.run enters 64-bit mode for FLOAT64 itself.
+    dtype = FLOAT64 if x.dtype == FLOAT64 else np.dtype(x.dtype)
     leaves: list[Any] = []
     structure = flatten(args, leaves)
     raw = JAX.operator(op_name, func, **options)
