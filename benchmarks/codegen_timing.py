@@ -75,7 +75,7 @@ def _jax_program(op_name: str, func: Callable[..., Any], x: np.ndarray):
     from diffops.backends import jax as djax
     from diffops.operators import OPERATORS, shape_of
 
-    op = getattr(djax, op_name)(func)
+    op = djax.JAX.operator(op_name, func)
     captured = {}
 
     def main(x):
@@ -105,7 +105,7 @@ def _jit(op_name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
     from diffops.backends import jax as djax
 
-    return jax.jit(getattr(djax, op_name)(func))
+    return jax.jit(djax.JAX.operator(op_name, func))
 
 
 def banana_case(repeats: int, batch_s: float) -> dict[str, float]:
@@ -277,7 +277,7 @@ def first_call_case(repeats: int) -> None:
         for _ in range(repeats):
             with jax.enable_x64(True):
                 start = time.perf_counter()
-                closed = jax.make_jaxpr(getattr(djax, op_name)(func))(x)
+                closed = jax.make_jaxpr(djax.JAX.operator(op_name, func))(x)
                 mid = time.perf_counter()
                 g = codegen.generate(closed, "first", cache=False)
                 g(x)
@@ -286,7 +286,7 @@ def first_call_case(repeats: int) -> None:
                 emit_t.append(end - mid)
                 mode = g.mode
                 start = time.perf_counter()
-                compiled = jax.jit(getattr(djax, op_name)(func)).lower(x).compile()
+                compiled = jax.jit(djax.JAX.operator(op_name, func)).lower(x).compile()
                 jit_t.append(time.perf_counter() - start)
                 del compiled
         g_ms, j_ms = statistics.median(gen_t) * 1e3, statistics.median(jit_t) * 1e3

@@ -17,7 +17,9 @@ from _cases import CASES_BY_ID, assert_outputs_match, case_derivative, points
 from diffops.errors import InputTypeError
 from diffops.models import MODELS, SHAPED_MODELS, applicable_ops, reference
 
-JAX_BACKENDS = [b for b in ("jax", "jax_nojit") if b in SELECTED_BACKENDS]
+JAX_BACKENDS = [
+    b for b in ("jax", "jax_nojit", "jax_codegen") if b in SELECTED_BACKENDS
+]
 
 
 # ---------------------------------------------------------------------------------
@@ -217,7 +219,9 @@ def test_non_numeric_input_is_a_type_error(backend):
         derivative([object(), object()])
 
 
-@pytest.mark.parametrize("backend", ["jax", "jax_nojit", "autograd", "torch"])
+@pytest.mark.parametrize(
+    "backend", ["jax", "jax_nojit", "jax_codegen", "autograd", "torch"]
+)
 def test_unpickled_float64_input_keeps_float64_and_structure(backend):
     require_backend(backend)
     from diffops.models import namespace

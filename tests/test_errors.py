@@ -15,7 +15,9 @@ from diffops.models import MODELS, SHAPED_MODELS, reference
 
 SCALAR_OPS = ("grad_and_value", "hessian_grad_and_value", "mtp_hessian_grad_and_value")
 TRACING_BACKENDS = [
-    b for b in ("jax", "jax_nojit", "autograd", "torch") if b in SELECTED_BACKENDS
+    b
+    for b in ("jax", "jax_nojit", "jax_codegen", "autograd", "torch")
+    if b in SELECTED_BACKENDS
 ]
 
 
@@ -289,6 +291,7 @@ PLAIN_NUMPY = {
 HINTS = {
     "jax": "jax.numpy",
     "jax_nojit": "jax.numpy",
+    "jax_codegen": "jax.numpy",
     "autograd": "autograd.numpy",
     "torch": "torch.",
 }

@@ -299,7 +299,7 @@ def _returned_objects(backend):
             objects.append(
                 (f"batched {op} closure", batched_closure, lambda c, m=mb: c(m))
             )
-    if backend in ("jax", "jax_nojit", "torch"):
+    if backend in ("jax", "jax_nojit", "jax_codegen", "torch"):
         wrapped = diffops.wrap_function(vector, backend)
         objects.append(("wrap_function", wrapped, lambda w: w(x)))
     return objects
