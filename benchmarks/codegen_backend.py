@@ -14,8 +14,12 @@ backend then enters ``jax.enable_x64`` for each float64 call):
 - value + gradient + Hessian of logistic regression at growing d (the crossover),
   up to d = 1,000.
 
-Run it alone on the machine::
+Run it alone on the machine, with one thread per library as ``diffops_bench
+--threads 1`` runs (on a loaded machine, multi-threaded BLAS can take 50 times longer
+on the d = 100 Hessian's matrix product)::
 
+    export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+    export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     flock /tmp/diffops-timing.lock .venv/bin/python -m benchmarks.codegen_backend
 """
 

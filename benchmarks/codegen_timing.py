@@ -377,7 +377,7 @@ def calibrate_modes(repeats: int, batch_s: float) -> None:
 def _estimates(program: Any) -> dict[str, float]:
     from diffops.codegen import emit
     from diffops.codegen.module import Module
-    from diffops.codegen.scalar import emit_scalar_function
+    from diffops.codegen.scalar_function import emit_scalar_function
 
     module = Module("estimate")
     stats = emit_scalar_function(module, program, "f", "f_array", 10**7)

@@ -26,7 +26,8 @@ import re
 from diffops.codegen.array import emit_array_function
 from diffops.codegen.ir import Program
 from diffops.codegen.module import Module
-from diffops.codegen.scalar import TooLarge, emit_scalar_function
+from diffops.codegen.scalar_function import emit_scalar_function
+from diffops.codegen.scalar_terms import TooLarge
 
 # Per-call cost model, in nanoseconds (see the module docstring).
 SCALAR_STATEMENT_NS = 50.0
