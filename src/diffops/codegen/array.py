@@ -48,35 +48,80 @@ def emit_array_function(
         ``name``.
     """
     module.reserve(name)
-    names: dict[int, str] = {v.id: f"a{i}" for i, v in enumerate(program.inputs)}
-    # Where a value's memory comes from: an input, a constant, or itself.
-    root: dict[int, Any] = {v.id: ("input", v.id) for v in program.inputs}
-    readonly: set[int] = set()
-    lines: list[str] = []
-    count = 0
-    offset = 0
-    if packed_inputs:
-        lines.append("p = np.asarray(p, dtype=np.float64)")
-    for i, var in enumerate(program.inputs[:packed_inputs]):
-        size, shape = var.aval.size, var.aval.shape
-        line = f"a{i} = p[{offset}:{offset + size}].reshape({shape!r})"
-        if var.aval.dtype != np.float64:
-            line += f".astype({_dtype_code(var.aval.dtype)})"
-        lines.append(line)
-        offset += size
+    writer = _ArrayWriter(module, name, program)
+    writer.unpack(packed_inputs)
+    for eqn in program.eqns:
+        writer.equation(eqn)
+    if top:
+        results = [writer.output(atom) for atom in program.outputs]
+    else:
+        results = [writer.text(atom, False) for atom in program.outputs]
+    if packed_outputs:
+        results = [writer.packed(packed_outputs), *results[packed_outputs:]]
+    params = ["p"] if packed_inputs else []
+    params += [f"a{i}" for i in range(packed_inputs, len(program.inputs))]
+    args = ", ".join(params)
+    ret = "return (" + "".join(r + ", " for r in results) + ")"
+    if top:
+        body = ['with np.errstate(all="ignore"):']
+        body += ["    " + line for line in writer.lines] + ["    " + ret]
+    else:
+        body = [*writer.lines, ret]
+    module.add_function(
+        f"def {name}({args}):\n" + "\n".join("    " + line for line in body)
+    )
+    return name
 
-    def text(atom: Atom, elementwise: bool) -> str:
+
+class _ArrayWriter:
+    """The lines of one array-mode function, and where each value's memory is from.
+
+    ``root`` maps a value to an input, a constant, or itself (views share their
+    operand's root); ``readonly`` holds broadcasts and their views. An output whose
+    memory is not its own, or is another output's, is copied.
+    """
+
+    def __init__(self, module: Module, name: str, program: Program):
+        self.module = module
+        self.name = name
+        self.program = program
+        self.names: dict[int, str] = {
+            v.id: f"a{i}" for i, v in enumerate(program.inputs)
+        }
+        self.root: dict[int, Any] = {v.id: ("input", v.id) for v in program.inputs}
+        self.readonly: set[int] = set()
+        self.returned: set[Any] = set()
+        self.lines: list[str] = []
+        self.count = 0
+
+    def unpack(self, packed_inputs: int) -> None:
+        """Lines slicing the packed inputs out of ``p``."""
+        if packed_inputs:
+            self.lines.append("p = np.asarray(p, dtype=np.float64)")
+        offset = 0
+        for i, var in enumerate(self.program.inputs[:packed_inputs]):
+            size, shape = var.aval.size, var.aval.shape
+            line = f"a{i} = p[{offset}:{offset + size}].reshape({shape!r})"
+            if var.aval.dtype != np.float64:
+                line += f".astype({_dtype_code(var.aval.dtype)})"
+            self.lines.append(line)
+            offset += size
+
+    def text(self, atom: Atom, elementwise: bool) -> str:
+        """Code of an operand: a local's name, a literal or a module constant."""
         if isinstance(atom, Var):
-            return names[atom.id]
+            return self.names[atom.id]
         value = atom.value
         # 0-d constants are Python literals where NumPy treats them as weakly
         # typed (next to an array operand) or where their dtype is Python's own.
         weak = elementwise or (value.dtype in _WEAK and value.dtype.kind != "f")
         if value.ndim == 0 and weak:
             return literal(value.item())
-        return module.constant(value)
+        return self.module.constant(value)
 
-    for eqn in program.eqns:
+    def equation(self, eqn: Any) -> None:
+        """The line of one equation (its bodies become functions of their own)."""
+        module, name = self.module, self.name
         rule = RULES[eqn.prim]
         subs: dict[str, Any] = {}
         for key, value in eqn.params.items():
@@ -92,79 +137,64 @@ def emit_array_function(
                     for v in value
                 )
         call = Call(
-            tuple(text(a, rule.kind == ELEMENTWISE) for a in eqn.inputs),
+            tuple(self.text(a, rule.kind == ELEMENTWISE) for a in eqn.inputs),
             eqn.params,
             tuple(a.aval for a in eqn.inputs),
             tuple(o.aval for o in eqn.outputs),
             subs,
         )
         expr = rule.array(call)
-        targets = []
-        for out in eqn.outputs:
-            names[out.id] = f"v{count}"
-            targets.append(f"v{count}")
-            count += 1
-            first = eqn.inputs[0] if eqn.inputs else None
-            if rule.view and isinstance(first, Var):
-                root[out.id] = root.get(first.id, ("value", first.id))
-                if first.id in readonly:
-                    readonly.add(out.id)
-            elif rule.view and isinstance(first, Lit):
-                root[out.id] = ("constant", 0)
-            else:
-                root[out.id] = ("value", out.id)
-            if eqn.prim in ("broadcast_in_dim", "iota"):
-                readonly.add(out.id)
+        targets = [self._track(eqn, rule.view, out) for out in eqn.outputs]
         if rule.tuple_result or len(targets) > 1:
-            lines.append(f"{', '.join(targets)}, = {expr}")
+            self.lines.append(f"{', '.join(targets)}, = {expr}")
         else:
-            lines.append(f"{targets[0]} = {expr}")
+            self.lines.append(f"{targets[0]} = {expr}")
 
-    results = []
-    returned: set[Any] = set()
-    for atom in program.outputs:
-        if not top:
-            results.append(text(atom, False))
-            continue
+    def _track(self, eqn: Any, view: bool, out: Var) -> str:
+        """Name an equation's output and record where its memory comes from."""
+        target = self.names[out.id] = f"v{self.count}"
+        self.count += 1
+        first = eqn.inputs[0] if eqn.inputs else None
+        if view and isinstance(first, Var):
+            self.root[out.id] = self.root.get(first.id, ("value", first.id))
+            if first.id in self.readonly:
+                self.readonly.add(out.id)
+        elif view and isinstance(first, Lit):
+            self.root[out.id] = ("constant", 0)
+        else:
+            self.root[out.id] = ("value", out.id)
+        if eqn.prim in ("broadcast_in_dim", "iota"):
+            self.readonly.add(out.id)
+        return target
+
+    def output(self, atom: Atom) -> str:
+        """An entry point's output: its own memory, in its dtype; 0-d: a scalar."""
         dtype = f"dtype={_dtype_code(atom.aval.dtype)}"
+        scalar = "[()]" if atom.aval.shape == () else ""
         if isinstance(atom, Lit):
-            scalar = "[()]" if atom.aval.shape == () else ""
-            results.append(f"np.array({module.constant(atom.value)}){scalar}")
-            continue
-        r = root.get(atom.id, ("value", atom.id))
-        name_text = names[atom.id]
-        if r[0] != "value" or r in returned or atom.id in readonly:
-            results.append(f"np.array({name_text}, {dtype})")
+            return f"np.array({self.module.constant(atom.value)}){scalar}"
+        r = self.root.get(atom.id, ("value", atom.id))
+        name_text = self.names[atom.id]
+        if r[0] != "value" or r in self.returned or atom.id in self.readonly:
+            text = f"np.array({name_text}, {dtype})"
         elif atom.aval.shape == () or atom.aval.dtype != np.float64:
-            results.append(f"np.asarray({name_text}, {dtype})")
+            text = f"np.asarray({name_text}, {dtype})"
         else:
-            results.append(name_text)
-        returned.add(r)
-        if atom.aval.shape == ():  # a NumPy scalar, as NumPy's reductions return
-            results[-1] += "[()]"
+            text = name_text
+        self.returned.add(r)
+        return text + scalar
 
-    if packed_outputs:
+    def packed(self, packed_outputs: int) -> str:
+        """The first outputs as one flat float64 array."""
         parts = []
-        for atom in program.outputs[:packed_outputs]:
+        for atom in self.program.outputs[:packed_outputs]:
             part = (
-                names[atom.id] if isinstance(atom, Var) else module.constant(atom.value)
+                self.names[atom.id]
+                if isinstance(atom, Var)
+                else self.module.constant(atom.value)
             )
             parts.append(f"np.ravel({part}), ")
-        flat = f"np.concatenate(({''.join(parts)}), dtype=np.float64)"
-        results = [flat, *results[packed_outputs:]]
-    params = ["p"] if packed_inputs else []
-    params += [f"a{i}" for i in range(packed_inputs, len(program.inputs))]
-    args = ", ".join(params)
-    ret = "return (" + "".join(r + ", " for r in results) + ")"
-    if top:
-        body = ['with np.errstate(all="ignore"):']
-        body += ["    " + line for line in lines] + ["    " + ret]
-    else:
-        body = [*lines, ret]
-    module.add_function(
-        f"def {name}({args}):\n" + "\n".join("    " + line for line in body)
-    )
-    return name
+        return f"np.concatenate(({''.join(parts)}), dtype=np.float64)"
 
 
 def _dtype_code(dtype: np.dtype[Any]) -> str:

@@ -21,354 +21,43 @@ test, which checks that every entry has one).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
+from diffops.codegen.elementwise import IDENTITY, elementwise_rules
 from diffops.codegen.ir import Aval
-
-ELEMENTWISE = "elementwise"
-STRUCTURAL = "structural"
-REDUCTION = "reduction"
-OPAQUE = "opaque"
-CONTROL = "control"
-
-
-class Call(NamedTuple):
-    """What a rule needs to write one equation's code.
-
-    Attributes:
-        args: Code of each input (a name or a literal).
-        params: The equation's parameters (plain Python values).
-        ins: Shape and dtype of each input.
-        outs: Shape and dtype of each output.
-        subs: For control flow, the generated function name(s) of each sub-program
-            parameter (a name, or a tuple of names for ``branches``).
-    """
-
-    args: tuple[str, ...]
-    params: Mapping[str, Any]
-    ins: tuple[Aval, ...]
-    outs: tuple[Aval, ...]
-    subs: Mapping[str, Any] = {}
-
-
-Text = Callable[[Call], str]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """How one primitive is written in NumPy (and in scalar Python).
-
-    Attributes:
-        kind: How scalar mode treats it (see the module docstring).
-        array: NumPy expression of the outputs (a tuple when ``tuple_result``).
-        scalar: For element-wise rules, the expression of one element.
-        index_inputs: Inputs that must be constants to run a structural rule on
-            symbolic elements.
-        view: The NumPy result may share memory with an input (or be read-only).
-        tuple_result: ``array`` returns a sequence even for one output.
-        monoid: For reductions, the element-wise primitive they fold with.
-    """
-
-    kind: str
-    array: Text
-    scalar: Text | None = None
-    index_inputs: tuple[int, ...] = ()
-    view: bool = False
-    tuple_result: bool = False
-    monoid: str | None = None
-
-
-def dtype_text(dtype: np.dtype[Any]) -> str:
-    """Code of a NumPy dtype, e.g. ``np.float32``."""
-    return "np.bool_" if dtype.kind == "b" else f"np.{dtype.name}"
-
-
-def _ints(values: Any) -> str:
-    return repr(tuple(int(v) for v in values))
-
-
-def _is_float(c: Call, i: int = 0) -> bool:
-    return c.ins[i].dtype.kind == "f"
-
-
-# ---------------------------------------------------------------------------------
-# Element-wise
-
-
-def _fmt(template: str) -> Text:
-    return lambda c: template.format(*c.args)
-
-
-def _by_kind(float_text: str, int_text: str) -> Text:
-    return lambda c: (float_text if _is_float(c) else int_text).format(*c.args)
-
-
-def _integer_pow_array(c: Call) -> str:
-    y = int(c.params["y"])
-    a = c.args[0]
-    if y == 0:
-        return f"np.ones_like({a})"
-    if abs(y) > 8:
-        return f"np.power({a}, {float(y)!r})" if _is_float(c) else f"{a} ** {y}"
-    # Binary exponentiation, multiplied in the order JAX's lowering uses.
-    acc: str | None = None
-    base = a
-    n = abs(y)
-    while n:
-        if n & 1:
-            acc = base if acc is None else f"({acc} * {base})"
-        n >>= 1
-        if n:
-            base = f"({base} * {base})"
-    assert acc is not None
-    return f"np.reciprocal({acc})" if y < 0 else acc
-
-
-def _integer_pow_scalar(c: Call) -> str:
-    text = _integer_pow_array(c)
-    if text.startswith("np.ones_like"):
-        return "1.0" if _is_float(c) else "1"
-    if text.startswith("np.reciprocal("):
-        return f"1.0 / {text[len('np.reciprocal') :]}"
-    return text.replace("np.power(", "math.pow(")
-
-
-def _convert_array(c: Call) -> str:
-    src, dst = c.ins[0].dtype, np.dtype(c.params["new_dtype"])
-    a = c.args[0]
-    if dst.kind == "b":
-        return f"({a} != 0)"
-    if src.kind == "f" and dst.kind in "iu":
-        return f"_float_to_int({a}, {dtype_text(dst)})"
-    return f"np.asarray({a}).astype({dtype_text(dst)})"
-
-
-def _convert_scalar(c: Call) -> str:
-    src, dst = c.ins[0].dtype, np.dtype(c.params["new_dtype"])
-    a = c.args[0]
-    if dst.kind == "b":
-        return f"({a} != 0)"
-    if dst.kind == "f":
-        # Scalar mode carries every float as a Python float (float64).
-        return a if src.kind == "f" else f"float({a})"
-    return a if src.kind in "iu" else f"int({a})"
-
-
-def _select_array(c: Call) -> str:
-    pred, *cases = c.args
-    if len(cases) == 2:
-        return f"np.where({pred}, {cases[1]}, {cases[0]})"
-    return f"np.choose({pred}, ({', '.join(cases)},))"
-
-
-def _select_scalar(c: Call) -> str:
-    pred, *cases = c.args
-    if len(cases) == 2:
-        return f"({cases[1]} if {pred} else {cases[0]})"
-    return f"({', '.join(cases)},)[{pred}]"
-
-
-def _max_scalar(c: Call) -> str:
-    a, b = c.args
-    if not _is_float(c):
-        return f"max({a}, {b})"
-    return f"({a} if {a} > {b} or {a} != {a} else {b})"
-
-
-def _min_scalar(c: Call) -> str:
-    a, b = c.args
-    if not _is_float(c):
-        return f"min({a}, {b})"
-    return f"({a} if {a} < {b} or {a} != {a} else {b})"
-
-
-def _not_array(c: Call) -> str:
-    a = c.args[0]
-    return f"np.logical_not({a})" if c.ins[0].dtype.kind == "b" else f"~{a}"
-
-
-def _not_scalar(c: Call) -> str:
-    a = c.args[0]
-    return f"(not {a})" if c.ins[0].dtype.kind == "b" else f"~{a}"
-
-
-def _round_array(c: Call) -> str:
-    if int(c.params.get("rounding_method", 0)) == 1:
-        return f"np.round({c.args[0]})"
-    return f"_round_away({c.args[0]})"
-
-
-def _round_scalar(c: Call) -> str:
-    if int(c.params.get("rounding_method", 0)) == 1:
-        return f"float(round({c.args[0]}))"
-    return f"_sround_away({c.args[0]})"
-
-
-def _reduce_precision_bits(c: Call) -> tuple[int, int]:
-    return int(c.params["exponent_bits"]), int(c.params["mantissa_bits"])
-
-
-def _reduce_precision_array(c: Call) -> str:
-    finfo = np.finfo(c.ins[0].dtype)
-    bits = _reduce_precision_bits(c)
-    if bits[0] >= finfo.nexp and bits[1] >= finfo.nmant:
-        return f"{c.args[0]}"
-    for target in (np.float32, np.float16):
-        info = np.finfo(target)
-        if bits == (info.nexp, info.nmant):
-            back = dtype_text(c.ins[0].dtype)
-            return (
-                f"np.asarray({c.args[0]}).astype(np.{info.dtype.name}).astype({back})"
-            )
-    msg = f"reduce_precision to {bits} exponent/mantissa bits"
-    raise NotImplementedError(msg)
-
-
-def _reduce_precision_scalar(c: Call) -> str:
-    text = _reduce_precision_array(c)
-    if text == c.args[0]:
-        return text
-    return f"float({text})"
-
-
-def _map_math(name: str) -> Text:
-    return lambda c: f"_map_float({name}, {c.args[0]})"
-
-
-_UNARY: dict[str, tuple[str, str]] = {
-    # name: (NumPy function, Python scalar function)
-    "exp": ("np.exp", "math.exp"),
-    "log": ("np.log", "math.log"),
-    "log1p": ("np.log1p", "math.log1p"),
-    "expm1": ("np.expm1", "math.expm1"),
-    "sin": ("np.sin", "math.sin"),
-    "cos": ("np.cos", "math.cos"),
-    "tan": ("np.tan", "math.tan"),
-    "asin": ("np.arcsin", "math.asin"),
-    "acos": ("np.arccos", "math.acos"),
-    "atan": ("np.arctan", "math.atan"),
-    "sinh": ("np.sinh", "math.sinh"),
-    "cosh": ("np.cosh", "math.cosh"),
-    "tanh": ("np.tanh", "math.tanh"),
-    "asinh": ("np.arcsinh", "math.asinh"),
-    "acosh": ("np.arccosh", "math.acosh"),
-    "atanh": ("np.arctanh", "math.atanh"),
-    "sqrt": ("np.sqrt", "math.sqrt"),
-    "is_finite": ("np.isfinite", "math.isfinite"),
-}
-
-_SPECIAL: dict[str, str] = {
-    # name: scalar function; array mode maps it element by element
-    "erf": "math.erf",
-    "erfc": "math.erfc",
-    "lgamma": "math.lgamma",
-    "digamma": "_digamma",
-    "erf_inv": "_erf_inv",
-}
-
-_BINARY_OPERATORS = {
-    "add": "+",
-    "add_any": "+",
-    "sub": "-",
-    "mul": "*",
-    "and": "&",
-    "or": "|",
-    "xor": "^",
-    "eq": "==",
-    "ne": "!=",
-    "lt": "<",
-    "le": "<=",
-    "gt": ">",
-    "ge": ">=",
-}
-
-
-def _elementwise_rules() -> dict[str, Rule]:
-    rules: dict[str, Rule] = {}
-    for name, (np_fn, math_fn) in _UNARY.items():
-        rules[name] = Rule(ELEMENTWISE, _fmt(np_fn + "({0})"), _fmt(math_fn + "({0})"))
-    for name, math_fn in _SPECIAL.items():
-        rules[name] = Rule(ELEMENTWISE, _map_math(math_fn), _fmt(math_fn + "({0})"))
-    for name, op in _BINARY_OPERATORS.items():
-        text = _fmt("{0} " + op + " {1}")
-        rules[name] = Rule(ELEMENTWISE, text, text)
-    rules.update(
-        neg=Rule(ELEMENTWISE, _fmt("-{0}"), _fmt("-{0}")),
-        div=Rule(
-            ELEMENTWISE,
-            _by_kind("{0} / {1}", "_int_div({0}, {1})"),
-            _by_kind("{0} / {1}", "_sdiv({0}, {1})"),
-        ),
-        rem=Rule(
-            ELEMENTWISE,
-            _by_kind("np.fmod({0}, {1})", "_int_rem({0}, {1})"),
-            _by_kind("math.fmod({0}, {1})", "_srem({0}, {1})"),
-        ),
-        pow=Rule(ELEMENTWISE, _fmt("np.power({0}, {1})"), _fmt("math.pow({0}, {1})")),
-        integer_pow=Rule(ELEMENTWISE, _integer_pow_array, _integer_pow_scalar),
-        square=Rule(ELEMENTWISE, _fmt("np.square({0})"), _fmt("{0} * {0}")),
-        exp2=Rule(ELEMENTWISE, _fmt("np.exp2({0})"), _fmt("math.pow(2.0, {0})")),
-        atan2=Rule(
-            ELEMENTWISE, _fmt("np.arctan2({0}, {1})"), _fmt("math.atan2({0}, {1})")
-        ),
-        rsqrt=Rule(
-            ELEMENTWISE,
-            _fmt("np.reciprocal(np.sqrt({0}))"),
-            _fmt("1.0 / math.sqrt({0})"),
-        ),
-        cbrt=Rule(ELEMENTWISE, _fmt("np.cbrt({0})"), _fmt("float(np.cbrt({0}))")),
-        logistic=Rule(
-            ELEMENTWISE,
-            _fmt("np.reciprocal(1 + np.exp(-{0}))"),
-            _fmt("1.0 / (1.0 + math.exp(-{0}))"),
-        ),
-        abs=Rule(ELEMENTWISE, _fmt("np.abs({0})"), _fmt("abs({0})")),
-        sign=Rule(
-            ELEMENTWISE,
-            _fmt("np.sign({0})"),
-            _by_kind(
-                "(1.0 if {0} > 0 else (-1.0 if {0} < 0 else {0}))",
-                "(({0} > 0) - ({0} < 0))",
-            ),
-        ),
-        floor=Rule(ELEMENTWISE, _fmt("np.floor({0})"), _fmt("float(math.floor({0}))")),
-        ceil=Rule(ELEMENTWISE, _fmt("np.ceil({0})"), _fmt("float(math.ceil({0}))")),
-        round=Rule(ELEMENTWISE, _round_array, _round_scalar),
-        nextafter=Rule(
-            ELEMENTWISE,
-            _fmt("np.nextafter({0}, {1})"),
-            _fmt("math.nextafter({0}, {1})"),
-        ),
-        max=Rule(ELEMENTWISE, _fmt("np.maximum({0}, {1})"), _max_scalar),
-        min=Rule(ELEMENTWISE, _fmt("np.minimum({0}, {1})"), _min_scalar),
-        clamp=Rule(
-            ELEMENTWISE,
-            _fmt("np.minimum(np.maximum({1}, {0}), {2})"),
-            None,  # scalar mode: max then min (see ScalarEmitter)
-        ),
-        select_n=Rule(ELEMENTWISE, _select_array, _select_scalar),
-        convert_element_type=Rule(ELEMENTWISE, _convert_array, _convert_scalar),
-        reduce_precision=Rule(
-            ELEMENTWISE, _reduce_precision_array, _reduce_precision_scalar
-        ),
-    )
-    rules["not"] = Rule(ELEMENTWISE, _not_array, _not_scalar)
-    return rules
-
-
-IDENTITY = frozenset(
-    {
-        "copy",
-        "stop_gradient",
-        "optimization_barrier",
-        "device_put",
-    }
+from diffops.codegen.rules import (
+    CONTROL,
+    ELEMENTWISE,
+    OPAQUE,
+    REDUCTION,
+    STRUCTURAL,
+    Call,
+    Rule,
+    Text,
+    dtype_text,
+    ints,
+    literal,
 )
-"""Primitives whose outputs are their inputs (removed before emission)."""
+
+__all__ = [
+    "CONTROL",
+    "ELEMENTWISE",
+    "IDENTITY",
+    "OPAQUE",
+    "REDUCTION",
+    "RULES",
+    "STRUCTURAL",
+    "Call",
+    "Rule",
+    "dtype_text",
+    "evaluate",
+    "literal",
+    "namespace",
+    "supported",
+]
 
 
 # ---------------------------------------------------------------------------------
@@ -380,21 +69,21 @@ def _broadcast_in_dim(c: Call) -> str:
     dims = tuple(c.params["broadcast_dimensions"])
     a = c.args[0]
     if not c.ins[0].shape:
-        return f"np.broadcast_to({a}, {_ints(shape)})"
+        return f"np.broadcast_to({a}, {ints(shape)})"
     expanded = [1] * len(shape)
     for i, d in enumerate(dims):
         expanded[d] = c.ins[0].shape[i]
     if tuple(expanded) == shape:
-        return f"np.reshape({a}, {_ints(shape)})"
-    return f"np.broadcast_to(np.reshape({a}, {_ints(expanded)}), {_ints(shape)})"
+        return f"np.reshape({a}, {ints(shape)})"
+    return f"np.broadcast_to(np.reshape({a}, {ints(expanded)}), {ints(shape)})"
 
 
 def _reshape(c: Call) -> str:
-    return f"np.reshape({c.args[0]}, {_ints(c.outs[0].shape)})"
+    return f"np.reshape({c.args[0]}, {ints(c.outs[0].shape)})"
 
 
 def _transpose(c: Call) -> str:
-    return f"np.transpose({c.args[0]}, {_ints(c.params['permutation'])})"
+    return f"np.transpose({c.args[0]}, {ints(c.params['permutation'])})"
 
 
 def _slice(c: Call) -> str:
@@ -424,7 +113,7 @@ def _pad(c: Call) -> str:
 
 def _dynamic_slice(c: Call) -> str:
     starts = ", ".join(c.args[1:])
-    return f"_dynamic_slice({c.args[0]}, ({starts},), {_ints(c.params['slice_sizes'])})"
+    return f"_dynamic_slice({c.args[0]}, ({starts},), {ints(c.params['slice_sizes'])})"
 
 
 def _dynamic_update_slice(c: Call) -> str:
@@ -449,10 +138,10 @@ def _fill_value(c: Call) -> str:
 
 def _gather(c: Call) -> str:
     dnums = c.params["dimension_numbers"]
-    sizes = _ints(c.params["slice_sizes"])
+    sizes = ints(c.params["slice_sizes"])
     return (
         f"_gather({c.args[0]}, {c.args[1]}, {dnums!r}, {sizes}, {_fill_value(c)}, "
-        f"{_ints(c.outs[0].shape)})"
+        f"{ints(c.outs[0].shape)})"
     )
 
 
@@ -470,7 +159,7 @@ def _scatter(combine: str) -> Text:
 
 def _iota(c: Call) -> str:
     dtype = dtype_text(np.dtype(c.params["dtype"]))
-    return f"_iota({dtype}, {_ints(c.params['shape'])}, {c.params['dimension']})"
+    return f"_iota({dtype}, {ints(c.params['shape'])}, {c.params['dimension']})"
 
 
 def _split(c: Call) -> str:
@@ -496,14 +185,14 @@ def _sum_dtype(c: Call) -> str:
 
 def _reduce(function: str) -> Text:
     def text(c: Call) -> str:
-        axes = _ints(c.params["axes"])
+        axes = ints(c.params["axes"])
         return f"{function}({c.args[0]}, axis={axes}{_sum_dtype(c)})"
 
     return text
 
 
 def _reduce_plain(function: str) -> Text:
-    return lambda c: f"{function}({c.args[0]}, axis={_ints(c.params['axes'])})"
+    return lambda c: f"{function}({c.args[0]}, axis={ints(c.params['axes'])})"
 
 
 def _arg_reduce(function: str) -> Text:
@@ -535,7 +224,7 @@ def _dot_general(c: Call) -> str:
         right = f"{b}.T" if rn == 2 and rc[0] == 1 else b
         text = f"({left} @ {right})"
     elif not lb:
-        text = f"np.tensordot({a}, {b}, axes=({_ints(lc)}, {_ints(rc)}))"
+        text = f"np.tensordot({a}, {b}, axes=({ints(lc)}, {ints(rc)}))"
     else:
         dnums = ((tuple(lc), tuple(rc)), (tuple(lb), tuple(rb)))
         text = f"_dot_general({a}, {b}, {dnums!r})"
@@ -582,7 +271,7 @@ def _scan(c: Call) -> str:
     y_avals = tuple(
         (tuple(o.shape[1:]), dtype_text(o.dtype)) for o in c.outs[num_carry:]
     )
-    y_text = "(" + "".join(f"({_ints(s)}, {d}), " for s, d in y_avals) + ")"
+    y_text = "(" + "".join(f"({ints(s)}, {d}), " for s, d in y_avals) + ")"
     args = "".join(a + ", " for a in c.args)
     return (
         f"_scan({c.subs['jaxpr']}, {c.params['num_consts']}, {num_carry}, "
@@ -591,7 +280,7 @@ def _scan(c: Call) -> str:
 
 
 def _all_rules() -> dict[str, Rule]:
-    rules = _elementwise_rules()
+    rules = elementwise_rules()
     structural = {
         "broadcast_in_dim": Rule(STRUCTURAL, _broadcast_in_dim, view=True),
         "reshape": Rule(STRUCTURAL, _reshape, view=True),
@@ -655,22 +344,6 @@ RULES: dict[str, Rule] = _all_rules()
 def supported() -> frozenset[str]:
     """Names of every primitive the generator translates."""
     return frozenset(RULES) | IDENTITY
-
-
-def literal(value: Any) -> str:
-    """Python code of a scalar constant (round-trips exactly)."""
-    if isinstance(value, bool | np.bool_):
-        return "True" if value else "False"
-    if isinstance(value, int | np.integer):
-        i = int(value)
-        return f"({i})" if i < 0 else repr(i)
-    v = float(value)
-    if math.isnan(v):
-        return "math.nan"
-    if math.isinf(v):
-        return "math.inf" if v > 0 else "(-math.inf)"
-    text = repr(v)
-    return f"({text})" if text.startswith("-") else text
 
 
 # ---------------------------------------------------------------------------------

@@ -66,6 +66,36 @@ def emit_scalar_function(
         TooLarge: The code would exceed ``budget`` statements.
     """
     em = ScalarEmitter(module, budget)
+    outputs = em.run(program, _symbolic_inputs(em, program, packed_inputs))
+    kept, used = _live(em.stmts, outputs)
+    lines, unpacked = _input_lines(program, packed_inputs, used)
+    for stmt in kept:
+        if len(stmt.targets) == 1 and not stmt.expr.startswith("np.ravel("):
+            lines.append(f"{stmt.targets[0]} = {stmt.expr}")
+        else:
+            lines.append(f"{', '.join(stmt.targets)}, = {stmt.expr}")
+    lines.append(_return_line(program, outputs, packed_outputs))
+    names = ["p"] if packed_inputs else []
+    names += [f"a{i}" for i in range(packed_inputs, len(program.inputs))]
+    params = ", ".join(names)
+    body = "\n".join("        " + line for line in lines)
+    module.reserve(name)
+    module.add_function(
+        f"def {name}({params}):\n"
+        f"    try:\n{body}\n"
+        "    except (ArithmeticError, ValueError):\n"
+        "        # math raised where IEEE arithmetic gives inf or NaN: use NumPy\n"
+        f"        return {fallback}({params})"
+    )
+    bridges = sum(1 for s in kept if s.targets[0].startswith("r"))
+    packed = sum(o.size for o in outputs)
+    return ScalarFunction(len(kept), bridges, unpacked, packed)
+
+
+def _symbolic_inputs(
+    em: ScalarEmitter, program: Program, packed_inputs: int
+) -> list[Objects]:
+    """One :class:`Term` per input element (``a3_0``, ``a3_1``, ...)."""
     args = []
     for k, var in enumerate(program.inputs):
         kind = kind_of(var.aval.dtype)
@@ -76,18 +106,27 @@ def emit_scalar_function(
         em.input_sizes.append(var.aval.size)
         em.input_shapes.append(var.aval.shape)
         args.append(from_list(terms).reshape(var.aval.shape))
-    outputs = em.run(program, args)
+    return args
 
+
+def _live(stmts: list[Stmt], outputs: list[Objects]) -> tuple[list[Stmt], set[str]]:
+    """The statements the outputs need (dead code dropped), and the locals read."""
     used: set[str] = set()
     for out in outputs:
         used.update(e.name for e in out.reshape(-1).tolist() if isinstance(e, Term))
     kept: list[Stmt] = []
-    for stmt in reversed(em.stmts):
+    for stmt in reversed(stmts):
         if any(t in used for t in stmt.targets):
             kept.append(stmt)
             used.update(stmt.deps)
     kept.reverse()
+    return kept, used
 
+
+def _input_lines(
+    program: Program, packed_inputs: int, used: set[str]
+) -> tuple[list[str], int]:
+    """Lines unpacking the used inputs into locals and checking they are finite."""
     lines = []
     unpacked = 0
     flat_names: list[str] = []
@@ -123,11 +162,11 @@ def emit_scalar_function(
         total = " + ".join(checked)
         lines.append(f"if ({total}) * 0.0 != 0.0:")
         lines.append("    raise ValueError('non-finite input')")
-    for stmt in kept:
-        if len(stmt.targets) == 1 and not stmt.expr.startswith("np.ravel("):
-            lines.append(f"{stmt.targets[0]} = {stmt.expr}")
-        else:
-            lines.append(f"{', '.join(stmt.targets)}, = {stmt.expr}")
+    return lines, unpacked
+
+
+def _return_line(program: Program, outputs: list[Objects], packed_outputs: int) -> str:
+    """``return (...)``: packed residuals first, then each output as an array."""
     results = [
         _pack(out, var.aval)
         for out, var in zip(
@@ -138,23 +177,7 @@ def emit_scalar_function(
         flat = [e for out in outputs[:packed_outputs] for e in out.reshape(-1).tolist()]
         items = [e.name if isinstance(e, Term) else literal(e) for e in flat]
         results.insert(0, "(" + "".join(i + ", " for i in items) + ")")
-    lines.append("return (" + "".join(r + ", " for r in results) + ")")
-
-    names = ["p"] if packed_inputs else []
-    names += [f"a{i}" for i in range(packed_inputs, len(program.inputs))]
-    params = ", ".join(names)
-    body = "\n".join("        " + line for line in lines)
-    module.reserve(name)
-    module.add_function(
-        f"def {name}({params}):\n"
-        f"    try:\n{body}\n"
-        "    except (ArithmeticError, ValueError):\n"
-        "        # math raised where IEEE arithmetic gives inf or NaN: use NumPy\n"
-        f"        return {fallback}({params})"
-    )
-    bridges = sum(1 for s in kept if s.targets[0].startswith("r"))
-    packed = sum(o.size for o in outputs)
-    return ScalarFunction(len(kept), bridges, unpacked, packed)
+    return "return (" + "".join(r + ", " for r in results) + ")"
 
 
 def _unpack(arg: str, names: list[str], aval: Aval) -> str:
