@@ -26,7 +26,7 @@ JAX is imported only to trace (on first use of a call signature).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -63,10 +63,6 @@ class JaxCodegenBackend(Backend, GeneratedCode, SparseDerivatives, ExampleModels
     # Generated code builds new arrays for its outputs (array code copies views).
     fresh_outputs = True
     can_detect = True
-
-    def check(self, op_name: str, func: Function, options: Mapping[str, Any]) -> None:
-        """The ``jax`` backend's checks."""
-        JAX.check(op_name, func, options)
 
     def operator(self, op_name: str, func: Function, **options: Any) -> Function:
         """A :class:`GeneratedProgram` (code generated at the first call)."""
