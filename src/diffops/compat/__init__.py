@@ -293,8 +293,8 @@ def wrapper_module(backend_name: str) -> tuple[list[str], Callable[[str], Any]]:
         wrappers["return_numpy_arrays"] = lambda: partial(_wrapped, "jax_nojit", None)
         wrappers["jit_and_return_numpy_arrays"] = lambda: partial(_compiled, "jax")
     elif backend_name == "jax_codegen":
-        # The function itself (not a derivative) runs compiled by XLA.
-        wrappers["return_numpy_arrays"] = lambda: partial(_compiled, "jax")
+        # The function itself runs as generated NumPy code too.
+        wrappers["return_numpy_arrays"] = lambda: _generated_function
     elif backend_name == "torch":
         wrappers["return_numpy_arrays"] = lambda: partial(_wrapped, "torch", None)
 
@@ -321,6 +321,13 @@ def _wrapped(
 ) -> Any:
     """``function`` taking and returning NumPy arrays (float64 kept)."""
     return NumpyFunction(registry.backend(backend_name), function, compile=compile)
+
+
+def _generated_function(function: Function) -> Any:
+    """``function`` (written with ``jax.numpy``) as generated NumPy code."""
+    from diffops.backends.jax_codegen.function import GeneratedFunction
+
+    return GeneratedFunction(function)
 
 
 def _compiled(backend_name: str, function: Function, **jit_kwargs: Any) -> Any:
