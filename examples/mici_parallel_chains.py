@@ -2,11 +2,11 @@
 
 Run it with ``python examples/mici_parallel_chains.py --backend torch`` (``jax``,
 ``jax_nojit``, ``jax_codegen``, ``autograd``, ``symnum``, ``torch``). The target is a
-quartic density restricted to the unit sphere in three dimensions; its gradient, the constraint's
-Jacobian and matrix-Hessian product are diffops derivative functions, and the
-functions Mici evaluates on their own go through ``diffops.wrap_function``. Mici sends
-all of them to its worker processes, which receive each as its recipe (the function
-and the backend) and compile it again there.
+quartic density restricted to the unit sphere in three dimensions; its gradient, the
+constraint's Jacobian and matrix-Hessian product are diffops derivative functions, and
+the functions Mici evaluates on their own go through ``diffops.wrap_function``. Mici
+sends all of them to its worker processes, which receive each as its recipe (the
+function and the backend) and compile it again there.
 
 The worker processes are started with ``spawn``: one line,
 ``multiprocessing.set_start_method("spawn")``, at the start of the main script. JAX
