@@ -123,6 +123,11 @@ _STARTED: dict[str, float] = {}
 def pytest_runtest_setup(item):
     _POOLS.clear()
     _STARTED[item.nodeid] = time.perf_counter()
+    # Which case is running, so that a run cut short by a timeout can say.
+    path = os.environ.get("DIFFOPS_MICI_REPORT")
+    if path:
+        with open(f"{path}.running", "w") as file:
+            file.write(item.nodeid)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,8 @@ SDIST_SHA256 = "6bb568c2239c3cac4415955e5155c1ea1db4cf1310f14c29d098323f94a1aadd
 TESTS = Path(__file__).resolve().parent
 N_CASES = 48
 """Cases per backend in Mici's file: 24 of sample_hmc_chains, 24 of the constrained."""
-TIMEOUT = 600
-"""Seconds for one backend's run; a hang fails here instead of blocking CI."""
+TIMEOUT = 300
+"""Seconds for one backend's run (about 30 s here); a hang fails instead of blocking."""
 FAST = 60
 """Seconds within which a case that cannot compute must have failed."""
 
@@ -123,19 +124,42 @@ def run_mici_interface(path: Path, backend: str, *, parallel: bool) -> list[dict
         "-W",
         "ignore::DeprecationWarning",
     ]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        cwd=path.parent,
-        env=env,
-    )
+    result = None
+    for attempt in (1, 2):
+        try:
+            result = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                cwd=path.parent,
+                env=env,
+            )
+            break
+        except subprocess.TimeoutExpired as err:
+            hang = _hang_message(err, report, backend, parallel)
+            if attempt == 2:
+                pytest.fail(f"{hang} (twice in a row)")
+            # Seen once in CI in many runs, never reproduced since: say so, run again.
+            warnings.warn(f"{hang}; running it again", stacklevel=1)
+    assert result is not None
     if not report.exists():
         pytest.fail(f"Mici's tests did not run:\n{result.stdout[-3000:]}")
     results = json.loads(report.read_text())
     print(f"{backend}, {'parallel' if parallel else 'serial'}: {_counts(results)}")
     return results
+
+
+def _hang_message(
+    err: subprocess.TimeoutExpired, report: Path, backend: str, parallel: bool
+) -> str:
+    running = Path(f"{report}.running")
+    case = running.read_text() if running.exists() else "(none started)"
+    output = err.stdout.decode() if isinstance(err.stdout, bytes) else err.stdout
+    return (
+        f"Mici's tests with {backend} (parallel={parallel}) hung: no result after "
+        f"{TIMEOUT} s, in case {case}. Output: {(output or '')[-2000:]}"
+    )
 
 
 def _counts(results: list[dict]) -> dict[str, int]:

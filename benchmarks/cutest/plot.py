@@ -91,7 +91,8 @@ def plot(path: Path, all_rows: list[dict[str, Any]], asdex: bool) -> str | None:
         ax.set_xlabel("n (variables)")
         ax.set_title(title, fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.suptitle("CUTEst problems from sif2jax: sparse Jacobians and Hessians")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
