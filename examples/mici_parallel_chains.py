@@ -1,12 +1,12 @@
 """Mici's constrained HMC with chains on worker processes, on any diffops backend.
 
 Run it with ``python examples/mici_parallel_chains.py --backend torch`` (``jax``,
-``jax_nojit``, ``autograd``, ``symnum``, ``torch``). The target is a quartic density
-restricted to the unit sphere in three dimensions; its gradient, the constraint's
-Jacobian and matrix-Hessian product are diffops derivative functions, and the
-functions Mici evaluates on their own go through ``diffops.wrap_function``. Mici sends
-all of them to its worker processes, which receive each as its recipe (the function
-and the backend) and compile it again there.
+``jax_nojit``, ``jax_codegen``, ``autograd``, ``symnum``, ``torch``). The target is a
+quartic density restricted to the unit sphere in three dimensions; its gradient, the
+constraint's Jacobian and matrix-Hessian product are diffops derivative functions, and
+the functions Mici evaluates on their own go through ``diffops.wrap_function``. Mici
+sends all of them to its worker processes, which receive each as its recipe (the
+function and the backend) and compile it again there.
 
 The worker processes are started with ``spawn``: one line,
 ``multiprocessing.set_start_method("spawn")``, at the start of the main script. JAX
@@ -16,6 +16,9 @@ pool (to size its trace arrays, and to sample the initial momenta); ``spawn``
 children start afresh. PyTorch, Autograd and SymNum also work with ``fork``
 (``--start-method fork``); so does JAX if the parent never computed with it:
 ``--parent-computes-nothing`` gives Mici initial momenta and traces positions only.
+On ``jax_codegen`` the workers run generated NumPy code, not JAX, so ``fork`` works
+after the parent computed, once the code exists: ``--warm-up`` calls each function
+once in the parent (``jax_codegen`` generates code per input shape).
 """
 
 from __future__ import annotations
@@ -66,6 +69,15 @@ def system_functions(backend: str) -> dict[str, Any]:
     }
 
 
+def warm_up(functions: dict[str, Any], q: np.ndarray) -> None:
+    """Call each function once at ``q`` (and apply the closures) in this process."""
+    for function in functions.values():
+        out = function(q)
+        if isinstance(out, tuple) and callable(out[0]):
+            closure = out[0]
+            closure(np.ones(closure.arg_shape))
+
+
 def sample(
     backend: str,
     n_chain: int = 2,
@@ -74,6 +86,7 @@ def sample(
     seed: int = 1,
     max_tree_depth: int = 10,
     parent_computes_nothing: bool = False,
+    warm: bool = False,
 ) -> Any:
     """Sample ``n_chain`` chains on ``n_worker`` processes; Mici's outputs."""
     rng = np.random.default_rng(seed)
@@ -91,6 +104,9 @@ def sample(
             for q, p in zip(positions, momenta, strict=True)
         ]
         extra["trace_funcs"] = [trace_positions]
+    functions = system_functions(backend)
+    if warm:
+        warm_up(functions, positions[0])
     return mici.sample_constrained_hmc_chains(
         n_warm_up_iter=n_iter,
         n_main_iter=n_iter,
@@ -100,7 +116,7 @@ def sample(
         n_worker=n_worker,
         display_progress=False,
         sampler_kwargs={"max_tree_depth": max_tree_depth},
-        **system_functions(backend),
+        **functions,
         **extra,
     )
 
@@ -115,6 +131,7 @@ def main() -> None:
     parser.add_argument("--start-method", default="spawn")
     parser.add_argument("--parent-computes-nothing", action="store_true")
     parser.add_argument("--max-tree-depth", type=int, default=10)
+    parser.add_argument("--warm-up", action="store_true")
     args = parser.parse_args()
     # The one line that lets JAX users run Mici's chains on worker processes.
     multiprocessing.set_start_method(args.start_method, force=True)
@@ -123,6 +140,7 @@ def main() -> None:
         *settings,
         max_tree_depth=args.max_tree_depth,
         parent_computes_nothing=args.parent_computes_nothing,
+        warm=args.warm_up,
     )
     positions = np.concatenate(traces["pos"])
     violation = np.max(np.abs(np.sum(positions**2, axis=1) - 1))

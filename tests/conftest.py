@@ -8,6 +8,7 @@ Backends come from ``DIFFOPS_TEST_BACKENDS`` (see ``_backends.py``); run e.g.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -32,6 +33,12 @@ settings.register_profile(
     database=None,
 )
 settings.load_profile(os.environ.get("DIFFOPS_HYPOTHESIS_PROFILE", "diffops"))
+
+# jax_codegen's generated modules go to a directory of this run, not the user's cache
+# (tests that check the cache set their own).
+os.environ.setdefault(
+    "DIFFOPS_CODEGEN_CACHE", tempfile.mkdtemp(prefix="diffops-codegen-tests-")
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

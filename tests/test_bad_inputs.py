@@ -38,7 +38,7 @@ class Bad:
 
 
 def _module(backend: str) -> Any:
-    if backend in ("jax", "jax_nojit"):
+    if backend in ("jax", "jax_nojit", "jax_codegen"):
         import jax.numpy as jnp
 
         return jnp
@@ -59,7 +59,7 @@ def _op(name: str, func: Any, backend: str, **options: Any) -> Any:
     return getattr(diffops, name)(func, backend=backend, **options)
 
 
-TRACING = ("jax", "jax_nojit", "autograd", "torch")
+TRACING = ("jax", "jax_nojit", "jax_codegen", "autograd", "torch")
 CASES: list[Bad] = []
 
 # -- inputs that are not real arrays, on every backend -----------------------------

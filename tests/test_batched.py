@@ -76,7 +76,11 @@ def _linear_model(backend):
 
 @pytest.mark.parametrize(
     "backend",
-    [b for b in ("jax", "jax_nojit", "torch", "autograd") if b in SELECTED_BACKENDS],
+    [
+        b
+        for b in ("jax", "jax_nojit", "jax_codegen", "torch", "autograd")
+        if b in SELECTED_BACKENDS
+    ],
 )
 def test_shared_and_batched_extra_arguments(backend):
     require_backend(backend)

@@ -176,6 +176,7 @@ NAMED_RUNS = {
     "banded constraint": "examples/banded_constraint.py",
     "CI": "bash .ci/run",
     "constrained": "python -m benchmarks.constrained",
+    "codegen": "python -m benchmarks.codegen_backend",
 }
 """Runs other than the benchmark harness whose figures the pages may quote: a
 paragraph quoting one names its command (and date)."""

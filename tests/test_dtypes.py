@@ -18,7 +18,9 @@ from diffops.errors import InputTypeError
 from diffops.models import MODELS, SHAPED_MODELS, applicable_ops, reference
 from diffops.operators import OPERATORS, shape_of
 
-JAX_BACKENDS = [b for b in ("jax", "jax_nojit") if b in SELECTED_BACKENDS]
+JAX_BACKENDS = [
+    b for b in ("jax", "jax_nojit", "jax_codegen") if b in SELECTED_BACKENDS
+]
 
 
 # ---------------------------------------------------------------------------------
@@ -215,7 +217,9 @@ def test_non_numeric_input_is_a_type_error(backend):
         derivative([object(), object()])
 
 
-@pytest.mark.parametrize("backend", ["jax", "jax_nojit", "autograd", "torch"])
+@pytest.mark.parametrize(
+    "backend", ["jax", "jax_nojit", "jax_codegen", "autograd", "torch"]
+)
 def test_unpickled_float64_input_keeps_float64_and_structure(backend):
     require_backend(backend)
     from diffops.models import namespace

@@ -16,7 +16,9 @@ from diffops.operators import OPERATORS
 
 SCALAR_OPS = tuple(op for op in diffops.ALL_DIFF_OPS if OPERATORS[op].scalar_only)
 TRACING_BACKENDS = [
-    b for b in ("jax", "jax_nojit", "autograd", "torch") if b in SELECTED_BACKENDS
+    b
+    for b in ("jax", "jax_nojit", "jax_codegen", "autograd", "torch")
+    if b in SELECTED_BACKENDS
 ]
 
 
@@ -290,6 +292,7 @@ PLAIN_NUMPY = {
 HINTS = {
     "jax": "jax.numpy",
     "jax_nojit": "jax.numpy",
+    "jax_codegen": "jax.numpy",
     "autograd": "autograd.numpy",
     "torch": "torch.",
 }

@@ -11,7 +11,9 @@ import diffops
 from _backends import SELECTED_BACKENDS, require_backend
 
 TRACING = [
-    b for b in ("jax", "jax_nojit", "autograd", "torch") if b in SELECTED_BACKENDS
+    b
+    for b in ("jax", "jax_nojit", "jax_codegen", "autograd", "torch")
+    if b in SELECTED_BACKENDS
 ]
 RNG = np.random.default_rng(20261122)
 DESIGN = RNG.standard_normal((20, 3))

@@ -58,3 +58,13 @@ def test_fork_workers_after_jax_computed_fail_fast_naming_spawn():
     assert result.returncode != 0
     assert "ForkedProcessError" in result.stderr
     assert "multiprocessing.set_start_method('spawn')" in result.stderr
+
+
+def test_fork_workers_after_jax_computed_run_on_jax_codegen():
+    # The case above, on jax_codegen: the workers run generated NumPy code.
+    require_backend("jax_codegen")
+    result = run_script(
+        "--backend", "jax_codegen", "--start-method", "fork", "--warm-up"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "jax_codegen: 2 chains on 2 fork workers, 10 samples" in result.stdout

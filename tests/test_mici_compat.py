@@ -61,6 +61,7 @@ def test_registered_backends():
     assert diffops.registered_backends() == (
         "jax",
         "jax_nojit",
+        "jax_codegen",
         "autograd",
         "symnum",
         "torch",

@@ -188,7 +188,9 @@ def test_serial_with_micis_own_derivatives(mici_interface):
     assert all(r["outcome"] == "passed" for r in results), _failures(results)
 
 
-@pytest.mark.parametrize("backend", _backends("jax", "jax_nojit", "autograd", "torch"))
+@pytest.mark.parametrize(
+    "backend", _backends("jax", "jax_nojit", "jax_codegen", "autograd", "torch")
+)
 def test_serial(mici_interface, backend):
     require_backend(backend)
     results = run_mici_interface(mici_interface, backend, parallel=False)

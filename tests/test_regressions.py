@@ -18,7 +18,9 @@ from _backends import SELECTED_BACKENDS, require_backend
 from diffops.batching import BatchShapeWarning
 
 TRACING = [
-    b for b in ("jax", "jax_nojit", "torch", "autograd") if b in SELECTED_BACKENDS
+    b
+    for b in ("jax", "jax_nojit", "jax_codegen", "torch", "autograd")
+    if b in SELECTED_BACKENDS
 ]
 
 

@@ -148,7 +148,7 @@ def hessian_grad_and_value(
         as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
             arrays on their device.
         sparsity: ``None`` (dense), ``"detect"`` (structure read from the function,
-            on ``jax`` and ``jax_nojit``) or a boolean pattern of shape
+            on ``jax``, ``jax_nojit``, ``jax_codegen``) or a boolean pattern of shape
             ``(prod(S), prod(S))``: the Hessian is then a ``scipy.sparse.csr_array``
             of that shape.
         arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
@@ -246,9 +246,9 @@ def jacobian_and_value(
             arrays on their device.
         mode: ``"auto"`` (forward when outputs outnumber inputs), ``"forward"`` (one
             JVP per input) or ``"reverse"`` (one VJP per output); on ``jax``,
-            ``jax_nojit`` and ``torch``.
+            ``jax_nojit``, ``jax_codegen`` and ``torch``.
         sparsity: ``None`` (dense), ``"detect"`` (structure read from the function,
-            on ``jax`` and ``jax_nojit``) or a boolean pattern of shape
+            on ``jax``, ``jax_nojit``, ``jax_codegen``) or a boolean pattern of shape
             ``(prod(F), prod(S))``: the Jacobian is then a ``scipy.sparse.csr_array``
             of that shape.
         arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
@@ -299,7 +299,7 @@ def mhp_jacobian_and_value(
         as_numpy: Return NumPy arrays (default); ``False`` keeps JAX and PyTorch
             arrays on their device.
         mode: ``"auto"``, ``"forward"`` or ``"reverse"``, for the Jacobian pass (on
-            ``jax``, ``jax_nojit`` and ``torch``).
+            ``jax``, ``jax_nojit``, ``jax_codegen`` and ``torch``).
         sparsity: ``None`` (dense), ``"detect"`` or a boolean pattern of shape
             ``(prod(F), prod(S))``: the Jacobian is then a ``scipy.sparse.csr_array``;
             ``mhp`` still takes a dense ``F + S`` array.

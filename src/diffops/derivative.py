@@ -18,6 +18,7 @@ import numpy as np
 
 from diffops.backends.capabilities import (
     FrameworkArrays,
+    GeneratedCode,
     generated_code,
     keeps_framework_arrays,
 )
@@ -228,6 +229,22 @@ class DerivativeFunction:
                 self.op_name, self.func, **_backend_options(self.options)
             )
         return self._fixed_shape  # type: ignore[return-value]
+
+    @property
+    def source(self) -> str | None:
+        """The generated code that computes it, on backends that generate code.
+
+        ``jax_codegen``: the NumPy source generated for each call signature so far
+        (empty before the first call), the closure's application after the main
+        function; ``symnum``: SymNum's generated module (built now if it was
+        not); other backends: ``None``.
+        """
+        if not isinstance(self._backend, GeneratedCode):
+            return None
+        if self._impl is None:
+            self._build()
+        program = self._program
+        return "" if program is None else generated_code(self._backend).source(program)
 
     @property
     def coloring(self) -> dict[str, Any] | None:

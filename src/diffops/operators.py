@@ -335,7 +335,7 @@ JACOBIAN_OPTIONS: Mapping[str, tuple[str, ...]] = {
     name: ("mode",) for name, op in OPERATORS.items() if "jacobian" in op.outputs
 }
 """The options of the operators that form a Jacobian, on backends with Jacobian
-modes (``jax``, ``jax_nojit``, ``torch``)."""
+modes (``jax``, ``jax_nojit``, ``jax_codegen``, ``torch``)."""
 
 SPARSE_OUTPUTS: Mapping[str, str] = {
     name: op.matrix for name, op in OPERATORS.items() if op.matrix is not None

@@ -37,6 +37,7 @@ class Registration(NamedTuple):
 _REGISTERED_BACKENDS: dict[str, Registration] = {
     "jax": Registration("jax", "diffops.backends.jax:JAX"),
     "jax_nojit": Registration("jax", "diffops.backends.jax:JAX_NOJIT"),
+    "jax_codegen": Registration("jax", "diffops.backends.jax_codegen:JAX_CODEGEN"),
     "autograd": Registration("autograd", "diffops.backends.autograd:AUTOGRAD"),
     "symnum": Registration("symnum", "diffops.backends.symnum:SYMNUM"),
     "torch": Registration("torch", "diffops.backends.torch:TORCH"),

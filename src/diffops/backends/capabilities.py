@@ -389,6 +389,10 @@ class GeneratedCode:
         )
         raise TypeError(msg)
 
+    def source(self, program: Function) -> str | None:
+        """The generated source behind ``program``, if there is any (default: none)."""
+        return None
+
     def function_recipe(
         self, func: Function
     ) -> tuple[Callable[..., Function], tuple[Any, ...]] | None:

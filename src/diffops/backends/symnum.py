@@ -431,6 +431,11 @@ class SymnumBackend(Backend, GeneratedCode, SparseDerivatives, ExampleModels):
         _SOURCES[program] = state
         return program
 
+    def source(self, program: Function) -> str | None:
+        """SymNum's generated source."""
+        state = _SOURCES.get(program)
+        return None if state is None else str(state[1])
+
     def function_recipe(
         self, func: Function
     ) -> tuple[Callable[..., Function], tuple[Any, ...]] | None:

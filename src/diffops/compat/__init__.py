@@ -65,6 +65,7 @@ class AutodiffBackend(NamedTuple):
 _WRAPPERS: dict[str, tuple[str, str | None]] = {
     "jax": ("diffops.jax_wrapper", "jit_and_return_numpy_arrays"),
     "jax_nojit": ("diffops.jax_wrapper", "return_numpy_arrays"),
+    "jax_codegen": ("diffops.jax_codegen_wrapper", "return_numpy_arrays"),
     "autograd": ("diffops.autograd_wrapper", None),
     "symnum": ("diffops.symnum_wrapper", None),
     "torch": ("diffops.torch_wrapper", "return_numpy_arrays"),
@@ -264,14 +265,21 @@ def _at_shape(program: Function, shape: tuple[int, ...], x: Any, *args: Any) -> 
     return program(x, *args)
 
 
-_FLAGS = {"jax": "JAX", "autograd": "AUTOGRAD", "symnum": "SYMNUM", "torch": "TORCH"}
+_FLAGS = {
+    "jax": "JAX",
+    "jax_codegen": "JAX",
+    "autograd": "AUTOGRAD",
+    "symnum": "SYMNUM",
+    "torch": "TORCH",
+}
 
 
 def wrapper_module(backend_name: str) -> tuple[list[str], Callable[[str], Any]]:
     """``(__all__, __getattr__)`` of a ``*_wrapper`` module (PEP 562).
 
     Args:
-        backend_name: ``"jax"``, ``"autograd"``, ``"symnum"`` or ``"torch"``.
+        backend_name: ``"jax"``, ``"jax_codegen"``, ``"autograd"``, ``"symnum"`` or
+            ``"torch"``.
 
     Returns:
         The module's public names, and the function giving each attribute: the
@@ -279,11 +287,14 @@ def wrapper_module(backend_name: str) -> tuple[list[str], Callable[[str], Any]]:
     """
     flag = f"{_FLAGS[backend_name]}_AVAILABLE"
     wrappers: dict[str, Callable[[], Any]] = {
-        flag: lambda: registry.installed(backend_name)
+        flag: lambda: registry.is_available(backend_name)
     }
     if backend_name == "jax":
         wrappers["return_numpy_arrays"] = lambda: partial(_wrapped, "jax_nojit", None)
         wrappers["jit_and_return_numpy_arrays"] = lambda: partial(_compiled, "jax")
+    elif backend_name == "jax_codegen":
+        # The function itself runs as generated NumPy code too.
+        wrappers["return_numpy_arrays"] = lambda: _generated_function
     elif backend_name == "torch":
         wrappers["return_numpy_arrays"] = lambda: partial(_wrapped, "torch", None)
 
@@ -310,6 +321,13 @@ def _wrapped(
 ) -> Any:
     """``function`` taking and returning NumPy arrays (float64 kept)."""
     return NumpyFunction(registry.backend(backend_name), function, compile=compile)
+
+
+def _generated_function(function: Function) -> Any:
+    """``function`` (written with ``jax.numpy``) as generated NumPy code."""
+    from diffops.backends.jax_codegen.function import GeneratedFunction
+
+    return GeneratedFunction(function)
 
 
 def _compiled(backend_name: str, function: Function, **jit_kwargs: Any) -> Any:
