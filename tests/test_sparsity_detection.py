@@ -442,3 +442,40 @@ def test_random_programs(steps, seed, kind):
 
     points = _points((6,), seed=seed)
     assert_covers(kind, f, points, (index,))
+
+
+def test_constant_zero_made_by_rounding_is_not_a_structural_zero():
+    # CUTEst DIAGIQB: the Hessian's diagonal is (i*i)/10 - 4.9; at i = 7 NumPy's
+    # constant folding gives exactly 0 where XLA gives -8.3e-17, so the entry is
+    # non-zero in the dense Hessian and must be in the detected structure.
+    jnp = pytest.importorskip("jax.numpy")
+
+    def f(y):
+        i = jnp.arange(1, y.shape[0] + 1, dtype=y.dtype)
+        h = i * i / 10.0 - 4.9
+        return 0.5 * jnp.sum(h * y * y) + jnp.sum(y)
+
+    x = np.linspace(0.1, 1.0, 10)
+    sparse = diffops.hessian_grad_and_value(f, sparsity="detect")(x)[0]
+    dense = diffops.hessian_grad_and_value(f)(x)[0]
+    assert sparse.nnz == 10
+    np.testing.assert_allclose(sparse.toarray(), dense, rtol=1e-14, atol=1e-15)
+
+
+def test_exact_constant_zeros_stay_structural():
+    # A product with an exact zero constant is still left out of the structure.
+    jnp = pytest.importorskip("jax.numpy")
+
+    def f(y):
+        mask = (jnp.arange(y.shape[0]) % 2).astype(y.dtype)
+        return jnp.sum(mask * y**2)
+
+    sparse = diffops.hessian_grad_and_value(f, sparsity="detect")(np.ones(6))[0]
+    assert sparse.nnz == 3
+
+
+def test_plan_with_every_entry_uncolored():
+    from diffops.sparse.plans import _compact
+
+    np.testing.assert_array_equal(_compact(np.array([-1, -1])), [-1, -1])
+    np.testing.assert_array_equal(_compact(np.array([4, -1, 2])), [1, -1, 0])

@@ -222,7 +222,9 @@ def _bidirectional(pattern: Any) -> list[_Split]:
 def _compact(colors: np.ndarray) -> np.ndarray:
     """Colors renumbered 0.. over the colored entries (``-1`` kept)."""
     used = np.unique(colors[colors >= 0])
-    renumber = np.full(int(colors.max()) + 1 if colors.size else 0, -1)
+    # At least one slot: with every entry uncolored (-1) the lookup below still reads
+    # slot 0 (VANDANIUMS in the CUTEst harness raised IndexError here).
+    renumber = np.full(max(int(colors.max()) + 1 if colors.size else 0, 1), -1)
     renumber[used] = np.arange(used.size)
     return np.where(colors >= 0, renumber[np.maximum(colors, 0)], -1)
 

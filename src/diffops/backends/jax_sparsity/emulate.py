@@ -331,4 +331,49 @@ def evaluate(
     if emulation is None:
         raise NotEmulated
     with np.errstate(all="ignore"):
-        return emulation(arrays, params)
+        results = emulation(arrays, params)
+        if name in _ROUNDING and len(results) == 1:
+            results = [_rounding_zeros_kept(name, arrays, params, results[0])]
+        return results
+
+
+_ROUNDING = {"add", "add_any", "sub", "mul", "div", "square", "integer_pow"}
+_ROUNDING |= {"reduce_sum", "cumsum"}
+
+
+def _rounding_zeros_kept(
+    name: str, arrays: Sequence[np.ndarray], params: dict[str, Any], result: np.ndarray
+) -> np.ndarray:
+    """``result`` with zeros that rounding made (not exact ones) made non-zero.
+
+    NumPy and XLA may round floating-point arithmetic differently (XLA turns a
+    division by a constant into a multiplication, say), so a zero that NumPy gets by
+    cancellation (``4.9 - 4.9``) or underflow may be ``-8.3e-17`` in the compiled
+    program. Such a constant must not make a derivative entry structurally zero:
+    its entries become the smallest subnormal, which no rule takes for zero (found
+    by the CUTEst harness on DIAGIQB, whose Hessian has the diagonal entry
+    ``7**2 / 10 - 4.9``). Exact zeros (a zero operand of a product, a sum of zeros)
+    stay zero.
+    """
+    if result.dtype.kind not in "fc" or not np.any(result == 0):
+        return result
+    nonzero = [np.asarray(a) != 0 for a in arrays]
+    if name in ("reduce_sum", "cumsum"):
+        axes = tuple(params["axes"]) if name == "reduce_sum" else None
+        made = (
+            np.any(nonzero[0], axis=axes)
+            if axes is not None
+            else _cumulative(np.logical_or.accumulate)([nonzero[0]], params)[0]
+        )
+    elif name == "mul":
+        made = np.logical_and(nonzero[0], nonzero[1])
+    elif name == "div":
+        made = nonzero[0]
+    else:  # sums and differences, powers: zero from non-zero operands
+        made = np.logical_or.reduce(np.broadcast_arrays(*nonzero))
+    uncertain = (result == 0) & made
+    if not np.any(uncertain):
+        return result
+    kept = np.array(result, copy=True)
+    kept[uncertain] = np.finfo(result.dtype).smallest_subnormal
+    return kept
