@@ -177,6 +177,7 @@ NAMED_RUNS = {
     "CI": "bash .ci/run",
     "constrained": "python -m benchmarks.constrained",
     "codegen": "python -m benchmarks.codegen_backend",
+    "cutest": "python -m benchmarks.cutest",
 }
 """Runs other than the benchmark harness whose figures the pages may quote: a
 paragraph quoting one names its command (and date)."""

@@ -22,6 +22,7 @@ The object has cyipopt's problem interface (``objective``, ``gradient``,
 (``pip install diffops[ipopt]``).
 """
 
-from diffops.ipopt.problem import IpoptProblem, ipopt_problem
+from diffops.ipopt.builder import ipopt_problem
+from diffops.ipopt.problem import IpoptProblem
 
 __all__ = ["IpoptProblem", "ipopt_problem"]
