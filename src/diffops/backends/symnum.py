@@ -3,11 +3,9 @@
 SymNum differentiates symbolically and generates NumPy code, so the derivative
 functions take and return NumPy arrays. It needs the shape of the argument when code
 is generated: decorate the function with ``symnum.numpify(shape)`` (an int ``n``
-means ``(n,)``), or pass the undecorated symbolic function together with
-``arg_shape=shape``. SymNum itself cannot generate code for 0-d arguments, so for
-``arg_shape=()`` diffops differentiates ``y -> f(y[0])`` with ``y`` of shape ``(1,)``
-and reshapes the results and closures back to 0-d.
-
+means ``(n,)``), or pass the symbolic function with ``arg_shape=shape``. For 0-d
+arguments (SymNum generates no code for them) diffops differentiates
+``y -> f(y[0])`` with ``y`` of shape ``(1,)`` and reshapes the results back to 0-d.
 SymNum is imported on first use.
 """
 
@@ -433,8 +431,7 @@ class SymnumBackend(Backend, GeneratedCode, SparseDerivatives, ExampleModels):
 
     def source(self, program: Function) -> str | None:
         """SymNum's generated source."""
-        state = _SOURCES.get(program)
-        return None if state is None else str(state[1])
+        return None if (state := _SOURCES.get(program)) is None else str(state[1])
 
     def function_recipe(
         self, func: Function
