@@ -10,12 +10,13 @@ during a batch.
 
 from __future__ import annotations
 
-import gc
 import math
 import statistics
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from diffops.timing import time_batch
 
 ROUNDS = 7
 MIN_BATCH = 0.02
@@ -28,19 +29,6 @@ def timed(call: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     result = call()
     return result, time.perf_counter() - start
-
-
-def _batch(call: Callable[[], Any], loops: int) -> float:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for _ in range(loops):
-            call()
-        return time.perf_counter() - start
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def per_call(
@@ -70,5 +58,5 @@ def per_call(
     names = list(calls)
     for k in range(n_rounds):
         for name in names[k % len(names) :] + names[: k % len(names)]:
-            samples[name].append(_batch(calls[name], loops[name]) / loops[name])
+            samples[name].append(time_batch(calls[name], loops[name]) / loops[name])
     return {name: statistics.median(values) for name, values in samples.items()}
