@@ -40,18 +40,18 @@ def run_checks(
     backend: str | None,
     name: str,
 ) -> CheckReport:
-    """Check derivative functions given as a mapping; never raises on failure.
+    """The checks of :func:`diffops.check.check_functions`, its options gathered.
 
     Args:
-        func: The function, or ``None`` to use each operator's own value output as
-            the reference for its first derivative.
-        x: The point.
-        functions: Derivative functions keyed by operator name.
-        args: Extra arguments of ``func`` and the derivative functions.
+        func: The function (``None``: each operator's value output is the
+            reference for its first derivative).
+        x: The point, any shape.
+        functions: The derivative functions to check, by operator name.
+        args: The extra arguments every function takes after ``x``.
         reference: ``"fd"``, a backend name or a mapping of derivative functions.
         settings: Tolerances, step, directions, full limit and seed.
-        backend: Backend ``func`` is written for, if known (to evaluate it).
-        name: Name of the checked function when ``func`` is ``None``.
+        backend: The backend ``func`` is written for, if known.
+        name: What to call ``func`` in the report when it is ``None``.
 
     Returns:
         The :class:`CheckReport`.

@@ -149,13 +149,7 @@ def find_function(module: ModuleType, where: str, name: str) -> Any:
 
     func = getattr(module, name, None)
     if func is None:
-        defined = sorted(
-            key
-            for key, value in vars(module).items()
-            if callable(value)
-            and not key.startswith("_")
-            and getattr(value, "__module__", None) == module.__name__
-        )
+        defined = _functions_defined(module)
         msg = (
             f"no function {name!r} in {where}; it defines: "
             f"{', '.join(defined) or 'no functions'}.{closest(name, defined)}"
@@ -165,6 +159,17 @@ def find_function(module: ModuleType, where: str, name: str) -> Any:
         msg = f"{name!r} in {where} is {type(func).__name__}, not a function."
         raise UsageError(msg)
     return func
+
+
+def _functions_defined(module: ModuleType) -> list[str]:
+    """The public functions that ``module`` defines (not imports), sorted."""
+    return sorted(
+        key
+        for key, value in vars(module).items()
+        if callable(value)
+        and not key.startswith("_")
+        and getattr(value, "__module__", None) == module.__name__
+    )
 
 
 def load_target(text: str) -> tuple[ModuleType, str, str, Any]:

@@ -157,17 +157,28 @@ def _scatter(
     if keep is not None:
         index = tuple(i[keep] for i in index)
         updates = updates[keep]
+    combine_at(out, index, updates, combine)
+    return out
+
+
+# How a scatter combines an update with the element it lands on (other than "set").
+_COMBINE = {"add": np.add, "mul": np.multiply, "min": np.minimum, "max": np.maximum}
+
+
+def combine_at(out: Array, index: Any, updates: Array, combine: str) -> None:
+    """Scatter ``updates`` into ``out[index]`` in place, combined as XLA does.
+
+    Args:
+        out: The array written, any shape.
+        index: A NumPy index of ``out`` (integer arrays, one entry per update).
+        updates: Values, one per indexed element.
+        combine: ``"set"`` (indices must not repeat), ``"add"``, ``"mul"``,
+            ``"min"`` or ``"max"`` (repeated indices combine, in any order).
+    """
     if combine == "set":
         out[index] = updates
-    elif combine == "add":
-        np.add.at(out, index, updates)
-    elif combine == "mul":
-        np.multiply.at(out, index, updates)
-    elif combine == "min":
-        np.minimum.at(out, index, updates)
     else:
-        np.maximum.at(out, index, updates)
-    return out
+        _COMBINE[combine].at(out, index, updates)
 
 
 def _dynamic_slice(operand: Array, starts: Any, sizes: Any) -> Array:

@@ -75,18 +75,15 @@ def ipopt_problem(
             shape; also the errors of building derivative functions (an unknown or
             missing backend, a function that is not callable).
     """
-    return IpoptProblem(
-        objective,
-        x0,
-        constraints,
-        lb=lb,
-        ub=ub,
-        cl=cl,
-        cu=cu,
-        args=args,
-        constraint_args=constraint_args,
-        backend=backend,
-        sparsity=sparsity,
-        prefetch=prefetch,
-        **options,
-    )
+    settings = {
+        "lb": lb,
+        "ub": ub,
+        "cl": cl,
+        "cu": cu,
+        "args": args,
+        "constraint_args": constraint_args,
+        "backend": backend,
+        "sparsity": sparsity,
+        "prefetch": prefetch,
+    }
+    return IpoptProblem(objective, x0, constraints, {**options, **settings})

@@ -84,19 +84,24 @@ class IpoptProblem:
         self,
         objective: Callable[..., Any],
         x0: Any,
-        constraints: Callable[..., Any] | None = None,
-        *,
-        lb: Any = None,
-        ub: Any = None,
-        cl: Any = None,
-        cu: Any = None,
-        args: tuple[Any, ...] = (),
-        constraint_args: tuple[Any, ...] = (),
-        backend: str = "jax",
-        sparsity: str | None = "detect",
-        prefetch: bool = True,
-        **options: Any,
+        constraints: Callable[..., Any] | None,
+        settings: dict[str, Any],
     ):
+        """Build from :func:`ipopt_problem`'s arguments (documented there).
+
+        Args:
+            objective: The objective function.
+            x0: The starting point.
+            constraints: The constraints function, or ``None``.
+            settings: :func:`ipopt_problem`'s keyword arguments, all of them (the
+                keys other than its named ones are backend options).
+        """
+        self._settings = dict(settings)  # the recipe, for pickling
+        settings = dict(settings)
+        lb, ub, cl, cu = (settings.pop(name) for name in ("lb", "ub", "cl", "cu"))
+        args, constraint_args = settings.pop("args"), settings.pop("constraint_args")
+        backend, sparsity = settings.pop("backend"), settings.pop("sparsity")
+        prefetch, options = settings.pop("prefetch"), settings
         x = _checked(sparsity, x0, constraints, cl, cu)
         self.x0 = x.astype(np.float64)
         self.n = self.x0.size
@@ -442,29 +447,7 @@ class IpoptProblem:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The recipe, without the caches, counters or lock.
-        keywords = {
-            "lb": self.lb,
-            "ub": self.ub,
-            "cl": self.cl if self._constraints is not None else None,
-            "cu": self.cu if self._constraints is not None else None,
-            "args": self.args,
-            "constraint_args": self.constraint_args,
-            "backend": self._backend,
-            "sparsity": self.sparsity,
-            "prefetch": self.prefetch,
-            **self._options,
-        }
         return (
-            rebuild_problem,
-            (self._objective, self.x0, self._constraints, keywords),
+            IpoptProblem,
+            (self._objective, self.x0, self._constraints, self._settings),
         )
-
-
-def rebuild_problem(
-    objective: Callable[..., Any],
-    x0: np.ndarray,
-    constraints: Callable[..., Any] | None,
-    keywords: dict[str, Any],
-) -> IpoptProblem:
-    """A pickled :class:`IpoptProblem`, built again from its recipe."""
-    return IpoptProblem(objective, x0, constraints, **keywords)

@@ -24,7 +24,65 @@ def describe_sparsity(sparsity: Any) -> Any:
     return f"<{type(sparsity).__name__} {shape}>"
 
 
-def rebuild(
+class Callbacks:
+    """The recipe that SciPy's callback objects keep: their repr and pickling.
+
+    Attributes:
+        args: The extra arguments of the function.
+        prefetch: Whether a new point evaluates the derivative with the value.
+        sparsity: The ``sparsity`` given (``None``: dense).
+    """
+
+    _builder = "callbacks"  # the public function that builds the subclass
+
+    def _keep_recipe(
+        self,
+        func: Callable[..., Any],
+        backend: str,
+        args: tuple[Any, ...],
+        own: dict[str, Any],
+        options: dict[str, Any],
+    ) -> None:
+        """Keep what builds the object again.
+
+        Args:
+            func: The user's function.
+            backend: The backend's name.
+            args: The extra arguments.
+            own: The builder's keywords: ``prefetch``, ``sparsity`` and any of the
+                subclass's own.
+            options: The backend options.
+        """
+        self.args = tuple(args)
+        self.prefetch = bool(own["prefetch"])
+        self.sparsity = own["sparsity"]
+        self._func = func
+        self._backend = backend
+        self._own = own
+        self._options = options
+
+    def __repr__(self) -> str:
+        from diffops.errors import function_name
+
+        shown = {
+            key: describe_sparsity(value) if key == "sparsity" else value
+            for key, value in {**self._own, **self._options}.items()
+            if key != "prefetch" and not (key == "sparsity" and value is None)
+        }
+        opts = "".join(f", {k}={v!r}" for k, v in shown.items())
+        return (
+            f"{self._builder}({function_name(self._func)}, backend={self._backend!r}, "
+            f"args=<{len(self.args)}>, prefetch={self.prefetch}{opts})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The recipe, without caches, counters or lock (e.g. for SciPy's
+        # ``workers`` or a process pool of optimisations).
+        recipe = (type(self), self._func, self._backend, self.args, self._own)
+        return (_rebuild, (*recipe, self._options))
+
+
+def _rebuild(
     cls: Callable[..., Any],
     func: Callable[..., Any],
     backend: str,
@@ -34,31 +92,3 @@ def rebuild(
 ) -> Any:
     """A pickled callbacks object, built again from its recipe."""
     return cls(func, backend, args, **own, **options)
-
-
-def callbacks_repr(
-    kind: str,
-    func: Callable[..., Any],
-    backend: str,
-    recipe: tuple[int, bool, Any],
-    options: dict[str, Any],
-) -> str:
-    """``kind(func, backend=..., args=<n>, prefetch=..., options...)``.
-
-    Args:
-        kind: The builder's name.
-        func: The user's function.
-        backend: The backend's name.
-        recipe: The number of extra arguments, ``prefetch`` and ``sparsity``.
-        options: The other options.
-    """
-    from diffops.errors import function_name
-
-    n_args, prefetch, sparsity = recipe
-    if sparsity is not None:
-        options = {"sparsity": describe_sparsity(sparsity), **options}
-    opts = "".join(f", {k}={v!r}" for k, v in options.items())
-    return (
-        f"{kind}({function_name(func)}, backend={backend!r}, args=<{n_args}>, "
-        f"prefetch={prefetch}{opts})"
-    )

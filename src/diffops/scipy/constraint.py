@@ -23,15 +23,14 @@ from diffops.scipy.common import (
     HESSIAN,
     HESSIAN_KINDS,
     OPERATORS,
-    callbacks_repr,
-    rebuild,
+    Callbacks,
 )
 
 _VALUE, _JACOBIAN = 0, 1
 """A constraint's levels: the value alone, or with the Jacobian."""
 
 
-class ScipyConstraint:
+class ScipyConstraint(Callbacks):
     """Value, Jacobian and Hessian term of a constraint function for SciPy.
 
     Built by :func:`scipy_constraint`, which hands its methods to a
@@ -59,6 +58,8 @@ class ScipyConstraint:
         calls: Calls from the optimiser so far, by method name (``fun``, ``jac``,
             ``hess``).
     """
+
+    _builder = "scipy_constraint"
 
     def __init__(
         self,
@@ -98,13 +99,9 @@ class ScipyConstraint:
                 **options,
             ),
         }
-        self.args = tuple(args)
-        self.prefetch = bool(prefetch)
-        self.sparsity = sparsity
         self.hessian = hessian
-        self._func = func
-        self._backend = backend
-        self._options = options
+        own = {"prefetch": prefetch, "sparsity": sparsity, "hessian": hessian}
+        self._keep_recipe(func, backend, args, own, options)
         self._value = wrap_function(func, backend)
         self._lock = _thread.allocate_lock()
         self._points = PointCache(
@@ -220,24 +217,6 @@ class ScipyConstraint:
         # Symmetric: the transpose product is the product.
         return LinearOperator(
             (x.size, x.size), matvec=matvec, rmatvec=matvec, dtype=x.dtype
-        )
-
-    def __repr__(self) -> str:
-        recipe = (len(self.args), self.prefetch, self.sparsity)
-        options = {"hessian": self.hessian, **self._options}
-        return callbacks_repr(
-            "scipy_constraint", self._func, self._backend, recipe, options
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        own = {
-            "prefetch": self.prefetch,
-            "sparsity": self.sparsity,
-            "hessian": self.hessian,
-        }
-        return (
-            rebuild,
-            (ScipyConstraint, self._func, self._backend, self.args, own, self._options),
         )
 
 

@@ -30,12 +30,11 @@ from diffops.scipy.common import (
     HESSIAN,
     HVP,
     OPERATORS,
-    callbacks_repr,
-    rebuild,
+    Callbacks,
 )
 
 
-class ScipyObjective:
+class ScipyObjective(Callbacks):
     """Value, gradient, Hessian and Hessian-vector products for SciPy's optimisers.
 
     Built by :func:`scipy_objective`; pass its methods to
@@ -74,6 +73,8 @@ class ScipyObjective:
             ``fun_and_jac``, ``hess``, ``hessp``).
     """
 
+    _builder = "scipy_objective"
+
     def __init__(
         self,
         func: Callable[..., Any],
@@ -95,12 +96,8 @@ class ScipyObjective:
             )
             for name in OPERATORS
         }
-        self.args = tuple(args)
-        self.prefetch = bool(prefetch)
-        self.sparsity = sparsity
-        self._func = func
-        self._backend = backend
-        self._options = options
+        own = {"prefetch": prefetch, "sparsity": sparsity}
+        self._keep_recipe(func, backend, args, own, options)
         self._lock = _thread.allocate_lock()
         self._cache = PointCache(
             [(name, self._evaluator(name)) for name in OPERATORS],
@@ -227,28 +224,6 @@ class ScipyObjective:
             product = point.out[0](p)
         # The closure's result is not cached; copy only what SciPy could not write.
         return product if product.flags.writeable else np.array(product, copy=True)
-
-    def __repr__(self) -> str:
-        recipe = (len(self.args), self.prefetch, self.sparsity)
-        return callbacks_repr(
-            "scipy_objective", self._func, self._backend, recipe, self._options
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The recipe, without the cache, counters or lock (e.g. for SciPy's
-        # ``workers`` or a process pool of optimisations).
-        options = {"prefetch": self.prefetch, "sparsity": self.sparsity}
-        return (
-            rebuild,
-            (
-                ScipyObjective,
-                self._func,
-                self._backend,
-                self.args,
-                options,
-                self._options,
-            ),
-        )
 
 
 def scipy_objective(

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from diffops.codegen.runtime import combine_at
+
 Emulation = Callable[[Sequence[np.ndarray], dict[str, Any]], list[np.ndarray]]
 
 
@@ -183,20 +185,9 @@ def scatter(kind: str) -> Emulation:
         keep = targets.reshape(-1) >= 0
         where = targets.reshape(-1)[keep]
         values = updates.reshape(-1)[keep]
-        if kind == "set":
-            if len(np.unique(where)) != where.size:
-                raise NotEmulated  # which duplicate wins is unspecified
-            out[where] = values
-        elif kind == "add":
-            np.add.at(out, where, values)
-        elif kind == "mul":
-            np.multiply.at(out, where, values)
-        elif kind == "min":
-            np.minimum.at(out, where, values)
-        elif kind == "max":
-            np.maximum.at(out, where, values)
-        else:  # pragma: no cover - table below
-            raise NotEmulated
+        if kind == "set" and len(np.unique(where)) != where.size:
+            raise NotEmulated  # which duplicate wins is unspecified
+        combine_at(out, where, values, kind)
         return [out.reshape(operand.shape)]
 
     return emulate
