@@ -157,15 +157,11 @@ def _scatter(
     if keep is not None:
         index = tuple(i[keep] for i in index)
         updates = updates[keep]
-    combine_at(out, index, updates, combine)
+    _combine_at(out, index, updates, combine)
     return out
 
 
-# How a scatter combines an update with the element it lands on (other than "set").
-_COMBINE = {"add": np.add, "mul": np.multiply, "min": np.minimum, "max": np.maximum}
-
-
-def combine_at(out: Array, index: Any, updates: Array, combine: str) -> None:
+def _combine_at(out: Array, index: Any, updates: Array, combine: str) -> None:
     """Scatter ``updates`` into ``out[index]`` in place, combined as XLA does.
 
     Args:
@@ -178,7 +174,8 @@ def combine_at(out: Array, index: Any, updates: Array, combine: str) -> None:
     if combine == "set":
         out[index] = updates
     else:
-        _COMBINE[combine].at(out, index, updates)
+        ufunc = {"add": np.add, "mul": np.multiply, "min": np.minimum}
+        ufunc.get(combine, np.maximum).at(out, index, updates)
 
 
 def _dynamic_slice(operand: Array, starts: Any, sizes: Any) -> Array:
@@ -443,3 +440,6 @@ HELPERS = {
     if name.startswith("_") and callable(value) and not name.startswith("__")
 }
 """Every helper by name (the emitter copies the ones a module calls)."""
+
+combine_at = _combine_at
+"""The scatter step, for other NumPy emulations of XLA (sparsity detection)."""
