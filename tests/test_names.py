@@ -14,8 +14,10 @@ from _backends import SELECTED_BACKENDS, require_backend
 from diffops.models import MODELS
 from diffops.operators import (
     ARRAYS,
+    HESSIAN_COLORINGS,
     JACOBIAN_MODES,
     OPERATORS,
+    SPARSE_OPTIONS,
     SPARSE_OUTPUTS,
     spec_text,
 )
@@ -127,7 +129,7 @@ def _expected_options(op: str) -> set[str]:
         for name in diffops.registered_backends()
         for option in registry.backend(name).options.get(op, ())
     }
-    return options | ({"sparsity"} if op in SPARSE_OUTPUTS else set())
+    return options | set(SPARSE_OPTIONS.get(op, ()))
 
 
 @pytest.mark.parametrize("op", diffops.ALL_DIFF_OPS)
@@ -167,6 +169,10 @@ def test_shortcuts_are_named_and_documented(op):
         n_out = "prod(S)" if SPARSE_OUTPUTS[op] == "hessian" else "prod(F)"
         assert f"``({n_out}, prod(S))``" in documented["sparsity"], op
         assert "csr_array" in documented["sparsity"], op
+    if "coloring" in options:
+        assert parameters["coloring"].default == HESSIAN_COLORINGS[0]
+        for coloring in HESSIAN_COLORINGS:
+            assert f'``"{coloring}"``' in documented["coloring"], (op, coloring)
 
     returns = " ".join(_section(doc, "Returns").split())
     assert returns.startswith(f"Function ``x -> ({', '.join(spec.outputs)})``:"), op

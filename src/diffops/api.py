@@ -2,9 +2,9 @@
 
 Every keyword a backend's operator takes is a parameter here, documented where it
 applies (``mode`` on Jacobian operators, ``sparsity`` on the operators with a Jacobian
-or Hessian, ``arg_shape``/``extra_shapes`` for SymNum); a test checks each signature
-and docstring against the operator table and the backends' options, so they cannot
-drift apart.
+or Hessian, ``coloring`` on those with a Hessian, ``arg_shape``/``extra_shapes`` for
+SymNum); a test checks each signature and docstring against the operator table and
+the backends' options, so they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _unset(name: str, value: Any) -> bool:
     """Whether an option has its default (and so is not passed to the backend)."""
     if value is None:
         return True
-    if name == "mode":
+    if name in ("mode", "coloring"):
         return isinstance(value, str) and value.lower() == "auto"
     if name == "extra_shapes":
         return isinstance(value, tuple | list) and len(value) == 0
@@ -131,6 +131,7 @@ def hessian_grad_and_value(
     *,
     as_numpy: bool = True,
     sparsity: Any = None,
+    coloring: str = "auto",
     arg_shape: Shape | None = None,
     extra_shapes: Sequence[Shape] = (),
     **options: Any,
@@ -151,6 +152,10 @@ def hessian_grad_and_value(
             on ``jax``, ``jax_nojit``, ``jax_codegen``) or a boolean pattern of shape
             ``(prod(S), prod(S))``: the Hessian is then a ``scipy.sparse.csr_array``
             of that shape.
+        coloring: With ``sparsity``: ``"auto"`` (default), ``"star"`` (each entry
+            read directly from one Hessian-vector product) or ``"acyclic"`` (fewer
+            products, the entries recovered by substitution; ``auto`` takes it when
+            it saves a quarter of the products and Numba is installed).
         arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
             with ``symnum.numpify``.
         extra_shapes: ``symnum`` only: the shapes of the extra arguments.
@@ -167,6 +172,7 @@ def hessian_grad_and_value(
         as_numpy,
         options,
         sparsity=sparsity,
+        coloring=coloring,
         arg_shape=arg_shape,
         extra_shapes=extra_shapes,
     )
@@ -178,6 +184,7 @@ def mtp_hessian_grad_and_value(
     *,
     as_numpy: bool = True,
     sparsity: Any = None,
+    coloring: str = "auto",
     arg_shape: Shape | None = None,
     extra_shapes: Sequence[Shape] = (),
     **options: Any,
@@ -199,6 +206,10 @@ def mtp_hessian_grad_and_value(
         sparsity: ``None`` (dense), ``"detect"`` or a boolean pattern of shape
             ``(prod(S), prod(S))``: the Hessian is then a ``scipy.sparse.csr_array``;
             ``mtp`` still takes a dense ``S + S`` array.
+        coloring: With ``sparsity``: ``"auto"`` (default), ``"star"`` (each entry
+            read directly from one Hessian-vector product) or ``"acyclic"`` (fewer
+            products, the entries recovered by substitution; ``auto`` takes it when
+            it saves a quarter of the products and Numba is installed).
         arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
             with ``symnum.numpify``.
         extra_shapes: ``symnum`` only: the shapes of the extra arguments.
@@ -216,6 +227,7 @@ def mtp_hessian_grad_and_value(
         as_numpy,
         options,
         sparsity=sparsity,
+        coloring=coloring,
         arg_shape=arg_shape,
         extra_shapes=extra_shapes,
     )

@@ -39,9 +39,13 @@ from diffops.registry import require_available
 _UNKNOWN = object()
 
 
+SPARSE_OWN = ("sparsity", "coloring")
+"""diffops' own options of sparse operators (see ``SPARSE_OPTIONS``)."""
+
+
 def _backend_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The options the backend's operator takes (``sparsity`` is diffops' own)."""
-    return {k: v for k, v in options.items() if k != "sparsity"}
+    """The options the backend's operator takes (``sparsity``, ``coloring``: ours)."""
+    return {k: v for k, v in options.items() if k not in SPARSE_OWN}
 
 
 def check_operator(op_name: str) -> None:
@@ -97,13 +101,14 @@ class DerivativeFunction:
             raise NotCallableError(msg)
         check_operator(op_name)
         found = require_available(backend)
-        if "sparsity" in options and options["sparsity"] is None:
-            options = {k: v for k, v in options.items() if k != "sparsity"}
+        options = {
+            k: v for k, v in options.items() if not (k in SPARSE_OWN and v is None)
+        }
         sparsity = options.get("sparsity")
-        if sparsity is not None:
+        if sparsity is not None or "coloring" in options:
             from diffops.sparse import check_sparsity
 
-            check_sparsity(op_name, sparsity)
+            check_sparsity(op_name, sparsity, options.get("coloring"))
         found.check(op_name, func, _backend_options(options))
         self.func = func
         self.op_name = op_name
@@ -177,6 +182,7 @@ class DerivativeFunction:
                 _backend_options(self.options),
                 sparsity,
                 as_numpy,
+                coloring=str(self.options.get("coloring", "auto")).lower(),
             )
             return None, caller
         if self._saved is not None:

@@ -337,7 +337,19 @@ JACOBIAN_OPTIONS: Mapping[str, tuple[str, ...]] = {
 """The options of the operators that form a Jacobian, on backends with Jacobian
 modes (``jax``, ``jax_nojit``, ``jax_codegen``, ``torch``)."""
 
+HESSIAN_COLORINGS: tuple[str, ...] = ("auto", "star", "acyclic")
+"""Colorings of sparse Hessians (``coloring=``, with ``sparsity=``): ``star`` reads
+each entry directly from one Hessian-vector product; ``acyclic`` needs fewer
+products and recovers the entries by substitution; ``auto`` takes acyclic where that
+was measured faster."""
+
 SPARSE_OUTPUTS: Mapping[str, str] = {
     name: op.matrix for name, op in OPERATORS.items() if op.matrix is not None
 }
 """The operators that take ``sparsity=``, and which of their outputs becomes sparse."""
+
+SPARSE_OPTIONS: Mapping[str, tuple[str, ...]] = {
+    name: ("sparsity", "coloring") if matrix == "hessian" else ("sparsity",)
+    for name, matrix in SPARSE_OUTPUTS.items()
+}
+"""diffops' own options of the sparse operators (never passed to a backend)."""

@@ -305,7 +305,11 @@ class SparseDerivatives:
             def symmetric(x: Any, *args: Any) -> tuple[Any, ...]:
                 closure, grad, value = hvp(x, *args)
                 products = self.products(closure, forward)
-                return (self.gather(products, plan.index), grad, value)
+                data = self.gather(products, plan.index)
+                steps = plan.substitution
+                if steps is not None and steps.in_program:
+                    data = steps.finish(np.asarray(data))
+                return (data, grad, value)
 
             return symmetric
         jvp = (

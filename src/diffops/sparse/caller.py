@@ -54,9 +54,11 @@ class SparseCaller:
         options: dict[str, Any],
         sparsity: Any,
         as_numpy: bool,
+        coloring: str = "auto",
     ):
         self.backend, self.op, self.func = backend, op, func
         self.options, self.sparsity, self.as_numpy = options, sparsity, as_numpy
+        self.coloring = coloring
         self.kind = SPARSE_OPS[op.name]
         self.position = op.outputs.index(self.kind)
         self.plans: collections.OrderedDict[Any, tuple[Plan, Callable[..., Any]]] = (
@@ -78,7 +80,7 @@ class SparseCaller:
         out: tuple[Any, ...] = call(x, *args)
         if not self.as_numpy:
             return out
-        matrix = plan.matrix(np.asarray(out[self.position]))
+        matrix = plan.matrix(plan.finish(np.asarray(out[self.position])))
         return (*out[: self.position], matrix, *out[self.position + 1 :])
 
     def structure(
@@ -116,7 +118,10 @@ class SparseCaller:
         dtype = np.dtype(x.dtype)
         x_shape = tuple(np.shape(x))
         if self.kind == "hessian":
-            return hessian_plan(pattern, x_shape, dtype)
+            # Substitution runs in NumPy after the program, unless the program must
+            # return the finished matrix (a closure of it, or framework arrays).
+            in_program = not self.as_numpy or self.op.closure is not None
+            return hessian_plan(pattern, x_shape, dtype, self.coloring, in_program)
         mode = str(self.options.get("mode", "auto")).lower()
         if mode == "auto" and "forward" not in modes:
             mode = "reverse"

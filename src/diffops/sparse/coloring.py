@@ -8,6 +8,10 @@ Three problems, each a small function over a 0/1 CSR pattern:
   other mode can be left out of the conflicts, which bidirectional plans use.
 - :func:`star_coloring`: a symmetric coloring in which every entry of a Hessian can
   be read directly from one Hessian-vector product, using symmetry.
+- :func:`acyclic_coloring`: a symmetric coloring in which the subgraph of any two
+  colors is a forest; fewer colors (a band of half-width ``b``: ``b + 1`` against
+  ``2b + 1``), the entries recovered by substitution along the trees
+  (:mod:`diffops.sparse.substitution`).
 
 Two kinds of candidates are compared and the one with fewer colors kept:
 
@@ -222,6 +226,77 @@ def _banded_star(graph: Any) -> tuple[np.ndarray, bool]:
     colors = _band_colors(2 * b + 1, vertices, n, n_hubs)
     colors[hubs] = np.arange(n_hubs)
     # A full band of half-width b over consecutive vertices has this many entries.
+    m = vertices.size
+    consecutive = m == 0 or bool(vertices[-1] - vertices[0] == m - 1)
+    expected = sum(2 * max(m - k, 0) for k in range(1, b + 1))
+    return colors, consecutive and rest.nnz == expected
+
+
+def mirror(graph: Any) -> np.ndarray:
+    """For each CSR position ``(i, j)`` of a symmetric pattern, that of ``(j, i)``."""
+    rows = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))
+    # Sorted by (column, row), the entries are the transposed CSR order.
+    order = np.lexsort((rows, graph.indices))
+    positions = np.empty(graph.nnz, dtype=np.int64)
+    positions[order] = np.arange(graph.nnz)
+    return positions
+
+
+def acyclic_coloring(pattern: Any) -> np.ndarray:
+    """An acyclic coloring of a symmetric pattern's graph.
+
+    Distance-1 (neighbors differ), and every cycle uses at least three colors, so
+    the subgraph of any two colors is a forest: the Hessian's entries are recovered
+    from one Hessian-vector product per color by substitution along its trees.
+    Every star coloring is acyclic, so this never needs more colors than
+    :func:`star_coloring` on a band, and usually fewer.
+
+    Args:
+        pattern: Symmetric 0/1 CSR array ``(n, n)``.
+
+    Returns:
+        Color per vertex.
+    """
+    graph = adjacency(pattern)
+    n = graph.shape[0]
+    banded, full = _banded_acyclic(graph)
+    if full:
+        return banded
+    candidates = [banded]
+    work = kernels.star_work(graph.indptr)
+    if kernels.affordable(work):
+        degree = np.diff(graph.indptr)
+        orders = [np.arange(n)]
+        if work <= ORDER_WORK:
+            orders.append(np.argsort(-degree, kind="stable"))
+        reverse = mirror(graph)
+        candidates += [
+            kernels.acyclic_coloring(order, graph.indptr, graph.indices, reverse)
+            for order in orders
+        ]
+    return _best(candidates)
+
+
+def _banded_acyclic(graph: Any) -> tuple[np.ndarray, bool]:
+    """Hubs a color each, the rest by position modulo ``b + 1``.
+
+    Two colors of the rest induce a subgraph of a path (in a full band of
+    half-width ``b`` the vertices of colors ``a < a'`` alternate, each adjacent to
+    the next), and a hub's own color with any other induces a star: a forest.
+
+    Returns:
+        ``(colors, full)``: ``full`` when the rest is a full band, whose ``b + 1``
+        vertices in a row are all adjacent, so no coloring has fewer colors.
+    """
+    n = graph.shape[0]
+    hubs = _hubs(np.diff(graph.indptr))
+    rest = restricted(graph, rows=~hubs, cols=~hubs)
+    rows = np.repeat(np.arange(n), np.diff(rest.indptr))
+    b = int(np.max(np.abs(rest.indices - rows))) if rest.nnz else 0
+    n_hubs = int(hubs.sum())
+    vertices = np.flatnonzero(~hubs)
+    colors = _band_colors(b + 1, vertices, n, n_hubs)
+    colors[hubs] = np.arange(n_hubs)
     m = vertices.size
     consecutive = m == 0 or bool(vertices[-1] - vertices[0] == m - 1)
     expected = sum(2 * max(m - k, 0) for k in range(1, b + 1))

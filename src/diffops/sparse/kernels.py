@@ -31,13 +31,23 @@ def affordable(work: int) -> bool:
     """Whether a kernel with this much work finishes in well under a second."""
     if work <= PYTHON_WORK:
         return True
-    return work <= COMPILED_WORK and importlib.util.find_spec("numba") is not None
+    return work <= COMPILED_WORK and has_numba()
 
 
-def _compiled(kernel: Callable[..., Any], work: int) -> Callable[..., Any]:
+def has_numba() -> bool:
+    """Whether Numba is installed (it is imported only when a kernel is compiled)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def compiled(kernel: Callable[..., Any], work: int) -> Callable[..., Any]:
     """``kernel`` compiled with Numba when ``work`` repays it and Numba is there."""
     if work <= PYTHON_WORK:
         return kernel
+    return jit(kernel)
+
+
+def jit(kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """``kernel`` compiled with Numba (cached on disk), or itself without Numba."""
     name = kernel.__name__
     if name not in _COMPILED:
         try:
@@ -171,6 +181,93 @@ def star_coloring_kernel(
     return color
 
 
+def acyclic_coloring_kernel(
+    order: np.ndarray, ptr: np.ndarray, adj: np.ndarray, mirror: np.ndarray
+) -> np.ndarray:
+    """Greedy acyclic coloring: distance-1, and every cycle has at least 3 colors.
+
+    Then the subgraph of any two colors is a forest, along which a Hessian's entries
+    are recovered by substitution. The two-colored trees built so far are kept in a
+    union-find over the edges (an edge is named by the CSR position of its upper
+    entry). Coloring ``v`` with the color of ``x`` (a neighbor of its neighbor
+    ``w``) would close a cycle when ``v`` has another neighbor, of ``w``'s color, in
+    the tree of the edge ``w - x``; each tree is stamped with the first neighbor
+    through which ``v`` reached it, so the test is O(1). Coloring costs the sum of
+    the squared degrees (times the near-constant of union-find).
+
+    Args:
+        order: Vertices in the order they are colored.
+        ptr: CSR index pointer of the adjacency (no self loops).
+        adj: CSR neighbor indices.
+        mirror: For each CSR position ``(i, j)``, the position of ``(j, i)``.
+
+    Returns:
+        Color per vertex.
+    """
+    n = ptr.size - 1
+    color = np.full(n, -1, dtype=np.int64)
+    forbidden = np.full(n + 1, -1, dtype=np.int64)
+    parent = np.arange(adj.size)
+    seen_by = np.full(adj.size, -1, dtype=np.int64)
+    seen_through = np.full(adj.size, -1, dtype=np.int64)
+    color_stamp = np.full(n + 1, -1, dtype=np.int64)
+    color_edge = np.zeros(n + 1, dtype=np.int64)
+    for k in range(order.size):
+        v = order[k]
+        for p in range(ptr[v], ptr[v + 1]):
+            c = color[adj[p]]
+            if c >= 0:
+                forbidden[c] = v
+        for p in range(ptr[v], ptr[v + 1]):
+            w = adj[p]
+            if color[w] < 0:
+                continue
+            for q in range(ptr[w], ptr[w + 1]):
+                cx = color[adj[q]]
+                if cx < 0 or forbidden[cx] == v:
+                    continue
+                t = min(q, mirror[q])
+                while parent[t] != t:  # find, halving the path
+                    parent[t] = parent[parent[t]]
+                    t = parent[t]
+                if seen_by[t] != v:
+                    seen_by[t] = v
+                    seen_through[t] = w
+                elif seen_through[t] != w:
+                    forbidden[cx] = v
+        c = 0
+        while forbidden[c] == v:
+            c += 1
+        color[v] = c
+        # Each new edge joins the trees of its two colors: those of v's earlier
+        # neighbors of w's color (q = -1) and of w's other edges to v's color.
+        for p in range(ptr[v], ptr[v + 1]):
+            w = adj[p]
+            cw = color[w]
+            if cw < 0:
+                continue
+            e = min(p, mirror[p])
+            for q in range(ptr[w] - 1, ptr[w + 1]):
+                if q < ptr[w]:
+                    if color_stamp[cw] != v:
+                        color_stamp[cw] = v
+                        color_edge[cw] = e
+                        continue
+                    f = color_edge[cw]
+                elif color[adj[q]] == c:
+                    f = min(q, mirror[q])
+                else:
+                    continue
+                while parent[e] != e:
+                    parent[e] = parent[parent[e]]
+                    e = parent[e]
+                while parent[f] != f:
+                    parent[f] = parent[parent[f]]
+                    f = parent[f]
+                parent[max(e, f)] = min(e, f)
+    return color
+
+
 def distance2_work(row_ptr: np.ndarray, row_skip: np.ndarray) -> int:
     """Inner-loop steps of :func:`distance2_coloring_kernel`: sum of squared rows."""
     sizes = np.diff(row_ptr)[~row_skip]
@@ -192,7 +289,7 @@ def distance2_coloring(
     row_skip: np.ndarray,
 ) -> np.ndarray:
     """:func:`distance2_coloring_kernel`, compiled when that pays off."""
-    kernel = _compiled(distance2_coloring_kernel, distance2_work(row_ptr, row_skip))
+    kernel = compiled(distance2_coloring_kernel, distance2_work(row_ptr, row_skip))
     result: np.ndarray = kernel(
         order.astype(np.int64),
         col_ptr.astype(np.int64),
@@ -204,9 +301,23 @@ def distance2_coloring(
     return result
 
 
+def acyclic_coloring(
+    order: np.ndarray, ptr: np.ndarray, adj: np.ndarray, mirror: np.ndarray
+) -> np.ndarray:
+    """:func:`acyclic_coloring_kernel`, compiled when that pays off."""
+    kernel = compiled(acyclic_coloring_kernel, star_work(ptr))
+    result: np.ndarray = kernel(
+        order.astype(np.int64),
+        ptr.astype(np.int64),
+        adj.astype(np.int64),
+        mirror.astype(np.int64),
+    )
+    return result
+
+
 def star_coloring(order: np.ndarray, ptr: np.ndarray, adj: np.ndarray) -> np.ndarray:
     """:func:`star_coloring_kernel`, compiled when that pays off."""
-    kernel = _compiled(star_coloring_kernel, star_work(ptr))
+    kernel = compiled(star_coloring_kernel, star_work(ptr))
     result: np.ndarray = kernel(
         order.astype(np.int64), ptr.astype(np.int64), adj.astype(np.int64)
     )

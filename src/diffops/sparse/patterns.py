@@ -15,7 +15,7 @@ import numpy as np
 
 from diffops.backends.capabilities import Structure
 from diffops.errors import SparsityError
-from diffops.operators import SPARSE_OUTPUTS
+from diffops.operators import HESSIAN_COLORINGS, SPARSE_OPTIONS, SPARSE_OUTPUTS
 
 __all__ = ["SPARSE_OPS", "SparsityError", "Structure"]
 
@@ -37,17 +37,22 @@ def sparse() -> Any:
     return scipy.sparse
 
 
-def check_sparsity(op_name: str, sparsity: Any) -> None:
-    """Check the ``sparsity`` option when a derivative function is built.
+def check_sparsity(op_name: str, sparsity: Any, coloring: Any = None) -> None:
+    """Check the ``sparsity`` and ``coloring`` options when a function is built.
 
     Args:
         op_name: The operator.
         sparsity: ``None``, ``"detect"`` or a boolean pattern.
+        coloring: ``None`` or one of :data:`~diffops.operators.HESSIAN_COLORINGS`
+            (sparse Hessians only).
 
     Raises:
         SparsityError: For an operator without a Jacobian or Hessian, or a value that
-            is none of these.
+            is none of these; for a ``coloring`` without a sparse Hessian, or not
+            one of the colorings.
     """
+    if coloring is not None:
+        _check_coloring(op_name, sparsity, coloring)
     if sparsity is None:
         return
     if op_name not in SPARSE_OPS:
@@ -68,6 +73,26 @@ def check_sparsity(op_name: str, sparsity: Any) -> None:
         msg = (
             f"sparsity must be None, 'detect' or a boolean pattern (a NumPy array or "
             f"scipy.sparse matrix), not {type(sparsity).__name__}."
+        )
+        raise SparsityError(msg)
+
+
+def _check_coloring(op_name: str, sparsity: Any, coloring: Any) -> None:
+    if "coloring" not in SPARSE_OPTIONS.get(op_name, ()):
+        hessians = tuple(k for k, v in SPARSE_OPTIONS.items() if "coloring" in v)
+        msg = f"{op_name} takes no coloring=: it is an option of {hessians}."
+        raise SparsityError(msg)
+    if sparsity is None:
+        msg = (
+            f"coloring={coloring!r} chooses how a sparse Hessian is computed: pass "
+            f"sparsity='detect' (or a pattern) too."
+        )
+        raise SparsityError(msg)
+    if not (isinstance(coloring, str) and coloring.lower() in HESSIAN_COLORINGS):
+        msg = (
+            f"coloring={coloring!r} is not one of {HESSIAN_COLORINGS}: 'star' reads "
+            f"each entry from one Hessian-vector product, 'acyclic' needs fewer "
+            f"products and recovers entries by substitution, 'auto' chooses."
         )
         raise SparsityError(msg)
 

@@ -9,7 +9,11 @@ non-zero is read from them (one gather). It is chosen once per input shape:
 - **bidirectional**: the densest rows by VJPs and every other entry by JVPs of a
   column coloring that ignores those rows (or the mirror image, densest columns by
   JVPs); arrow-shaped Jacobians need a few products instead of ``n``;
-- **symmetric**: one HVP per color of a star coloring (Hessians);
+- **symmetric**: one HVP per color of a star coloring (Hessians), each entry read
+  directly;
+- **substitution**: one HVP per color of an acyclic coloring (Hessians; fewer
+  colors), the entries recovered by substitution along two-colored trees
+  (:mod:`diffops.sparse.substitution`);
 - **dense**: the dense derivative, read at the pattern's positions, when the
   pattern is dense or nearly so, or when the coloring would need as many products as
   the dense derivative: a sparse call is then never
@@ -20,17 +24,22 @@ non-zero is read from them (one gather). It is chosen once per input shape:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from diffops.sparse import coloring
+from diffops.operators import HESSIAN_COLORINGS
+from diffops.sparse import coloring, kernels
 from diffops.sparse.patterns import SparsityError, restricted, rows_cols, sparse
+from diffops.sparse.substitution import Substitution, substitution
 
 DENSE_FRACTION = 0.5
 """Patterns with more than this fraction of entries structurally non-zero take the
 dense path without coloring."""
+SUBSTITUTION_SAVES = 0.25
+"""``coloring="auto"`` takes the acyclic coloring (recovery by substitution) when it
+saves at least this fraction of the star coloring's products."""
 HEAVY_CANDIDATES = (1, 2, 4, 8, 16, 32)
 """How many of the densest rows (or columns) bidirectional coloring tries to move to
 the other mode."""
@@ -42,16 +51,18 @@ class Plan:
 
     Attributes:
         kind: ``"jacobian"`` or ``"hessian"``.
-        mode: ``"forward"``, ``"reverse"``, ``"bidirectional"``, ``"symmetric"`` or
-            ``"dense"``.
+        mode: ``"forward"``, ``"reverse"``, ``"bidirectional"``, ``"symmetric"``,
+            ``"substitution"`` or ``"dense"``.
         pattern: The structure, a 0/1 CSR array of shape ``(n_out, n_in)``.
         forward_seeds: Seeds of the JVPs (HVPs for ``symmetric``), stacked:
             shape ``(k_forward,) + S``.
         reverse_seeds: Seeds of the VJPs, stacked: shape ``(k_reverse,) + F``.
         index: For each structural non-zero in CSR order, its flat position in the
             forward products (shape ``(k_forward, n_out)``) followed by the reverse
-            products (``(k_reverse, n_in)``); for ``dense``, in the dense matrix.
+            products (``(k_reverse, n_in)``); for ``dense``, in the dense matrix;
+            for ``substitution``, what :attr:`substitution` needs (longer).
         reason: Why this mode.
+        substitution: For ``substitution``, the recovery after the gather.
     """
 
     kind: str
@@ -61,6 +72,7 @@ class Plan:
     reverse_seeds: np.ndarray
     index: np.ndarray
     reason: str
+    substitution: Substitution | None = None
 
     @property
     def n_colors(self) -> int:
@@ -69,6 +81,13 @@ class Plan:
             n_out, n_in = self.pattern.shape
             return int(n_in if self.kind == "hessian" else min(n_in, n_out))
         return int(self.forward_seeds.shape[0] + self.reverse_seeds.shape[0])
+
+    def finish(self, gathered: np.ndarray) -> np.ndarray:
+        """The non-zero values (CSR order) from what the program returned."""
+        steps = self.substitution
+        if steps is None or steps.in_program:
+            return gathered
+        return steps.finish(gathered)
 
     def matrix(self, data: Any) -> Any:
         """The CSR result from the non-zero values (in CSR order)."""
@@ -288,35 +307,93 @@ def jacobian_plan(
     return Plan("jacobian", name, pattern, forward_seeds, reverse_seeds, index, reason)
 
 
-def hessian_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
-    """Star coloring, seeds and decompression for a sparse (symmetric) Hessian.
+def hessian_plan(
+    pattern: Any,
+    x_shape: tuple[int, ...],
+    dtype: Any,
+    coloring: str = "auto",
+    in_program: bool = False,
+) -> Plan:
+    """Coloring, seeds and decompression for a sparse (symmetric) Hessian.
 
-    Entry ``(i, j)`` is read from the product with the seed of ``j``'s color at row
-    ``i`` when no other column of that color has a non-zero in row ``i``; otherwise,
-    by symmetry, from the product with ``i``'s color at row ``j`` (a star coloring
-    guarantees one of the two).
+    ``coloring="star"``: a star coloring, each entry read directly from one product
+    (mode ``"symmetric"``). ``"acyclic"``: an acyclic coloring, fewer colors (a band
+    of half-width ``b``: ``b + 1`` instead of ``2b + 1``), the entries recovered by
+    substitution (mode ``"substitution"``, :mod:`diffops.sparse.substitution`).
+    ``"auto"``: acyclic when it saves at least :data:`SUBSTITUTION_SAVES` of the
+    products and the substitution runs after the program, in NumPy with Numba
+    (measured: one product saved pays for the substitution on all but the cheapest
+    functions, see docs/operators.md); star otherwise. Either way the dense Hessian
+    when the pattern is nearly dense or the coloring needs ``n`` products.
 
     Args:
         pattern: Symmetric 0/1 CSR array ``(n, n)``.
         x_shape: ``S``.
         dtype: Dtype of the seeds.
+        coloring: ``"auto"``, ``"star"`` or ``"acyclic"``.
+        in_program: Whether the framework's program must return the finished
+            entries (operators returning a closure, framework arrays out).
 
     Returns:
         The plan.
 
     Raises:
-        SparsityError: If no direct recovery exists for some entry (a coloring that
-            is not a star coloring; a bug).
+        SparsityError: For another ``coloring``, or if a coloring does not allow
+            its recovery (a bug).
     """
+    if coloring not in HESSIAN_COLORINGS:
+        msg = f"Hessian coloring {coloring!r} is not one of {HESSIAN_COLORINGS}."
+        raise SparsityError(msg)
     n = pattern.shape[0]
     if pattern.nnz and _density(pattern) > DENSE_FRACTION:
         reason = f"{_density(pattern):.0%} of the entries can be non-zero"
         return dense_plan("hessian", pattern, x_shape, x_shape, dtype, reason)
+    star = acyclic = None
+    if coloring != "acyclic":
+        star = _star_plan(pattern, x_shape, dtype)
+    if coloring == "acyclic" or (coloring == "auto" and _substitution_pays(in_program)):
+        acyclic = _substitution_plan(pattern, x_shape, dtype, in_program)
+    chosen = _choose(star, acyclic)
+    if pattern.nnz and chosen.n_colors >= n:
+        reason = (
+            f"the {'star' if chosen is star else 'acyclic'} coloring needs "
+            f"{chosen.n_colors} products, the dense Hessian {n}"
+        )
+        return dense_plan("hessian", pattern, x_shape, x_shape, dtype, reason)
+    return chosen
+
+
+def _substitution_pays(in_program: bool) -> bool:
+    """Whether substitution can be cheap enough for ``"auto"`` to consider it."""
+    return not in_program and kernels.has_numba()
+
+
+def _choose(star: Plan | None, acyclic: Plan | None) -> Plan:
+    """The acyclic plan when it saves enough products over the star plan."""
+    if acyclic is None:
+        assert star is not None
+        return star
+    if star is None:
+        return acyclic
+    saved = star.n_colors - acyclic.n_colors
+    if saved >= max(1, SUBSTITUTION_SAVES * star.n_colors):
+        reason = f"{acyclic.reason}; the star coloring needs {star.n_colors}"
+        return replace(acyclic, reason=reason)
+    reason = f"{star.reason}; the acyclic coloring needs {acyclic.n_colors}"
+    return replace(star, reason=reason)
+
+
+def _star_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
+    """Star coloring and direct recovery.
+
+    Entry ``(i, j)`` is read from the product with the seed of ``j``'s color at row
+    ``i`` when no other column of that color has a non-zero in row ``i``; otherwise,
+    by symmetry, from the product with ``i``'s color at row ``j`` (a star coloring
+    guarantees one of the two).
+    """
+    n = pattern.shape[0]
     colors = coloring.star_coloring(pattern)
     n_colors = coloring.count(colors)
-    if pattern.nnz and n_colors >= n:
-        reason = f"the star coloring needs {n_colors} products, the dense Hessian {n}"
-        return dense_plan("hessian", pattern, x_shape, x_shape, dtype, reason)
     rows, cols = rows_cols(pattern)
     # How many columns of each color have a non-zero in each row.
     keys = rows * max(n_colors, 1) + colors[cols]
@@ -332,7 +409,7 @@ def hessian_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
     index = np.where(direct, colors[cols] * n + rows, colors[rows] * n + cols).astype(
         np.int64
     )
-    reason = f"{n_colors} Hessian-vector products instead of {n}"
+    reason = f"{n_colors} Hessian-vector products (star coloring) instead of {n}"
     return Plan(
         "hessian",
         "symmetric",
@@ -341,4 +418,28 @@ def hessian_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
         _no_seeds(x_shape, dtype),
         index,
         reason,
+    )
+
+
+def _substitution_plan(
+    pattern: Any, x_shape: tuple[int, ...], dtype: Any, in_program: bool
+) -> Plan:
+    """Acyclic coloring and recovery by substitution."""
+    n = pattern.shape[0]
+    colors = coloring.acyclic_coloring(pattern)
+    n_colors = coloring.count(colors)
+    index, steps = substitution(pattern, colors, in_program)
+    reason = (
+        f"{n_colors} Hessian-vector products (acyclic coloring, "
+        f"{steps.targets.shape[1]} entries by substitution) instead of {n}"
+    )
+    return Plan(
+        "hessian",
+        "substitution",
+        pattern,
+        _seeds(colors, x_shape, dtype),
+        _no_seeds(x_shape, dtype),
+        index,
+        reason,
+        steps,
     )

@@ -4,7 +4,10 @@ The products of a plan (:class:`diffops.sparse.Plan`) are vectorised over its se
 with ``jax.vmap`` after one linearization (forward, symmetric) or one VJP (reverse),
 and decompression is one ``take``, all inside the operator's compiled program. An
 operator that returns a closure (MHP, MTP) returns the VJP of the decompressed
-values, reading its dense-shaped argument at the non-zeros' positions.
+values, reading its dense-shaped argument at the non-zeros' positions. A substitution
+plan's recovery runs after the program, in NumPy (:meth:`diffops.sparse.Plan.finish`),
+unless the program must return the finished matrix (a closure of it, or JAX arrays
+out): then as prefix sums inside it.
 """
 
 from __future__ import annotations
@@ -70,7 +73,11 @@ def sparse_program(
             # Hessian-vector product per color, vectorised over the seeds.
             grad, hvp, value = P.linearize(grad_with_value, y, symmetric=True)
             products = jax.vmap(hvp)(jnp.asarray(forward, dtype=y.dtype))
-            return jnp.take(jnp.ravel(products), index), (grad, value)
+            data = jnp.take(jnp.ravel(products), index)
+            steps = plan.substitution
+            if steps is not None and steps.in_program:
+                data = steps.recover(data, jnp)
+            return data, (grad, value)
         blocks = []
         if forward.shape[0] or not reverse.shape[0]:
             value, jvp, _ = P.linearize(f, y)
