@@ -19,7 +19,8 @@ How, once per call signature (on the first call):
    Jacobian-vector product, rows that never share a column one vector-Jacobian
    product, and the densest rows or columns can go to the other mode
    (bidirectional); Hessians use a star coloring, so each entry is read directly
-   from one Hessian-vector product.
+   from one Hessian-vector product, or an acyclic coloring (fewer colors), the
+   entries recovered by substitution along two-colored trees (``coloring=``).
 3. **Plan** (:mod:`diffops.sparse.plans`): the mode with the fewest products, or the
    dense derivative when the pattern is (nearly) dense or coloring cannot beat it;
    ``DerivativeFunction.coloring`` says which and why.
@@ -28,12 +29,17 @@ How, once per call signature (on the first call):
    product per color, and one gather that reads each structural non-zero from them
    (on JAX, compiled together in one program).
 
-SciPy (and Numba for the coloring of large patterns) are imported only when
-sparsity is used: ``pip install diffops[sparse]``.
+SciPy (and Numba for the coloring of large patterns and for substitution) are
+imported only when sparsity is used: ``pip install diffops[sparse]``.
 """
 
 from diffops.sparse.caller import SparseCaller
-from diffops.sparse.coloring import column_coloring, row_coloring, star_coloring
+from diffops.sparse.coloring import (
+    acyclic_coloring,
+    column_coloring,
+    row_coloring,
+    star_coloring,
+)
 from diffops.sparse.patterns import (
     SPARSE_OPS,
     SparsityError,
@@ -41,6 +47,7 @@ from diffops.sparse.patterns import (
     check_sparsity,
 )
 from diffops.sparse.plans import Plan, hessian_plan, jacobian_plan
+from diffops.sparse.substitution import Substitution
 
 __all__ = [
     "SPARSE_OPS",
@@ -48,6 +55,8 @@ __all__ = [
     "SparseCaller",
     "SparsityError",
     "Structure",
+    "Substitution",
+    "acyclic_coloring",
     "check_sparsity",
     "column_coloring",
     "hessian_plan",

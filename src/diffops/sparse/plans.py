@@ -32,7 +32,7 @@ import numpy as np
 from diffops.operators import HESSIAN_COLORINGS
 from diffops.sparse import coloring, kernels
 from diffops.sparse.patterns import SparsityError, restricted, rows_cols, sparse
-from diffops.sparse.substitution import Substitution, substitution
+from diffops.sparse.substitution import Substitution, recovery
 
 DENSE_FRACTION = 0.5
 """Patterns with more than this fraction of entries structurally non-zero take the
@@ -428,7 +428,7 @@ def _substitution_plan(
     n = pattern.shape[0]
     colors = coloring.acyclic_coloring(pattern)
     n_colors = coloring.count(colors)
-    index, steps = substitution(pattern, colors, in_program)
+    index, steps = recovery(pattern, colors, in_program)
     reason = (
         f"{n_colors} Hessian-vector products (acyclic coloring, "
         f"{steps.targets.shape[1]} entries by substitution) instead of {n}"

@@ -12,7 +12,7 @@ is a leaf is read directly. Unrolled, with ``s(t) = (-1)**depth(t) * P[., t]``:
 ``H[u, p] = (-1)**depth(u) * sum of s over the subtree of u``, and in post-order a
 subtree is a contiguous run, so every entry is a difference of two prefix sums.
 
-Everything is laid out when the plan is made (:func:`substitution`); per call,
+Everything is laid out when the plan is made (:func:`recovery`); per call,
 :meth:`Substitution.finish` is O(nnz) without a loop over the trees' depth:
 
 - a Numba kernel (``pip install diffops[sparse]``) walks the slots in post-order,
@@ -188,7 +188,7 @@ def forest_kernel(
     return out
 
 
-def substitution(
+def recovery(
     pattern: Any, colors: np.ndarray, in_program: bool = False
 ) -> tuple[np.ndarray, Substitution]:
     """The gather and the substitution for an acyclic coloring of ``pattern``.
