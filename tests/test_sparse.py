@@ -292,7 +292,7 @@ def _decompressed(plan, matrix):
     products = np.concatenate(
         [(forward @ matrix.T).ravel(), (reverse @ matrix).ravel()]
     )
-    return plan.matrix(products[plan.index]).toarray()
+    return plan.matrix(plan.finish(products[plan.index])).toarray()
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -302,7 +302,9 @@ def test_star_coloring_allows_direct_recovery_of_every_entry(seed):
     rows, cols = pattern.nonzero()
     off = rows != cols
     assert np.all(colors[rows[off]] != colors[cols[off]])  # a proper coloring
-    plan = hessian_plan(pattern, (30,), np.float64)  # raises if not a star coloring
+    # Raises if not a star coloring.
+    plan = hessian_plan(pattern, (30,), np.float64, coloring="star")
+    assert plan.mode == "symmetric"
     h = RNG.standard_normal((30, 30))
     h = (h + h.T) * pattern.toarray()
     np.testing.assert_allclose(_decompressed(plan, h), h)
