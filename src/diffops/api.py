@@ -155,7 +155,7 @@ def hessian_grad_and_value(
         coloring: With ``sparsity``: ``"auto"`` (default), ``"star"`` (each entry
             read directly from one Hessian-vector product) or ``"acyclic"`` (fewer
             products, the entries recovered by substitution; ``auto`` takes it when
-            it saves a quarter of the products and Numba is installed).
+            it saves at least 3 products and Numba is installed).
         arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
             with ``symnum.numpify``.
         extra_shapes: ``symnum`` only: the shapes of the extra arguments.
@@ -209,7 +209,7 @@ def mtp_hessian_grad_and_value(
         coloring: With ``sparsity``: ``"auto"`` (default), ``"star"`` (each entry
             read directly from one Hessian-vector product) or ``"acyclic"`` (fewer
             products, the entries recovered by substitution; ``auto`` takes it when
-            it saves a quarter of the products and Numba is installed).
+            it saves at least 3 products and Numba is installed).
         arg_shape: ``symnum`` only: the shape ``S``, for a function not decorated
             with ``symnum.numpify``.
         extra_shapes: ``symnum`` only: the shapes of the extra arguments.

@@ -37,9 +37,14 @@ from diffops.sparse.substitution import Substitution, recovery
 DENSE_FRACTION = 0.5
 """Patterns with more than this fraction of entries structurally non-zero take the
 dense path without coloring."""
-SUBSTITUTION_SAVES = 0.25
+SUBSTITUTION_SAVES = 3
 """``coloring="auto"`` takes the acyclic coloring (recovery by substitution) when it
-saves at least this fraction of the star coloring's products."""
+saves at least this many of the star coloring's products. Measured per call with
+jitted JAX (``benchmarks/substitution.py``, docs/operators.md): saving 3 or more was
+faster every time (BDQRTIC 8 -> 5 colors: 0.82x; a random graph 16 -> 7: 0.67x),
+saving 1 or 2 was mostly slower (tridiagonal 3 -> 2: 1.16x to 1.24x; BROYDN3DLS
+5 -> 3: 1.47x; a 2-D grid 5 -> 4: 2.4x), since the substitution costs a few ns per
+entry and the vectorised products are cheaper than their number suggests."""
 HEAVY_CANDIDATES = (1, 2, 4, 8, 16, 32)
 """How many of the densest rows (or columns) bidirectional coloring tries to move to
 the other mode."""
@@ -320,10 +325,9 @@ def hessian_plan(
     (mode ``"symmetric"``). ``"acyclic"``: an acyclic coloring, fewer colors (a band
     of half-width ``b``: ``b + 1`` instead of ``2b + 1``), the entries recovered by
     substitution (mode ``"substitution"``, :mod:`diffops.sparse.substitution`).
-    ``"auto"``: acyclic when it saves at least :data:`SUBSTITUTION_SAVES` of the
-    products and the substitution runs after the program, in NumPy with Numba
-    (measured: one product saved pays for the substitution on all but the cheapest
-    functions, see docs/operators.md); star otherwise. Either way the dense Hessian
+    ``"auto"``: acyclic when it saves at least :data:`SUBSTITUTION_SAVES` products
+    and the substitution runs after the program, in NumPy with Numba (where that
+    was measured faster per call); star otherwise. Either way the dense Hessian
     when the pattern is nearly dense or the coloring needs ``n`` products.
 
     Args:
@@ -375,8 +379,7 @@ def _choose(star: Plan | None, acyclic: Plan | None) -> Plan:
         return star
     if star is None:
         return acyclic
-    saved = star.n_colors - acyclic.n_colors
-    if saved >= max(1, SUBSTITUTION_SAVES * star.n_colors):
+    if star.n_colors - acyclic.n_colors >= SUBSTITUTION_SAVES:
         reason = f"{acyclic.reason}; the star coloring needs {star.n_colors}"
         return replace(acyclic, reason=reason)
     reason = f"{star.reason}; the acyclic coloring needs {acyclic.n_colors}"
