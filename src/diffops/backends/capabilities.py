@@ -305,10 +305,13 @@ class SparseDerivatives:
             def symmetric(x: Any, *args: Any) -> tuple[Any, ...]:
                 closure, grad, value = hvp(x, *args)
                 products = self.products(closure, forward)
-                data = self.gather(products, plan.index)
                 steps = plan.substitution
-                if steps is not None and steps.in_program:
-                    data = steps.finish(np.asarray(data))
+                if steps is None:
+                    data = self.gather(products, plan.index)
+                elif steps.in_program:
+                    data = steps.finish(self.to_numpy(products))
+                else:
+                    data = products  # Plan.finish gathers and substitutes
                 return (data, grad, value)
 
             return symmetric

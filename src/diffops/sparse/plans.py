@@ -65,7 +65,7 @@ class Plan:
         index: For each structural non-zero in CSR order, its flat position in the
             forward products (shape ``(k_forward, n_out)``) followed by the reverse
             products (``(k_reverse, n_in)``); for ``dense``, in the dense matrix;
-            for ``substitution``, what :attr:`substitution` needs (longer).
+            for ``substitution``, :attr:`Substitution.index` (longer).
         reason: Why this mode.
         substitution: For ``substitution``, the recovery after the gather.
     """
@@ -87,12 +87,16 @@ class Plan:
             return int(n_in if self.kind == "hessian" else min(n_in, n_out))
         return int(self.forward_seeds.shape[0] + self.reverse_seeds.shape[0])
 
-    def finish(self, gathered: np.ndarray) -> np.ndarray:
-        """The non-zero values (CSR order) from what the program returned."""
+    def finish(self, returned: np.ndarray) -> np.ndarray:
+        """The non-zero values (CSR order) from what the program returned.
+
+        That is the values themselves, except for a substitution that runs after
+        the program: then the raveled products, gathered and substituted here.
+        """
         steps = self.substitution
         if steps is None or steps.in_program:
-            return gathered
-        return steps.finish(gathered)
+            return returned
+        return steps.finish(returned)
 
     def matrix(self, data: Any) -> Any:
         """The CSR result from the non-zero values (in CSR order)."""

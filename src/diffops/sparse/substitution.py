@@ -15,9 +15,10 @@ subtree is a contiguous run, so every entry is a difference of two prefix sums.
 Everything is laid out when the plan is made (:func:`recovery`); per call,
 :meth:`Substitution.finish` is O(nnz) without a loop over the trees' depth:
 
-- a Numba kernel (``pip install diffops[sparse]``) walks the slots in post-order,
-  subtracting each recovered entry from its parent's (the textbook substitution,
-  about a nanosecond per entry);
+- a Numba kernel (``pip install diffops[sparse]``) reads the entries from the raveled
+  products (the program returns them ungathered) and walks the slots in post-order,
+  subtracting each recovered entry from its parent's (the textbook substitution, a
+  few nanoseconds per entry);
 - without Numba, and inside a framework's program (:meth:`Substitution.recover`,
   for JAX), two prefix sums. The trees are laid out one after another, each after a
   slot that cancels the previous tree's total, so rounding stays within a tree.
@@ -43,12 +44,12 @@ SEQUENTIAL_SLOTS = 256
 class Substitution:
     """The substitution step of a plan, laid out when the plan is made.
 
-    The plan's gather reads ``g`` of length ``nnz + slots`` from the products: first
-    every entry that is read directly (in CSR order; the others are placeholders),
-    then one slot per entry recovered by substitution and one per tree before its
-    entries.
+    ``index`` reads ``g`` of length ``nnz + slots`` from the products: first every
+    entry that is read directly (in CSR order; the others are placeholders), then one
+    slot per entry recovered by substitution and one per tree before its entries.
 
     Attributes:
+        index: The gather from the products stacked as ``(colors, n)``, raveled.
         nnz: Entries of the matrix.
         parent: Per slot, the slot of the entry it is subtracted from (``-1``: none).
         sign: Per slot, ``(-1)**depth`` (``0`` on the slots before the trees).
@@ -65,6 +66,7 @@ class Substitution:
             (operators returning a closure of the matrix, or framework arrays out).
     """
 
+    index: np.ndarray
     nnz: int
     parent: np.ndarray
     sign: np.ndarray
@@ -81,18 +83,27 @@ class Substitution:
         """Length of the substitution's part of ``g``."""
         return int(self.parent.size)
 
-    def finish(self, g: np.ndarray) -> np.ndarray:
-        """The matrix's non-zero values (CSR order) from the gathered ``g``."""
-        g = np.asarray(g)
+    def finish(self, products: np.ndarray) -> np.ndarray:
+        """The matrix's non-zero values (CSR order) from the raveled products.
+
+        Gather and substitution in one pass of the Numba kernel (or, without Numba
+        or for few slots, :meth:`recover` in NumPy).
+        """
+        products = np.asarray(products).reshape(-1)
         if self.slots >= SEQUENTIAL_SLOTS and kernels.has_numba():
             kernel = kernels.jit(substitute_kernel)
-            result: np.ndarray = kernel(g, self.nnz, self.parent, self.targets)
+            result: np.ndarray = kernel(
+                products, self.index, self.nnz, self.parent, self.targets
+            )
             return result
-        recovered: np.ndarray = self.recover(g, np)
+        recovered: np.ndarray = self.recover(np.take(products, self.index), np)
         return recovered
 
     def recover(self, g: Any, xp: Any) -> Any:
-        """:meth:`finish` with array namespace ``xp`` (NumPy, ``jax.numpy``)."""
+        """The non-zero values from the gathered ``g``, in array namespace ``xp``.
+
+        Two prefix sums, vectorised (NumPy, or ``jax.numpy`` inside a program).
+        """
         if not self.slots:
             return xp.take(g, self.final)
         b = g[self.nnz :]
@@ -109,13 +120,17 @@ class Substitution:
 
 
 def substitute_kernel(
-    g: np.ndarray, nnz: int, parent: np.ndarray, targets: np.ndarray
+    products: np.ndarray,
+    index: np.ndarray,
+    nnz: int,
+    parent: np.ndarray,
+    targets: np.ndarray,
 ) -> np.ndarray:
-    """Each slot's entry: its product minus its children's entries (post-order).
+    """Gather, then each slot's entry: its product minus its children's (post-order).
 
     Args:
-        g: The gathered products: ``nnz`` entries read directly, then per slot the
-            product that holds its entry and its children's.
+        products: The products, raveled.
+        index: :attr:`Substitution.index`.
         nnz: Entries of the matrix.
         parent: Per slot, the slot its entry is subtracted from, or ``-1``.
         targets: Shape ``(2, k)``: positions (CSR) recovered, and their slots.
@@ -123,14 +138,16 @@ def substitute_kernel(
     Returns:
         The entries in CSR order.
     """
-    values = np.empty(parent.size, dtype=g.dtype)
-    below = np.zeros(parent.size, dtype=g.dtype)
+    values = np.empty(parent.size, dtype=products.dtype)
+    below = np.zeros(parent.size, dtype=products.dtype)
     for i in range(parent.size):
-        value = g[nnz + i] - below[i]
+        value = products[index[nnz + i]] - below[i]
         values[i] = value
         if parent[i] >= 0:
             below[parent[i]] += value
-    out = g[:nnz].copy()
+    out = np.empty(nnz, dtype=products.dtype)
+    for p in range(nnz):
+        out[p] = products[index[p]]
     for k in range(targets.shape[1]):
         out[targets[0, k]] = values[targets[1, k]]
     return out
@@ -255,10 +272,21 @@ def recovery(
     ends = np.append(starts[1:], slots).astype(np.int64)
     positions = np.flatnonzero(final >= nnz)
     targets = np.stack([positions, final[positions] - nnz])
+    gather = np.concatenate([index, reads]).astype(np.int64)
     steps = Substitution(
-        nnz, parent_slot, sign, low, starts, ends, previous, final, targets, in_program
+        gather,
+        nnz,
+        parent_slot,
+        sign,
+        low,
+        starts,
+        ends,
+        previous,
+        final,
+        targets,
+        in_program,
     )
-    return np.concatenate([index, reads]).astype(np.int64), steps
+    return gather, steps
 
 
 def _forest(

@@ -5,9 +5,10 @@ with ``jax.vmap`` after one linearization (forward, symmetric) or one VJP (rever
 and decompression is one ``take``, all inside the operator's compiled program. An
 operator that returns a closure (MHP, MTP) returns the VJP of the decompressed
 values, reading its dense-shaped argument at the non-zeros' positions. A substitution
-plan's recovery runs after the program, in NumPy (:meth:`diffops.sparse.Plan.finish`),
-unless the program must return the finished matrix (a closure of it, or JAX arrays
-out): then as prefix sums inside it.
+plan's program returns the raveled products, gathered and substituted after it in
+NumPy (:meth:`diffops.sparse.Plan.finish`: one pass of a Numba kernel, cheaper than
+XLA's gather), unless it must return the finished matrix (a closure of it, or JAX
+arrays out): then the gather and prefix sums are inside it.
 """
 
 from __future__ import annotations
@@ -73,9 +74,11 @@ def sparse_program(
             # Hessian-vector product per color, vectorised over the seeds.
             grad, hvp, value = P.linearize(grad_with_value, y, symmetric=True)
             products = jax.vmap(hvp)(jnp.asarray(forward, dtype=y.dtype))
-            data = jnp.take(jnp.ravel(products), index)
             steps = plan.substitution
-            if steps is not None and steps.in_program:
+            if steps is not None and not steps.in_program:
+                return jnp.ravel(products), (grad, value)  # Plan.finish gathers
+            data = jnp.take(jnp.ravel(products), index)
+            if steps is not None:
                 data = steps.recover(data, jnp)
             return data, (grad, value)
         blocks = []
