@@ -260,10 +260,12 @@ class DerivativeFunction:
             ``{"mode", "colors", "nnz", "shape", "reason", "seconds"}`` for the most
             recent call signature, or ``None``. ``mode``: ``"forward"`` (JVPs),
             ``"reverse"`` (VJPs), ``"bidirectional"`` (both), ``"symmetric"``
-            (HVPs of a star coloring) or ``"dense"`` (the dense derivative, when
-            coloring cannot beat it); ``colors``: products per call; ``reason``: why
-            that mode; ``seconds``: time spent detecting the structure
-            (``"detect"``) and coloring it (``"plan"``) when it was built.
+            (HVPs of a star coloring, entries read directly), ``"substitution"``
+            (HVPs of an acyclic coloring, entries recovered by substitution) or
+            ``"dense"`` (the dense derivative, when coloring cannot beat it);
+            ``colors``: products per call; ``reason``: why that mode;
+            ``seconds``: time spent detecting the structure (``"detect"``) and
+            coloring it (``"plan"``) when it was built.
         """
         caller = getattr(self, "sparse", None)
         if caller is None or caller.last is None:

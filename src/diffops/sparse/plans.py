@@ -438,7 +438,8 @@ def _substitution_plan(
     index, steps = recovery(pattern, colors, in_program)
     reason = (
         f"{n_colors} Hessian-vector products (acyclic coloring, "
-        f"{steps.targets.shape[1]} entries by substitution) instead of {n}"
+        f"{int(np.sum(steps.positions[0] >= 0))} entries by substitution) "
+        f"instead of {n}"
     )
     return Plan(
         "hessian",

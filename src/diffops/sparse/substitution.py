@@ -60,8 +60,9 @@ class Substitution:
             subtract the total of tree ``k - 1``; ``0`` elsewhere.
         final: Per entry in CSR order, its position in ``g[:nnz]`` followed by the
             recovered slots.
-        targets: Shape ``(2, k)``: the entries recovered by substitution, as
-            positions in CSR order and their slots.
+        positions: Shape ``(2, slots)``: per slot, the CSR positions of its entry
+            and of the symmetric one, where it is recovered by substitution
+            (``-1``: read directly, or a slot before a tree).
         in_program: Whether the framework's program recovers the entries itself
             (operators returning a closure of the matrix, or framework arrays out).
     """
@@ -75,7 +76,7 @@ class Substitution:
     ends: np.ndarray
     previous: np.ndarray
     final: np.ndarray
-    targets: np.ndarray
+    positions: np.ndarray
     in_program: bool = False
 
     @property
@@ -93,7 +94,7 @@ class Substitution:
         if self.slots >= SEQUENTIAL_SLOTS and kernels.has_numba():
             kernel = kernels.jit(substitute_kernel)
             result: np.ndarray = kernel(
-                products, self.index, self.nnz, self.parent, self.targets
+                products, self.index, self.nnz, self.parent, self.positions
             )
             return result
         recovered: np.ndarray = self.recover(np.take(products, self.index), np)
@@ -124,7 +125,7 @@ def substitute_kernel(
     index: np.ndarray,
     nnz: int,
     parent: np.ndarray,
-    targets: np.ndarray,
+    positions: np.ndarray,
 ) -> np.ndarray:
     """Gather, then each slot's entry: its product minus its children's (post-order).
 
@@ -133,23 +134,22 @@ def substitute_kernel(
         index: :attr:`Substitution.index`.
         nnz: Entries of the matrix.
         parent: Per slot, the slot its entry is subtracted from, or ``-1``.
-        targets: Shape ``(2, k)``: positions (CSR) recovered, and their slots.
+        positions: :attr:`Substitution.positions`.
 
     Returns:
         The entries in CSR order.
     """
-    values = np.empty(parent.size, dtype=products.dtype)
-    below = np.zeros(parent.size, dtype=products.dtype)
-    for i in range(parent.size):
-        value = products[index[nnz + i]] - below[i]
-        values[i] = value
-        if parent[i] >= 0:
-            below[parent[i]] += value
     out = np.empty(nnz, dtype=products.dtype)
     for p in range(nnz):
         out[p] = products[index[p]]
-    for k in range(targets.shape[1]):
-        out[targets[0, k]] = values[targets[1, k]]
+    below = np.zeros(parent.size, dtype=products.dtype)
+    for i in range(parent.size):
+        value = products[index[nnz + i]] - below[i]
+        if parent[i] >= 0:
+            below[parent[i]] += value
+        if positions[0, i] >= 0:
+            out[positions[0, i]] = value
+            out[positions[1, i]] = value
     return out
 
 
@@ -270,8 +270,8 @@ def recovery(
     final[off[edges]] = nnz + slot_of[internal]
     final[off[reverse[edges]]] = nnz + slot_of[internal]
     ends = np.append(starts[1:], slots).astype(np.int64)
-    positions = np.flatnonzero(final >= nnz)
-    targets = np.stack([positions, final[positions] - nnz])
+    positions = np.full((2, slots), -1, dtype=np.int64)
+    positions[:, slot_of[internal]] = [off[edges], off[reverse[edges]]]
     gather = np.concatenate([index, reads]).astype(np.int64)
     steps = Substitution(
         gather,
@@ -283,7 +283,7 @@ def recovery(
         ends,
         previous,
         final,
-        targets,
+        positions,
         in_program,
     )
     return gather, steps
