@@ -178,6 +178,7 @@ NAMED_RUNS = {
     "constrained": "python -m benchmarks.constrained",
     "codegen": "python -m benchmarks.codegen_backend",
     "cutest": "python -m benchmarks.cutest",
+    "substitution": "python -m benchmarks.substitution",
 }
 """Runs other than the benchmark harness whose figures the pages may quote: a
 paragraph quoting one names its command (and date)."""

@@ -40,11 +40,12 @@ dense path without coloring."""
 SUBSTITUTION_SAVES = 3
 """``coloring="auto"`` takes the acyclic coloring (recovery by substitution) when it
 saves at least this many of the star coloring's products. Measured per call with
-jitted JAX (``benchmarks/substitution.py``, docs/operators.md): saving 3 or more was
-faster every time (BDQRTIC 8 -> 5 colors: 0.82x; a random graph 16 -> 7: 0.67x),
-saving 1 or 2 was mostly slower (tridiagonal 3 -> 2: 1.16x to 1.24x; BROYDN3DLS
-5 -> 3: 1.47x; a 2-D grid 5 -> 4: 2.4x), since the substitution costs a few ns per
-entry and the vectorised products are cheaper than their number suggests."""
+jitted JAX (``benchmarks/substitution.py``, table in docs/operators.md): saving 3 or
+more was never slower (a random graph 16 -> 7 colors: 0.62x; BDQRTIC 8 -> 5: 0.82x
+to 0.98x over three runs); saving 1 or 2 was slower on 7 of 8 cases (tridiagonal
+3 -> 2: 1.04x to 1.09x; BROYDN3DLS 5 -> 3: 1.16x; 2-D grids 5 -> 4: 1.18x to 1.24x),
+since the products are vectorised over the seeds (two cost more than two thirds of
+three) and the substitution adds a few ns per entry."""
 HEAVY_CANDIDATES = (1, 2, 4, 8, 16, 32)
 """How many of the densest rows (or columns) bidirectional coloring tries to move to
 the other mode."""
