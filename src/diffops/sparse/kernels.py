@@ -186,14 +186,11 @@ def acyclic_coloring_kernel(
 ) -> np.ndarray:
     """Greedy acyclic coloring: distance-1, and every cycle has at least 3 colors.
 
-    Then the subgraph of any two colors is a forest, along which a Hessian's entries
-    are recovered by substitution. The two-colored trees built so far are kept in a
-    union-find over the edges (an edge is named by the CSR position of its upper
-    entry). Coloring ``v`` with the color of ``x`` (a neighbor of its neighbor
-    ``w``) would close a cycle when ``v`` has another neighbor, of ``w``'s color, in
-    the tree of the edge ``w - x``; each tree is stamped with the first neighbor
-    through which ``v`` reached it, so the test is O(1). Coloring costs the sum of
-    the squared degrees (times the near-constant of union-find).
+    The two-colored trees so far are a union-find over the edges (named by the CSR
+    position of the upper entry). Giving ``v`` the color of ``x`` (a neighbor of its
+    neighbor ``w``) closes a cycle when another neighbor of ``v`` is in the tree of
+    ``w - x``: each tree is stamped with the first neighbor that reached it. Cost:
+    the sum of the squared degrees (times union-find's near-constant).
 
     Args:
         order: Vertices in the order they are colored.
@@ -208,10 +205,8 @@ def acyclic_coloring_kernel(
     color = np.full(n, -1, dtype=np.int64)
     forbidden = np.full(n + 1, -1, dtype=np.int64)
     parent = np.arange(adj.size)
-    seen_by = np.full(adj.size, -1, dtype=np.int64)
-    seen_through = np.full(adj.size, -1, dtype=np.int64)
-    color_stamp = np.full(n + 1, -1, dtype=np.int64)
-    color_edge = np.zeros(n + 1, dtype=np.int64)
+    seen = np.full((2, adj.size), -1, dtype=np.int64)  # per tree: by v, through w
+    stamp = np.full((2, n + 1), -1, dtype=np.int64)  # per color: by v, its edge
     for k in range(order.size):
         v = order[k]
         for p in range(ptr[v], ptr[v + 1]):
@@ -230,17 +225,16 @@ def acyclic_coloring_kernel(
                 while parent[t] != t:  # find, halving the path
                     parent[t] = parent[parent[t]]
                     t = parent[t]
-                if seen_by[t] != v:
-                    seen_by[t] = v
-                    seen_through[t] = w
-                elif seen_through[t] != w:
+                if seen[0, t] != v:
+                    seen[0, t] = v
+                    seen[1, t] = w
+                elif seen[1, t] != w:
                     forbidden[cx] = v
         c = 0
         while forbidden[c] == v:
             c += 1
         color[v] = c
-        # Each new edge joins the trees of its two colors: those of v's earlier
-        # neighbors of w's color (q = -1) and of w's other edges to v's color.
+        # New edges join the trees of v's other edges to cw (q < ptr[w]), w's to c.
         for p in range(ptr[v], ptr[v + 1]):
             w = adj[p]
             cw = color[w]
@@ -249,11 +243,11 @@ def acyclic_coloring_kernel(
             e = min(p, mirror[p])
             for q in range(ptr[w] - 1, ptr[w + 1]):
                 if q < ptr[w]:
-                    if color_stamp[cw] != v:
-                        color_stamp[cw] = v
-                        color_edge[cw] = e
+                    if stamp[0, cw] != v:
+                        stamp[0, cw] = v
+                        stamp[1, cw] = e
                         continue
-                    f = color_edge[cw]
+                    f = stamp[1, cw]
                 elif color[adj[q]] == c:
                     f = min(q, mirror[q])
                 else:

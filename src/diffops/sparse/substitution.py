@@ -239,20 +239,9 @@ def recovery(
     edges = parent_edge[child]
     index[off[edges]] = read
     index[off[reverse[edges]]] = read
-    roots = np.sort(post[parent < 0])
-    tree = np.searchsorted(roots, post)  # trees are runs of the post-order
     internal = child[size[child] > 1]
-    deep = np.zeros(roots.size, dtype=bool)
-    deep[tree[internal]] = True
-    laid = child[deep[tree[child]]]
-    laid = laid[np.argsort(post[laid])]
-    rank = np.cumsum(deep) - 1  # of each deep tree among them
-    slot_of = np.full(vertex.size, -1, dtype=np.int64)
-    slot_of[laid] = np.arange(laid.size) + rank[tree[laid]] + 1
-    n_deep = int(deep.sum())
-    firsts = np.flatnonzero(np.diff(tree[laid], prepend=-1))
-    starts = slot_of[laid[firsts]] - 1  # each deep tree's slot before its entries
-    slots = laid.size + n_deep
+    laid, slot_of, starts = _slots(parent, post, internal)
+    slots = laid.size + starts.size
     parent_slot = np.full(slots, -1, dtype=np.int64)
     parent_slot[slot_of[laid]] = np.where(
         parent[parent[laid]] >= 0, slot_of[parent[laid]], -1
@@ -264,7 +253,7 @@ def recovery(
     reads = np.zeros(slots, dtype=np.int64)
     reads[slot_of[laid]] = other[laid] * n + vertex[laid]
     previous = np.zeros(slots, dtype=np.int64)
-    previous[starts] = np.arange(n_deep)
+    previous[starts] = np.arange(starts.size)
     final = np.arange(nnz, dtype=np.int64)
     edges = parent_edge[internal]
     final[off[edges]] = nnz + slot_of[internal]
@@ -287,6 +276,33 @@ def recovery(
         in_program,
     )
     return gather, steps
+
+
+def _slots(
+    parent: np.ndarray, post: np.ndarray, internal: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The slots: each tree with an internal edge, a slot then its nodes' post-order.
+
+    Args:
+        parent: Per node, its parent (``-1``: a root).
+        post: Per node, its position in the post-order.
+        internal: The nodes whose edge to their parent has edges below it.
+
+    Returns:
+        ``(laid, slot_of, starts)``: the nodes given slots (in slot order), the slot
+        of each node (``-1``: none), and each tree's slot before its nodes.
+    """
+    roots = np.sort(post[parent < 0])
+    tree = np.searchsorted(roots, post)  # trees are runs of the post-order
+    deep = np.zeros(roots.size, dtype=bool)
+    deep[tree[internal]] = True
+    laid = np.flatnonzero((parent >= 0) & deep[tree])
+    laid = laid[np.argsort(post[laid])]
+    rank = np.cumsum(deep) - 1  # of each deep tree among them
+    slot_of = np.full(parent.size, -1, dtype=np.int64)
+    slot_of[laid] = np.arange(laid.size) + rank[tree[laid]] + 1
+    firsts = np.flatnonzero(np.diff(tree[laid], prepend=-1))
+    return laid, slot_of, slot_of[laid[firsts]] - 1
 
 
 def _forest(

@@ -65,22 +65,7 @@ def sparse_program(
                 rest = [value]
             return jnp.take(jnp.ravel(matrix), index), tuple(rest)
         if plan.kind == "hessian":
-
-            def grad_with_value(z: Any) -> tuple[Any, Any]:
-                value, grad = compose.value_and_grad(P, f, z)
-                return grad, value
-
-            # One linearization (gradient and value computed once), then one
-            # Hessian-vector product per color, vectorised over the seeds.
-            grad, hvp, value = P.linearize(grad_with_value, y, symmetric=True)
-            products = jax.vmap(hvp)(jnp.asarray(forward, dtype=y.dtype))
-            steps = plan.substitution
-            if steps is not None and not steps.in_program:
-                return jnp.ravel(products), (grad, value)  # Plan.finish gathers
-            data = jnp.take(jnp.ravel(products), index)
-            if steps is not None:
-                data = steps.recover(data, jnp)
-            return data, (grad, value)
+            return _hessian_values(P, f, y, plan)
         blocks = []
         if forward.shape[0] or not reverse.shape[0]:
             value, jvp, _ = P.linearize(f, y)
@@ -115,6 +100,31 @@ def sparse_program(
         return (closure, data, *rest)
 
     return program_with_closure
+
+
+def _hessian_values(
+    P: Any, f: Function, y: Any, plan: Any
+) -> tuple[Any, tuple[Any, ...]]:
+    """A colored Hessian's values (or, substituted after the program, products)."""
+    import jax
+    import jax.numpy as jnp
+
+    def grad_with_value(z: Any) -> tuple[Any, Any]:
+        value, grad = compose.value_and_grad(P, f, z)
+        return grad, value
+
+    # One linearization (gradient and value computed once), then one Hessian-vector
+    # product per color, vectorised over the seeds.
+    grad, hvp, value = P.linearize(grad_with_value, y, symmetric=True)
+    seeds = jnp.asarray(np.asarray(plan.forward_seeds), dtype=y.dtype)
+    products = jnp.ravel(jax.vmap(hvp)(seeds))
+    steps = plan.substitution
+    if steps is not None and not steps.in_program:
+        return products, (grad, value)  # gathered by Plan.finish
+    data = jnp.take(products, np.asarray(plan.index))
+    if steps is not None:
+        data = steps.recover(data, jnp)
+    return data, (grad, value)
 
 
 def compose_first(pullback: Function, cotangent: Any) -> Any:
