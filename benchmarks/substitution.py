@@ -47,6 +47,10 @@ def _jax_cases() -> dict[str, tuple[Callable[..., Any], np.ndarray]]:
         smooth = jnp.sum((y[1:] - y[:-1]) ** 2) + jnp.sum((y[:, 1:] - y[:, :-1]) ** 2)
         return smooth + jnp.sum(jnp.exp(0.1 * y) + y**4)
 
+    def band3(x: Any) -> Any:  # a full band of half-width 3
+        pairs = jnp.sum((x[:-2] * x[2:]) ** 2) + jnp.sum((x[:-3] * x[3:]) ** 2)
+        return jnp.sum(jnp.cos(x[1:] - x[:-1])) + pairs + jnp.sum(x**4)
+
     rng = np.random.default_rng(0)
     pairs = rng.integers(0, 20000, size=(2, 60000))
 
@@ -56,6 +60,8 @@ def _jax_cases() -> dict[str, tuple[Callable[..., Any], np.ndarray]]:
     return {
         "tridiagonal n=2000": (chained, rng.standard_normal(2000)),
         "tridiagonal n=20000": (chained, rng.standard_normal(20000)),
+        "band b=3 n=2000": (band3, rng.standard_normal(2000)),
+        "band b=3 n=20000": (band3, rng.standard_normal(20000)),
         "grid 100x100": (grid, rng.standard_normal(10000)),
         "grid 300x300": (grid, rng.standard_normal(90000)),
         "random pairs n=20000": (random_pairs, rng.standard_normal(20000)),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import diffops
 from _backends import require_backend
@@ -106,6 +108,26 @@ def test_acyclic_coloring_of_random_patterns(seed):
     colors = acyclic_coloring(pattern)
     assert_acyclic(pattern, colors)
     assert colors.max() <= star_coloring(pattern).max()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    density=st.floats(0.0, 0.3),
+    seed=st.integers(0, 2**32 - 1),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_property_acyclic_and_recovered(n, density, seed, dtype):
+    # Any symmetric pattern and values: an acyclic coloring, never more colors than
+    # the star coloring, and the substitution recovers the matrix.
+    pattern = _random_pattern(n, density, seed, diagonal=0.5)
+    colors = acyclic_coloring(pattern)
+    assert_acyclic(pattern, colors)
+    assert colors.max(initial=0) <= star_coloring(pattern).max(initial=0)
+    plan = hessian_plan(pattern, (n,), dtype, coloring="acyclic")
+    h = _symmetric_values(pattern, np.random.default_rng(seed), dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(_recovered(plan, h), h, rtol=tol, atol=tol)
 
 
 def test_a_star_coloring_passes_the_acyclic_check_and_a_cycle_fails():
