@@ -14,6 +14,7 @@ Results are detached: no graph outlives a call except inside a product closure.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping
 from types import ModuleType, SimpleNamespace
@@ -120,7 +121,10 @@ def _stacked_backward(out: Any, leaf: Any, cotangents: Any, *, create: bool) -> 
             return torch.func.vmap(vjp, chunk_size=chunk)(cotangents)
         except RuntimeError:
             pass  # e.g. a custom autograd.Function whose backward vmap cannot batch
-    return torch.stack([_backward(out, leaf, c, create=create) for c in cotangents])
+    if n == 1:  # a scalar's gradient as a Jacobian row: no stacking
+        return _backward(out, leaf, cotangents[0], create=create).unsqueeze(0)
+    rows = [_backward(out, leaf, c, create=create) for c in cotangents.unbind(0)]
+    return torch.stack(rows)
 
 
 def _owned(result: Any, source: Any = None) -> Any:
@@ -205,7 +209,7 @@ class TorchGraph(compose.Primitives):
 
     def basis(self, shape: tuple[int, ...], like: Any) -> Any:
         """``eye(n)`` reshaped, on ``like``'s device."""
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         torch = _torch()
         return torch.eye(n, dtype=like.dtype, device=like.device).reshape((n, *shape))
 
