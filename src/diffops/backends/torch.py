@@ -1,15 +1,11 @@
-"""PyTorch backend: functions written with ``torch`` operations.
+"""PyTorch backend: operators (:mod:`diffops.backends.compose`) from two primitives.
 
-Operators (:mod:`diffops.backends.compose`) from two sets of primitives.
-:class:`TorchGraph`, for single points, records the function once on a fresh leaf and
-runs backward passes of that graph, recorded only when an outer derivative is taken
-of them; forward products are VJPs of the recorded ``u -> uᵀ J`` (double VJP, 4-5
-times faster per column than PyTorch's forward mode); from ``BATCH_MIN`` products on,
-backward passes are vmapped over the cotangents (10-15 times a loop at d = 100).
-Whole-operator ``torch.func`` transforms cost 2-6 times this on small inputs (the
-benchmark's ``torch.func best / diffops torch`` rows). :class:`TorchFunc`, for stacks
-of points, uses ``torch.func``'s transforms, which ``torch.func.vmap`` can batch.
-Results are detached: no graph outlives a call except inside a product closure.
+:class:`TorchGraph` (single points) records the function once on a fresh leaf and runs
+backward passes of that graph; forward products are VJPs of the recorded ``u -> uᵀ J``
+(4-5 times faster per column than PyTorch's forward mode), vmapped over the seeds
+from ``BATCH_MIN`` on (10-15 times a loop at d = 100); ``torch.func`` transforms cost
+2-6 times this on small inputs. :class:`TorchFunc` (stacks of points) uses
+``torch.func``, which ``torch.func.vmap`` batches. Results are detached.
 """
 
 from __future__ import annotations
@@ -308,16 +304,9 @@ def _probe(func: Function, x: Any, args: tuple[Any, ...]) -> None:
     torch = _torch()
     from torch.overrides import TorchFunctionMode
 
-    tensor = torch.Tensor
-    escapes = {
-        tensor.__float__,
-        tensor.__int__,
-        tensor.__index__,
-        tensor.__array__,
-        tensor.item,
-        tensor.tolist,
-        tensor.numpy,
-    }
+    t = torch.Tensor
+    escapes = {t.__float__, t.__int__, t.__index__, t.__array__, t.item, t.tolist}
+    escapes.add(t.numpy)
     name = function_name(func)
 
     class EscapeCheck(TorchFunctionMode):
