@@ -45,8 +45,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 
+# Test files are shared between TEST_WORKERS processes (pytest-xdist; work
+# stealing evens out the slow files); TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal)
 
 test: lint pytest
 

@@ -23,9 +23,11 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -68,6 +70,9 @@ def mici_interface(request, tmp_path_factory) -> Path:
     )
     sdist = Path(folder) / SDIST
     if not sdist.exists():
+        # Downloaded to a folder of this process's own, then moved into place in one
+        # step: another test process may be looking for the same file.
+        download = Path(tempfile.mkdtemp(dir=folder))
         command = [
             sys.executable,
             "-m",
@@ -79,11 +84,13 @@ def mici_interface(request, tmp_path_factory) -> Path:
             "--no-deps",
             "--quiet",
             "-d",
-            str(folder),
+            str(download),
         ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        if result.returncode != 0 or not sdist.exists():
+        if result.returncode != 0 or not (download / SDIST).exists():
             _unavailable(f"could not download Mici's sdist: {result.stderr[-1000:]}")
+        os.replace(download / SDIST, sdist)
+        shutil.rmtree(download, ignore_errors=True)
     digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
     if digest != SDIST_SHA256:
         sdist.unlink()

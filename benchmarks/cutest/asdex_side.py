@@ -3,7 +3,10 @@
 Runs in its own virtual environment (asdex 0.5.2 needs Python >= 3.12; asdex is never
 a dependency of diffops), from the repository root::
 
-    /work/venv-asdex/bin/python -m benchmarks.cutest.asdex_side --out DIR [options]
+    PYTHONPATH=src /work/venv-asdex/bin/python -m benchmarks.cutest.asdex_side --out DIR
+
+(``PYTHONPATH=src``: the harness times warm calls with ``diffops.timing``, which needs
+only NumPy.)
 
 It writes ``DIR/asdex.csv`` with the columns of the diffops harness (see
 ``rows.COLUMNS``); ``python -m benchmarks.cutest --asdex DIR/asdex.csv`` merges it.

@@ -38,7 +38,8 @@ def plot(path: Path, all_rows: list[dict[str, Any]], asdex: bool) -> str | None:
     def failed(row: dict[str, Any]) -> bool:
         return row["status"] not in ("ok",)
 
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
+    timed = any(row.get("call_s") for row in all_rows)
+    fig, axes = plt.subplots(1, 3 if timed else 2, figsize=(17 if timed else 12, 5.2))
     panels = [
         (
             axes[0],
@@ -57,16 +58,14 @@ def plot(path: Path, all_rows: list[dict[str, Any]], asdex: bool) -> str | None:
                 ("asdex_first_s", "asdex", "C1", "x"),
             ],
         ),
-        (
-            axes[2],
-            "per call (s)",
-            [
-                ("call_s", "diffops sparse", "C0", "o"),
-                ("dense_call_s", "diffops dense", "0.6", "."),
-                ("asdex_call_s", "asdex jitted", "C1", "x"),
-            ],
-        ),
     ]
+    if timed:  # not with --no-timing
+        per_call = [
+            ("call_s", "diffops sparse", "C0", "o"),
+            ("dense_call_s", "diffops dense", "0.6", "."),
+            ("asdex_call_s", "asdex jitted", "C1", "x"),
+        ]
+        panels.append((axes[2], "per call (s)", per_call))
     for ax, title, series in panels:
         for column, name, colour, marker in series:
             if column.startswith("asdex") and not asdex:

@@ -1,10 +1,8 @@
-"""Autograd backend: functions written with ``autograd.numpy``.
+"""Autograd backend: functions written with ``autograd.numpy`` (NumPy arrays in/out).
 
-Autograd is imported on first use. It works on NumPy arrays directly, so no array
-conversions are needed. It has reverse mode only (its forward mode does not cover
-every primitive), so the operators (:mod:`diffops.backends.compose`) are built from
-``make_vjp``: forward products are VJPs of the pullback (the double-VJP trick),
-Hessian rows are VJPs of the gradient, products are looped over their seeds.
+Its forward mode does not cover every primitive, so the operators
+(:mod:`diffops.backends.compose`) come from ``make_vjp``: forward products are VJPs of
+the pullback, Hessian rows VJPs of the gradient, looped over the seeds.
 """
 
 from __future__ import annotations

@@ -100,6 +100,26 @@ class Primitives:
             return out, pullback, aux
         return out, self.pushforward(f, x, out, pullback), aux
 
+    def jvps(
+        self, f: Function, x: Any, seeds: Any, *, symmetric: bool = False
+    ) -> tuple[Any, Any, Any]:
+        """``(out, products, aux)``: ``∂out/∂x · seeds[k]`` for every ``k``, stacked.
+
+        The default applies :meth:`linearize`'s product to each seed.
+
+        Raises:
+            ForwardModeUnavailable: If ``f`` cannot be differentiated forward.
+        """
+        out, push, aux = self.linearize(f, x, symmetric=symmetric)
+        return out, self.products(push, seeds), aux
+
+    def output_shape(self, f: Function, x: Any) -> tuple[int, ...] | None:
+        """The shape of ``f(x)[0]`` if known without evaluating ``f`` (else ``None``).
+
+        Lets a Jacobian choose its mode before differentiating.
+        """
+        return None
+
     def basis(self, shape: tuple[int, ...], like: Any) -> Any:
         """The unit arrays of ``shape``, stacked: shape ``(prod(shape),) + shape``."""
         n = math.prod(shape)
@@ -179,23 +199,49 @@ def jacobian(
     without forward-mode rules.
     """
     s = P.shape(y)
+    n_in = math.prod(s)
+    known = P.output_shape(f, y)
+    n_known = math.prod(known) if known is not None else 0
+    if n_in and n_known and jacobian_mode(mode, n_in, n_known) == "forward":
+        assert known is not None
+        require_fits(what, known + s, P.dtype(y), op_name)
+        forward = _forward_jacobian(P, f, y)
+        if forward is not None:
+            return forward
     out, pullback, aux = P.vjp(f, y)
     f_shape = P.shape(out)
     require_fits(what, f_shape + s, P.dtype(out), op_name)
-    n_in, n_out = math.prod(s), math.prod(f_shape)
+    n_out = math.prod(f_shape)
     if n_in == 0 or n_out == 0:
         return P.zeros(f_shape + s, out), out, aux
-    if jacobian_mode(mode, n_in, n_out) == "forward":
+    if known is None and jacobian_mode(mode, n_in, n_out) == "forward":
         try:
             push = P.pushforward(f, y, out, pullback)
             columns = P.products(push, P.basis(s, y))  # (n_in,) + F
         except ForwardModeUnavailable:
             pass
         else:
-            matrix = P.transpose(P.reshape(columns, (n_in, n_out)))
-            return P.reshape(matrix, f_shape + s), out, aux
+            return _from_columns(P, columns, s, f_shape), out, aux
     rows = P.products(pullback, P.basis(f_shape, out))  # (n_out,) + S
     return P.reshape(rows, f_shape + s), out, aux
+
+
+def _forward_jacobian(P: Primitives, f: Function, y: Any) -> tuple[Any, ...] | None:
+    """``(jacobian, out, aux)`` from JVPs alone (``None``: no forward-mode rules)."""
+    s = P.shape(y)
+    try:
+        out, columns, aux = P.jvps(f, y, P.basis(s, y))  # (n_in,) + F
+    except ForwardModeUnavailable:
+        return None
+    return _from_columns(P, columns, s, P.shape(out)), out, aux
+
+
+def _from_columns(
+    P: Primitives, columns: Any, s: tuple[int, ...], f_shape: tuple[int, ...]
+) -> Any:
+    """The Jacobian of shape ``F + S`` from its columns stacked: ``(n_in,) + F``."""
+    matrix = P.transpose(P.reshape(columns, (math.prod(s), math.prod(f_shape))))
+    return P.reshape(matrix, f_shape + s)
 
 
 def hessian(P: Primitives, func: Function, op_name: str, y: Any, args: Any) -> Any:
@@ -208,11 +254,11 @@ def hessian(P: Primitives, func: Function, op_name: str, y: Any, args: Any) -> A
 
     s = P.shape(y)
     require_fits("hessian", s + s, P.dtype(y), op_name)
-    grad, push, value = P.linearize(grad_with_value, y, symmetric=True)
     if math.prod(s) == 0:
+        grad, _, value = P.linearize(grad_with_value, y, symmetric=True)
         return P.zeros(s + s, y), grad, value
     # Column k of a symmetric matrix is also its row k.
-    rows = P.products(push, P.basis(s, y))
+    grad, rows, value = P.jvps(grad_with_value, y, P.basis(s, y), symmetric=True)
     return P.reshape(rows, s + s), grad, value
 
 

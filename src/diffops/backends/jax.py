@@ -1,14 +1,10 @@
-"""JAX backend: functions written with ``jax.numpy``.
+"""JAX backends: ``jax`` compiles each operator with ``jax.jit``, ``jax_nojit`` not.
 
-JAX is imported on first use, never at ``import diffops``. The operators are composed
-(:mod:`diffops.backends.compose`) from ``jax.vjp``, ``jax.linearize`` and ``jax.vmap``;
-product closures are :class:`jax.tree_util.Partial` pytrees, so they can leave a
-``jax.jit``-compiled program. Two backends use them: ``jax`` compiles each operator
-with ``jax.jit`` (closures too), ``jax_nojit`` runs it op by op.
-
-float64 inputs are computed in float64 without touching the user's global
-``jax_enable_x64`` flag: :meth:`JaxBackend.run` enters ``jax.enable_x64(True)`` for
-that call only (and skips it when the flag already gives float64).
+Operators are composed (:mod:`diffops.backends.compose`) from ``jax.vjp``,
+``jax.linearize``, ``jax.jvp`` and ``jax.vmap``; product closures are
+:class:`jax.tree_util.Partial` pytrees, so they can leave a compiled program. JAX is
+imported on first use. float64 inputs are computed in float64 without touching the
+user's ``jax_enable_x64`` flag (:meth:`JaxBackend.run` enables it for the call only).
 """
 
 from __future__ import annotations
@@ -73,6 +69,16 @@ def _first(pullback: Function, cotangent: Any) -> Any:
     return pullback(cotangent)[0]
 
 
+def _forward(run: Callable[[], Any]) -> tuple[Any, Any, Any]:
+    """``run()``, a function with a custom VJP (no forward rules) reported as such."""
+    try:
+        return run()  # type: ignore[no-any-return]
+    except TypeError as err:
+        if "custom_vjp" not in str(err):
+            raise
+        raise compose.ForwardModeUnavailable(str(err)) from err
+
+
 class JaxPrimitives(compose.Primitives):
     """``jax.vjp``, ``jax.linearize`` and ``jax.vmap``; products are pytrees."""
 
@@ -91,12 +97,19 @@ class JaxPrimitives(compose.Primitives):
         self, f: Function, x: Any, *, symmetric: bool = False
     ) -> tuple[Any, Function, Any]:
         """``jax.linearize`` (forward mode)."""
-        try:
-            return _jax().linearize(f, x, has_aux=True)  # type: ignore[no-any-return]
-        except TypeError as err:
-            if "custom_vjp" not in str(err):
-                raise
-            raise compose.ForwardModeUnavailable(str(err)) from err
+        return _forward(lambda: _jax().linearize(f, x, has_aux=True))
+
+    def jvps(
+        self, f: Function, x: Any, seeds: Any, *, symmetric: bool = False
+    ) -> tuple[Any, Any, Any]:
+        """``jax.jvp`` under ``jax.vmap``, value unbatched (eager: 1.5 ms, not 6.4)."""
+        jax = _jax()
+        jvp = lambda t: jax.jvp(f, (x,), (t,), has_aux=True)  # noqa: E731
+        return _forward(lambda: jax.vmap(jvp, out_axes=(None, 0, None))(seeds))
+
+    def output_shape(self, f: Function, x: Any) -> tuple[int, ...] | None:
+        """``jax.eval_shape``: an abstract trace, free inside ``jax.jit``."""
+        return tuple(_jax().eval_shape(f, x)[0].shape)
 
     def pushforward(self, f: Function, x: Any, out: Any, pullback: Function) -> Any:
         """A fresh linearization (XLA shares the primal work with the VJP's)."""

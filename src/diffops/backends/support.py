@@ -58,6 +58,10 @@ def check_value(
         NonScalarOutputError: If a scalar operator's function returned a non-0-d
             array.
     """
+    if not complex_ and shape is not None:  # a real array: the usual case, fast
+        if op.scalar_only:
+            require_scalar(tuple(shape), op.name)
+        return
     name = function_name(func)
     if complex_:
         dtype = getattr(value, "dtype", "complex")
@@ -77,8 +81,6 @@ def check_value(
             f"values."
         )
         raise NonArrayOutputError(msg)
-    if op.scalar_only:
-        require_scalar(tuple(shape), op.name)
 
 
 def _sample(value: Any) -> str:

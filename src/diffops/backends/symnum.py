@@ -1,12 +1,8 @@
-"""SymNum backend: the operators for functions written with ``symnum.numpy``.
+"""SymNum backend: symbolic derivatives of ``symnum.numpy`` functions as NumPy code.
 
-SymNum differentiates symbolically and generates NumPy code, so the derivative
-functions take and return NumPy arrays. It needs the shape of the argument when code
-is generated: decorate the function with ``symnum.numpify(shape)`` (an int ``n``
-means ``(n,)``), or pass the symbolic function with ``arg_shape=shape``. For 0-d
-arguments (SymNum generates no code for them) diffops differentiates
-``y -> f(y[0])`` with ``y`` of shape ``(1,)`` and reshapes the results back to 0-d.
-SymNum is imported on first use.
+Code generation needs the argument's shape: ``symnum.numpify(shape)`` on the function
+or ``arg_shape=shape``. 0-d arguments (SymNum generates no code for them) are handled
+as ``y -> f(y[0])`` with ``y`` of shape ``(1,)``. SymNum is imported on first use.
 """
 
 from __future__ import annotations

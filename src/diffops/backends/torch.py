@@ -1,19 +1,16 @@
-"""PyTorch backend: functions written with ``torch`` operations.
+"""PyTorch backend: operators (:mod:`diffops.backends.compose`) from two primitives.
 
-Operators (:mod:`diffops.backends.compose`) from two sets of primitives.
-:class:`TorchGraph`, for single points, records the function once on a fresh leaf and
-runs backward passes of that graph, recorded only when an outer derivative is taken
-of them; forward products are VJPs of the recorded ``u -> uᵀ J`` (double VJP, 4-5
-times faster per column than PyTorch's forward mode); from ``BATCH_MIN`` products on,
-backward passes are vmapped over the cotangents (10-15 times a loop at d = 100).
-Whole-operator ``torch.func`` transforms cost 2-6 times this on small inputs (the
-benchmark's ``torch.func best / diffops torch`` rows). :class:`TorchFunc`, for stacks
-of points, uses ``torch.func``'s transforms, which ``torch.func.vmap`` can batch.
-Results are detached: no graph outlives a call except inside a product closure.
+:class:`TorchGraph` (single points) records the function once on a fresh leaf and runs
+backward passes of that graph; forward products are VJPs of the recorded ``u -> uᵀ J``
+(4-5 times faster per column than PyTorch's forward mode), vmapped over the seeds
+from ``BATCH_MIN`` on (10-15 times a loop at d = 100); ``torch.func`` transforms cost
+2-6 times this on small inputs. :class:`TorchFunc` (stacks of points) uses
+``torch.func``, which ``torch.func.vmap`` batches. Results are detached.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping
 from types import ModuleType, SimpleNamespace
@@ -120,7 +117,10 @@ def _stacked_backward(out: Any, leaf: Any, cotangents: Any, *, create: bool) -> 
             return torch.func.vmap(vjp, chunk_size=chunk)(cotangents)
         except RuntimeError:
             pass  # e.g. a custom autograd.Function whose backward vmap cannot batch
-    return torch.stack([_backward(out, leaf, c, create=create) for c in cotangents])
+    if n == 1:  # a scalar's gradient as a Jacobian row: no stacking
+        return _backward(out, leaf, cotangents[0], create=create).unsqueeze(0)
+    rows = [_backward(out, leaf, c, create=create) for c in cotangents.unbind(0)]
+    return torch.stack(rows)
 
 
 def _owned(result: Any, source: Any = None) -> Any:
@@ -205,7 +205,7 @@ class TorchGraph(compose.Primitives):
 
     def basis(self, shape: tuple[int, ...], like: Any) -> Any:
         """``eye(n)`` reshaped, on ``like``'s device."""
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         torch = _torch()
         return torch.eye(n, dtype=like.dtype, device=like.device).reshape((n, *shape))
 
@@ -304,16 +304,9 @@ def _probe(func: Function, x: Any, args: tuple[Any, ...]) -> None:
     torch = _torch()
     from torch.overrides import TorchFunctionMode
 
-    tensor = torch.Tensor
-    escapes = {
-        tensor.__float__,
-        tensor.__int__,
-        tensor.__index__,
-        tensor.__array__,
-        tensor.item,
-        tensor.tolist,
-        tensor.numpy,
-    }
+    t = torch.Tensor
+    escapes = {t.__float__, t.__int__, t.__index__, t.__array__, t.item, t.tolist}
+    escapes.add(t.numpy)
     name = function_name(func)
 
     class EscapeCheck(TorchFunctionMode):
