@@ -41,11 +41,12 @@ SUBSTITUTION_SAVES = 3
 """``coloring="auto"`` takes the acyclic coloring (recovery by substitution) when it
 saves at least this many of the star coloring's products. Measured per call with
 jitted JAX (``benchmarks/substitution.py``, table in docs/operators.md): saving 3 or
-more was never slower (a random graph 16 -> 7 colors: 0.62x; BDQRTIC 8 -> 5: 0.82x
-to 0.98x over three runs); saving 1 or 2 was slower on 7 of 8 cases (tridiagonal
-3 -> 2: 1.04x to 1.09x; BROYDN3DLS 5 -> 3: 1.16x; 2-D grids 5 -> 4: 1.18x to 1.24x),
-since the products are vectorised over the seeds (two cost more than two thirds of
-three) and the substitution adds a few ns per entry."""
+more was faster in every run (a band of half-width 3, 7 -> 4 colors: 0.78x at
+n = 2000, 0.47x at 20000; a random graph 16 -> 7: 0.62x to 0.70x; BDQRTIC 8 -> 5:
+0.82x to 0.98x); saving 1 or 2 was slower in 13 of 16 measurements (tridiagonal
+3 -> 2: 1.04x to 1.14x; 2-D grids 5 -> 4: 1.00x to 1.24x), since the products are
+vectorised over the seeds (two cost more than two thirds of three) and the
+substitution adds a few ns per entry."""
 HEAVY_CANDIDATES = (1, 2, 4, 8, 16, 32)
 """How many of the densest rows (or columns) bidirectional coloring tries to move to
 the other mode."""
