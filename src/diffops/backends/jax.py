@@ -108,8 +108,9 @@ class JaxPrimitives(compose.Primitives):
         return _forward(lambda: jax.vmap(jvp, out_axes=(None, 0, None))(seeds))
 
     def output_shape(self, f: Function, x: Any) -> tuple[int, ...] | None:
-        """``jax.eval_shape``: an abstract trace, free inside ``jax.jit``."""
-        return tuple(_jax().eval_shape(f, x)[0].shape)
+        """``jax.eval_shape`` op by op; ``None`` when tracing (no second trace)."""
+        jax = _jax()
+        return None if isinstance(x, jax.core.Tracer) else jax.eval_shape(f, x)[0].shape
 
     def pushforward(self, f: Function, x: Any, out: Any, pullback: Function) -> Any:
         """A fresh linearization (XLA shares the primal work with the VJP's)."""
@@ -166,8 +167,7 @@ class JaxBackend(
         """Call ``function`` inside ``jax.enable_x64(True)`` for float64 input."""
         if FORKED_AFTER:
             require_not_forked("jax")
-        # Enter the float64 scope only when the global flag does not already give
-        # float64 (reading the flag costs a sixth of entering the scope).
+        # Reading the flag costs a sixth of entering the float64 scope.
         if dtype is FLOAT64:
             if _CONFIG is None:
                 _jax()
