@@ -20,6 +20,16 @@ __all__ = ["IpoptProblem"]
 
 # Levels of the objective's and the constraints' point caches.
 _VALUE, _DERIVATIVE = 0, 1
+# cyipopt's callbacks, counted in ``calls``.
+_METHODS = (
+    "objective",
+    "gradient",
+    "constraints",
+    "jacobian",
+    "hessian",
+    "jacobianstructure",
+    "hessianstructure",
+)
 # IPOPT's line search evaluates a trial point and may go back to the current one.
 _CACHED_POINTS = 2
 
@@ -150,18 +160,7 @@ class IpoptProblem:
         self.cu = self._bounds(cu, 0.0, self.m, "cu")
         self._jacobian_structure: Layout | None = None
         self._hessian_structure: Layout | None = None
-        self.calls = dict.fromkeys(
-            (
-                "objective",
-                "gradient",
-                "constraints",
-                "jacobian",
-                "hessian",
-                "jacobianstructure",
-                "hessianstructure",
-            ),
-            0,
-        )
+        self.calls = dict.fromkeys(_METHODS, 0)
 
     def _add_constraints(self, constraints: Callable[..., Any], sparse: Any) -> None:
         """The constraints' derivative function and cache; ``m`` from ``x0``."""
