@@ -13,7 +13,10 @@ from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PUBLISHED = {"assets/scaling.png": ROOT / "benchmarks" / "results" / "scaling.png"}
+PUBLISHED = {
+    "assets/scaling.png": ROOT / "benchmarks" / "results" / "scaling.png",
+    "assets/cutest.png": ROOT / "benchmarks" / "results" / "cutest.png",
+}
 """Site path -> file in the repository."""
 
 
