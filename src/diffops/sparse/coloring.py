@@ -187,22 +187,30 @@ def star_coloring(pattern: Any) -> np.ndarray:
         Color per vertex.
     """
     graph = adjacency(pattern)
-    n = graph.shape[0]
     banded, full = _banded_star(graph)
     if full:
         return banded
-    candidates = [banded]
-    work = kernels.star_work(graph.indptr)
-    if kernels.affordable(work):
-        degree = np.diff(graph.indptr)
-        orders = [np.arange(n)]
-        if work <= ORDER_WORK:
-            orders.append(np.argsort(-degree, kind="stable"))
-        candidates += [
+    return _best(
+        [banded]
+        + [
             kernels.star_coloring(order, graph.indptr, graph.indices)
-            for order in orders
+            for order in _greedy_orders(graph)
         ]
-    return _best(candidates)
+    )
+
+
+def _greedy_orders(graph: Any) -> list[np.ndarray]:
+    """Vertex orders for the greedy kernels (none when their work is unaffordable).
+
+    The natural order, and by decreasing degree when the work is small.
+    """
+    work = kernels.star_work(graph.indptr)
+    if not kernels.affordable(work):
+        return []
+    orders = [np.arange(graph.shape[0])]
+    if work <= ORDER_WORK:
+        orders.append(np.argsort(-np.diff(graph.indptr), kind="stable"))
+    return orders
 
 
 def _banded_star(graph: Any) -> tuple[np.ndarray, bool]:
@@ -258,17 +266,12 @@ def acyclic_coloring(pattern: Any) -> np.ndarray:
         Color per vertex.
     """
     graph = adjacency(pattern)
-    n = graph.shape[0]
     banded, full = _banded_acyclic(graph)
     if full:
         return banded
     candidates = [banded]
-    work = kernels.star_work(graph.indptr)
-    if kernels.affordable(work):
-        degree = np.diff(graph.indptr)
-        orders = [np.arange(n)]
-        if work <= ORDER_WORK:
-            orders.append(np.argsort(-degree, kind="stable"))
+    orders = _greedy_orders(graph)
+    if orders:
         reverse = mirror(graph)
         candidates += [
             kernels.acyclic_coloring(order, graph.indptr, graph.indices, reverse)
