@@ -5,13 +5,19 @@ Usage (from the repository root)::
     git worktree add /tmp/diffops-before <commit>
     python -m benchmarks.ab_compare /tmp/diffops-before . --rounds 8
 
-One worker process per tree builds every operator (and every product closure) of the
-example models banana, torus and logistic and of the benchmark's tall 3 -> 300 and
-wide 300 -> 3 functions on the chosen backends. The workers are timed in turn, case by
-case (the idle one waits on its pipe, so a change of load hits both alike); per case
-the result is the minimum over rounds of the median of five batches. Prints the
+Worker processes (three per tree; the rounds take turns among them) build every
+operator (and every product closure) of the example models banana, torus and logistic
+and of the benchmark's tall 3 -> 300 and wide 300 -> 3 functions on the chosen
+backends. The trees are timed in turn, case by case (the idle worker waits on its
+pipe, so a change of load hits both alike); per case the result is the fastest batch
+over rounds and processes: on this shared machine a jitted JAX program's batches vary
+up to fivefold from one to the next, and its best from one process to the next by up
+to 1.8x (an A/A run, one tree against itself, with one process per tree). Prints the
 after/before ratios (median, deciles, per backend, and every case outside
 ``--show``), and writes them to ``--out`` as JSON.
+
+``--calls`` counts the Python function calls of one evaluation per case instead
+(with :mod:`cProfile`): deterministic where timings are not.
 """
 
 from __future__ import annotations
@@ -65,6 +71,14 @@ print(json.dumps(sorted(cases)), flush=True)
 for line in sys.stdin:
     name, target = line.split("\t")
     f, a = cases[name]
+    if target.strip() == "calls":  # Python function calls in one evaluation
+        import cProfile, pstats
+        f(a)
+        profile = cProfile.Profile()
+        profile.runcall(f, a)
+        calls = sum(v[1] for v in pstats.Stats(profile).stats.values())
+        print(json.dumps(calls), flush=True)
+        continue
     n = 1
     while True:
         start = time.perf_counter()
@@ -79,7 +93,7 @@ for line in sys.stdin:
         for _ in range(n):
             f(a)
         batches.append((time.perf_counter() - start) / n)
-    print(json.dumps(sorted(batches)[2] * 1e6), flush=True)
+    print(json.dumps(min(batches) * 1e6), flush=True)
 """
 
 SINGLE_THREAD = {
@@ -105,7 +119,7 @@ def _start(root: Path, backends: str) -> tuple[subprocess.Popen[str], set[str]]:
     return worker, set(json.loads(worker.stdout.readline()))
 
 
-def _time(worker: subprocess.Popen[str], name: str, batch_s: float) -> float:
+def _time(worker: subprocess.Popen[str], name: str, batch_s: float | str) -> float:
     assert worker.stdin is not None
     assert worker.stdout is not None
     worker.stdin.write(f"{name}\t{batch_s}\n")
@@ -113,8 +127,34 @@ def _time(worker: subprocess.Popen[str], name: str, batch_s: float) -> float:
     return float(json.loads(worker.stdout.readline()))
 
 
+def count_calls(
+    before: Path, after: Path, backends: str, only: tuple[str, ...] = ()
+) -> dict[str, dict[str, float]]:
+    """Python function calls of one evaluation per case, for each tree.
+
+    Deterministic where timings are not: a case that makes no more calls and runs
+    the same compiled program (or none) is not slower, whatever one run's timings.
+    """
+    workers = {"before": _start(before, backends), "after": _start(after, backends)}
+    names = sorted(workers["before"][1] & workers["after"][1])
+    names = [n for n in names if not only or any(part in n for part in only)]
+    counts = {
+        tree: {name: _time(worker, name, "calls") for name in names}
+        for tree, (worker, _) in workers.items()
+    }
+    for worker, _ in workers.values():
+        worker.kill()
+    return counts
+
+
 def compare(
-    before: Path, after: Path, backends: str, rounds: int, batch_s: float
+    before: Path,
+    after: Path,
+    backends: str,
+    rounds: int,
+    batch_s: float,
+    processes: int = 3,
+    only: tuple[str, ...] = (),
 ) -> dict[str, dict[str, float]]:
     """Best time per case (µs) for each tree, interleaved case by case.
 
@@ -124,23 +164,36 @@ def compare(
         backends: Comma-separated backend names.
         rounds: Rounds over every case.
         batch_s: Seconds of one timed batch times five.
+        processes: Worker processes per tree; the rounds take turns among them.
+        only: Time only the cases whose names contain one of these (all if empty).
 
     Returns:
         ``{"before": {case: µs}, "after": {case: µs}}``.
     """
-    workers = {"before": _start(before, backends), "after": _start(after, backends)}
-    names = sorted(workers["before"][1] & workers["after"][1])
+    roots = {"before": before, "after": after}
+    workers = {tree: [_start(root, backends)] for tree, root in roots.items()}
+    names = sorted(workers["before"][0][1] & workers["after"][0][1])
+    names = [n for n in names if not only or any(part in n for part in only)]
     best = {tree: dict.fromkeys(names, float("inf")) for tree in workers}
     for r in range(rounds):
+        # Round r runs in process r % processes of each tree (started when first
+        # needed): how fast a compiled program runs differs from process to process
+        # (an A/A run of one tree against itself gave jax ratios up to 1.8 with one
+        # process per tree), so every case's best is taken over several processes.
+        p = r % processes
+        for tree, root in roots.items():
+            if p == len(workers[tree]):
+                workers[tree].append(_start(root, backends))
         for i, name in enumerate(names):
             order = ["before", "after"] if (r + i) % 2 == 0 else ["after", "before"]
             for tree in order:
-                seconds = _time(workers[tree][0], name, batch_s)
+                seconds = _time(workers[tree][p][0], name, batch_s)
                 best[tree][name] = min(best[tree][name], seconds)
         load = os.getloadavg()[0]
         print(f"round {r + 1}/{rounds} {time.strftime('%T')} load {load:.2f}")
-    for worker, _ in workers.values():
-        worker.kill()
+    for started in workers.values():
+        for worker, _ in started:
+            worker.kill()
     return best
 
 
@@ -163,7 +216,7 @@ def report(best: dict[str, dict[str, float]], show: float) -> None:
     for name in sorted(ratios, key=ratios.__getitem__):
         if not 1 / show <= ratios[name] <= show:
             before, after = best["before"][name], best["after"][name]
-            print(f"  {ratios[name]:6.3f} {before:10.1f} {after:10.1f} µs  {name}")
+            print(f"  {ratios[name]:6.3f} {before:10.1f} {after:10.1f}  {name}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,17 +226,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("after", type=Path, help="root of the second tree")
     parser.add_argument("--backends", default="jax,jax_nojit,autograd,symnum,torch")
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="count Python function calls per evaluation instead of timing",
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated parts of case names to time"
+    )
     parser.add_argument("--batch-ms", type=float, default=30.0)
     parser.add_argument("--show", type=float, default=1.15, help="list ratios beyond")
     parser.add_argument("--out", type=Path, default=Path("bench-results/ab.json"))
     args = parser.parse_args(argv)
-    best = compare(
-        args.before.resolve(),
-        args.after.resolve(),
-        args.backends,
-        args.rounds,
-        args.batch_ms / 1e3,
-    )
+    only = tuple(p for p in args.only.split(",") if p)
+    before, after = args.before.resolve(), args.after.resolve()
+    if args.calls:
+        best = count_calls(before, after, args.backends, only)
+    else:
+        best = compare(
+            before,
+            after,
+            args.backends,
+            args.rounds,
+            args.batch_ms / 1e3,
+            args.processes,
+            only,
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(best, indent=1))
     report(best, args.show)

@@ -7,8 +7,8 @@ the pullback, Hessian rows VJPs of the gradient, looped over the seeds.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -17,25 +17,29 @@ from diffops.backends import compose
 from diffops.backends.capabilities import (
     ExampleModels,
     SparseDerivatives,
-    example_namespace,
 )
 from diffops.backends.protocol import Backend
 
 Function = Callable[..., Any]
 
 
-def _unbox(value: Any) -> Any:
-    from autograd.tracer import getval
+_GETVAL: list[Function] = []  # autograd.tracer.getval, once imported
 
+
+def _unbox(value: Any) -> Any:
+    if not _GETVAL:
+        from autograd.tracer import getval
+
+        _GETVAL.append(getval)
     if isinstance(value, tuple):
-        return tuple(_unbox(v) for v in value)
-    return getval(value)
+        return tuple([_unbox(v) for v in value])
+    return _GETVAL[0](value)
 
 
 class AutogradPrimitives(compose.Primitives):
     """``make_vjp``, products built from it, loops over seeds."""
 
-    @property
+    @functools.cached_property
     def xp(self) -> Any:
         """``autograd.numpy``."""
         import autograd.numpy as anp
@@ -94,6 +98,10 @@ class AutogradPrimitives(compose.Primitives):
         """The value's dtype (float64 for Python numbers)."""
         return np.dtype(getattr(_unbox(a), "dtype", np.float64))
 
+    def is_complex(self, a: Any) -> bool:
+        """Whether the value holds complex numbers."""
+        return self.dtype(a).kind == "c"  # type: ignore[no-any-return]
+
 
 PRIMITIVES = AutogradPrimitives()
 
@@ -114,14 +122,6 @@ class AutogradBackend(Backend, SparseDerivatives, ExampleModels):
     def primitives(self) -> compose.Primitives:
         """:class:`AutogradPrimitives`."""
         return PRIMITIVES
-
-    def namespace(self) -> SimpleNamespace:
-        """The example models' operations in this framework."""
-        import autograd.numpy as anp
-
-        return example_namespace(
-            anp, stack=anp.stack, const=lambda a, like: np.asarray(a, like.dtype)
-        )
 
 
 AUTOGRAD = AutogradBackend()

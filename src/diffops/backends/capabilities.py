@@ -434,12 +434,19 @@ class ExampleModels:
     def namespace(self) -> SimpleNamespace:
         """Array operations for writing the example models with this framework.
 
+        By default those of the backend's primitives' array module
+        (:attr:`diffops.backends.compose.Primitives.xp`), with its ``stack`` and
+        ``asarray``.
+
         Returns:
             Namespace with ``sqrt, sin, cos, exp, log, log1p, sum, stack`` and
             ``const(array, like)`` (a constant in the framework's type and the
             dtype of ``like``).
         """
-        raise NotImplementedError
+        xp = self.primitives().xp  # type: ignore[attr-defined]
+        return example_namespace(
+            xp, stack=xp.stack, const=lambda a, like: xp.asarray(a, dtype=like.dtype)
+        )
 
 
 def example_namespace(xp: Any, **extra: Any) -> SimpleNamespace:

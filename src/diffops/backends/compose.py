@@ -123,7 +123,8 @@ class Primitives:
     def basis(self, shape: tuple[int, ...], like: Any) -> Any:
         """The unit arrays of ``shape``, stacked: shape ``(prod(shape),) + shape``."""
         n = math.prod(shape)
-        return self.xp.eye(n, dtype=like.dtype).reshape((n, *shape))
+        eye = self.xp.eye(n, dtype=like.dtype)
+        return eye if len(shape) == 1 else self.reshape(eye, (n, *shape))
 
     def reshape(self, a: Any, shape: tuple[int, ...]) -> Any:
         """``a`` with a new shape."""
@@ -222,8 +223,10 @@ def jacobian(
             pass
         else:
             return _from_columns(P, columns, s, f_shape), out, aux
+    if n_out == 1:  # one row, the gradient: no basis, no stacking
+        return P.reshape(pullback(P.ones_like(out)), f_shape + s), out, aux
     rows = P.products(pullback, P.basis(f_shape, out))  # (n_out,) + S
-    return P.reshape(rows, f_shape + s), out, aux
+    return (rows if len(f_shape) == 1 else P.reshape(rows, f_shape + s)), out, aux
 
 
 def _forward_jacobian(P: Primitives, f: Function, y: Any) -> tuple[Any, ...] | None:

@@ -13,6 +13,7 @@ the boundary down to the backends, never up.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -143,6 +144,7 @@ def _tree_signature(a: Any, other: Callable[[Any], Any]) -> Any:
 # Memory
 
 
+@functools.cache
 def memory_bytes() -> float:
     """This machine's physical memory in bytes (``inf`` if it cannot be read)."""
     try:

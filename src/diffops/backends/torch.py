@@ -10,10 +10,11 @@ from ``BATCH_MIN`` on (10-15 times a loop at d = 100); ``torch.func`` transforms
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable, Mapping
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,6 @@ from diffops.backends.capabilities import (
     FrameworkArrays,
     InAxes,
     SparseDerivatives,
-    example_namespace,
 )
 from diffops.backends.protocol import Backend
 from diffops.backends.support import call_signature
@@ -155,35 +155,36 @@ class _Backward:
         self.forward = forward
 
     def __call__(self, cotangent: Any) -> Any:
-        return _backward(self.out, self.leaf, cotangent, create=_recording())
+        create = getattr(_NESTING, "depth", 0) > 0  # inside an outer derivative
+        return _backward(self.out, self.leaf, cotangent, create=create)
 
 
 class TorchGraph(compose.Primitives):
     """Primitives on recorded graphs (one point per call)."""
 
-    @property
+    @functools.cached_property
     def xp(self) -> Any:
         """``torch``."""
         return _torch()
 
     def vjp(self, f: Function, x: Any) -> tuple[Any, Function, Any]:
-        """Record ``f`` on a leaf (or on ``x`` itself inside an outer derivative)."""
-        torch = _torch()
-        leaf = x if _recording() and x.requires_grad else x.detach().requires_grad_()
-        _NESTING.depth = getattr(_NESTING, "depth", 0) + 1
+        """Record ``f`` on a leaf (or on ``x`` itself inside an outer derivative).
+
+        Programs run under ``enable_grad`` (:meth:`TorchBackend.operator`).
+        """
+        depth = getattr(_NESTING, "depth", 0)
+        leaf = x if depth and x.requires_grad else x.detach().requires_grad_()
+        _NESTING.depth = depth + 1
         try:
-            with torch.enable_grad():
-                out, aux = f(leaf)
+            out, aux = f(leaf)
         finally:
-            _NESTING.depth -= 1
+            _NESTING.depth = depth
         return out, _Backward(out, leaf), aux
 
     def pushforward(self, f: Function, x: Any, out: Any, pullback: Any) -> Any:
         """``J t`` as the VJP of the recorded ``u -> uᵀ J`` (double VJP)."""
-        torch = _torch()
-        u = torch.zeros_like(out, requires_grad=True)
-        with torch.enable_grad():
-            pulled = _backward(out, pullback.leaf, u, create=True)
+        u = _torch().zeros_like(out, requires_grad=True)
+        pulled = _backward(out, pullback.leaf, u, create=True)
         return _Backward(pulled, u, forward=True)
 
     def products(self, product: Function, seeds: Any) -> Any:
@@ -206,8 +207,8 @@ class TorchGraph(compose.Primitives):
     def basis(self, shape: tuple[int, ...], like: Any) -> Any:
         """``eye(n)`` reshaped, on ``like``'s device."""
         n = math.prod(shape)
-        torch = _torch()
-        return torch.eye(n, dtype=like.dtype, device=like.device).reshape((n, *shape))
+        eye = _torch().eye(n, dtype=like.dtype, device=like.device)
+        return eye if len(shape) == 1 else eye.reshape((n, *shape))
 
     def zeros(self, shape: tuple[int, ...], like: Any) -> Any:
         """``torch.zeros`` on ``like``'s device."""
@@ -221,11 +222,15 @@ class TorchGraph(compose.Primitives):
                 f"arrays carry no autograd graph.\nHint: write it {TORCH.write_with}"
             )
             raise TracingError(msg)
-        return isinstance(a, _torch().Tensor)
+        return isinstance(a, _TENSOR)
 
     def dtype(self, a: Any) -> Any:
         """The NumPy dtype of a tensor."""
         return _numpy_dtype(a)
+
+    def is_complex(self, a: Any) -> bool:
+        """``a.is_complex()``."""
+        return a.is_complex()  # type: ignore[no-any-return]
 
 
 class TorchFunc(TorchGraph):
@@ -261,35 +266,45 @@ GRAPH = TorchGraph()
 FUNC = TorchFunc()
 
 
+_DTYPES: dict[Any, np.dtype] = {}
+
+
 def _numpy_dtype(tensor: Any) -> np.dtype:
     """The NumPy dtype of a tensor's dtype (float32 for bfloat16)."""
-    name = str(tensor.dtype).removeprefix("torch.")
-    try:
-        return np.dtype(name)
-    except TypeError:  # bfloat16 and other types NumPy lacks
-        return np.dtype(np.float32 if tensor.is_floating_point() else np.complex64)
+    found = _DTYPES.get(tensor.dtype)
+    if found is None:
+        try:
+            found = np.dtype(str(tensor.dtype).removeprefix("torch."))
+        except TypeError:  # bfloat16 and other types NumPy lacks
+            found = np.dtype(np.float32 if tensor.is_floating_point() else np.complex64)
+        _DTYPES[tensor.dtype] = found
+    return found
 
 
 # ---------------------------------------------------------------------------------
 # The first-call probe and error explanations
 
 
-def _probed(program: Function, func: Function) -> Function:
-    """``program``, preceded at the first call per call signature by :func:`_probe`.
+def _probed(program: Function, func: Function, first: int) -> Function:
+    """``program`` under ``enable_grad``, preceded on first calls by :func:`_probe`.
 
     ``float(t)``, ``t.item()``, ``np.asarray(t)`` and the like on a tensor being
     differentiated cut it out of the graph; PyTorch only warns, once per process, and
     the derivative comes out silently wrong. Watching every operation costs tens of
-    µs, so it is done on the first call for each signature only.
+    µs, so it is done on the first call for each signature only. The results after
+    the first ``first`` are detached (:func:`_owned`).
     """
     seen: set[Any] = set()
+    enable_grad = _torch().enable_grad
 
-    def probed(x: Any, *args: Any) -> Any:
+    def probed(x: Any, *args: Any) -> tuple[Any, ...]:
         key = call_signature(x, args)
         if key not in seen:
             _probe(func, x, args)
             seen.add(key)
-        return program(x, *args)
+        with enable_grad():
+            out = program(x, *args)
+        return (*out[:first], *[_owned(o) for o in out[first:]])
 
     return probed
 
@@ -363,15 +378,7 @@ class TorchBackend(
         It is preceded, on the first call per signature, by the graph-cut probe.
         """
         program = compose.build(GRAPH, op_name, func, **options)
-        first = 1 if OPERATORS[op_name].closure is not None else 0
-        torch = _torch()
-
-        def detached(x: Any, *args: Any) -> tuple[Any, ...]:
-            with torch.enable_grad():
-                out = program(x, *args)
-            return (*out[:first], *[_owned(o) for o in out[first:]])
-
-        return _probed(detached, func)
+        return _probed(program, func, 1 if OPERATORS[op_name].closure else 0)
 
     def vectorize(
         self, op_name: str, func: Function, options: Mapping[str, Any], in_axes: InAxes
@@ -445,17 +452,6 @@ class TorchBackend(
     def framework_astype(self, value: Any, dtype: np.dtype) -> Any:
         """A tensor converted to ``dtype`` (a NumPy dtype)."""
         return value.to(getattr(_torch(), dtype.name))
-
-    # -- example models --------------------------------------------------------------
-
-    def namespace(self) -> SimpleNamespace:
-        """The example models' operations in this framework."""
-        torch = _torch()
-        return example_namespace(
-            torch,
-            stack=torch.stack,
-            const=lambda a, like: torch.as_tensor(a, dtype=like.dtype),
-        )
 
 
 TORCH = TorchBackend()
