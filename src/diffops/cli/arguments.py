@@ -148,17 +148,17 @@ def find_function(module: ModuleType, where: str, name: str) -> Any:
     from diffops.errors import closest
 
     func = getattr(module, name, None)
-    if func is None:
+    if callable(func):
+        return func
+    if func is not None:
+        msg = f"{name!r} in {where} is {type(func).__name__}, not a function."
+    else:
         defined = _functions_defined(module)
         msg = (
             f"no function {name!r} in {where}; it defines: "
             f"{', '.join(defined) or 'no functions'}.{closest(name, defined)}"
         )
-        raise UsageError(msg)
-    if not callable(func):
-        msg = f"{name!r} in {where} is {type(func).__name__}, not a function."
-        raise UsageError(msg)
-    return func
+    raise UsageError(msg)
 
 
 def _functions_defined(module: ModuleType) -> list[str]:
