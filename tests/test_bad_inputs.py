@@ -494,3 +494,33 @@ def test_bad_input_gives_clear_error(case: Bad):
 
 def test_catalogue_covers_every_backend():
     assert {c.backend for c in CASES} == set(diffops.registered_backends())
+
+
+# -- silently wrong numbers once found: no error to give, the result must be right --
+@pytest.mark.parametrize("backend", ["jax", "autograd", "torch"])
+@pytest.mark.parametrize("op", ["hessian_grad_and_value", "jacobian_and_value"])
+def test_sparse_results_changed_in_place_leave_later_calls_right(backend, op):
+    """A returned CSR array shared its index arrays with the plan's pattern: after
+    ``H.eliminate_zeros()`` the next call's matrix had 10 entries instead of 16
+    (off by 30 against the dense Hessian)."""
+    require_backend(backend)
+    xp = _module(backend)
+
+    def func(x: Any) -> Any:
+        chain = x[1:] * x[:-1]
+        return xp.sum(chain) + xp.sum(x**3) if op.startswith("hessian") else chain
+
+    n = 6
+    hessian = (
+        np.eye(n, dtype=bool) | np.eye(n, k=1, dtype=bool) | np.eye(n, k=-1, dtype=bool)
+    )
+    jacobian = np.eye(n - 1, n, dtype=bool) | np.eye(n - 1, n, k=1, dtype=bool)
+    pattern = hessian if op.startswith("hessian") else jacobian
+    sparsity = "detect" if backend == "jax" else pattern
+    sparse_d = _op(op, func, backend, sparsity=sparsity)
+    dense_d = _op(op, func, backend)
+    first = sparse_d(np.zeros(6))[0]  # the diagonal is zero here
+    first.eliminate_zeros()
+    first.indices[:] = 0
+    x = np.linspace(-1.0, 2.0, 6)
+    np.testing.assert_allclose(sparse_d(x)[0].toarray(), dense_d(x)[0], atol=1e-12)

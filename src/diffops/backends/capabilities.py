@@ -306,12 +306,12 @@ class SparseDerivatives:
                 closure, grad, value = hvp(x, *args)
                 products = self.products(closure, forward)
                 steps = plan.substitution
-                if steps is None:
+                if plan.products_out:
+                    data = products  # Plan.finish gathers (and substitutes)
+                elif steps is None:
                     data = self.gather(products, plan.index)
-                elif steps.in_program:
-                    data = steps.finish(self.to_numpy(products))
                 else:
-                    data = products  # Plan.finish gathers and substitutes
+                    data = steps.finish(self.to_numpy(products))
                 return (data, grad, value)
 
             return symmetric
@@ -331,6 +331,8 @@ class SparseDerivatives:
                     closure, value = operator(x, *args)
                     blocks.append(self.products(closure, seeds))
             products = np.concatenate([np.asarray(b).reshape(-1) for b in blocks])
+            if plan.products_out:
+                return (products, value)  # Plan.finish gathers
             return (self.gather(products, plan.index), value)
 
         return colored

@@ -9,6 +9,7 @@ with that signature run the program and wrap the non-zero values as a CSR array.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -117,15 +118,20 @@ class SparseCaller:
         """The plan for ``pattern`` at ``x``'s shape."""
         dtype = np.dtype(x.dtype)
         x_shape = tuple(np.shape(x))
+        # Colored products are gathered (and substituted) in NumPy after the
+        # program, unless it must return the finished matrix (a closure of it, or
+        # framework arrays).
+        in_program = not self.as_numpy or self.op.closure is not None
         if self.kind == "hessian":
-            # Substitution runs in NumPy after the program, unless the program must
-            # return the finished matrix (a closure of it, or framework arrays).
-            in_program = not self.as_numpy or self.op.closure is not None
-            return hessian_plan(pattern, x_shape, dtype, self.coloring, in_program)
-        mode = str(self.options.get("mode", "auto")).lower()
-        if mode == "auto" and "forward" not in modes:
-            mode = "reverse"
-        return jacobian_plan(pattern, x_shape, f_shape, dtype, mode)
+            plan = hessian_plan(pattern, x_shape, dtype, self.coloring, in_program)
+        else:
+            mode = str(self.options.get("mode", "auto")).lower()
+            if mode == "auto" and "forward" not in modes:
+                mode = "reverse"
+            plan = jacobian_plan(pattern, x_shape, f_shape, dtype, mode)
+        if in_program or plan.mode == "dense":
+            return plan
+        return dataclasses.replace(plan, gather_after=True)
 
     def _build(self, x: Any, args: tuple[Any, ...]) -> tuple[Plan, Callable[..., Any]]:
         start = time.perf_counter()

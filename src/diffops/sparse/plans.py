@@ -70,6 +70,10 @@ class Plan:
             for ``substitution``, :attr:`Substitution.index` (longer).
         reason: Why this mode.
         substitution: For ``substitution``, the recovery after the gather.
+        gather_after: Whether the program returns the raveled products and
+            :meth:`finish` gathers (and substitutes) them in NumPy: set for colored
+            plans whose results leave as NumPy arrays, since NumPy's gather is
+            cheaper than XLA's on the CPU (10,000 entries: 7 µs against 38 µs).
     """
 
     kind: str
@@ -80,6 +84,7 @@ class Plan:
     index: np.ndarray
     reason: str
     substitution: Substitution | None = None
+    gather_after: bool = False
 
     @property
     def n_colors(self) -> int:
@@ -92,18 +97,34 @@ class Plan:
     def finish(self, returned: np.ndarray) -> np.ndarray:
         """The non-zero values (CSR order) from what the program returned.
 
-        That is the values themselves, except for a substitution that runs after
-        the program: then the raveled products, gathered and substituted here.
+        That is the values themselves, except with :attr:`products_out`: then the
+        raveled products, gathered (and substituted) here.
+        """
+        if not self.products_out:
+            return returned
+        if self.substitution is not None:
+            return self.substitution.finish(returned)
+        return np.take(returned, self.index)
+
+    @property
+    def products_out(self) -> bool:
+        """Whether the program returns the raveled products, for :meth:`finish`.
+
+        With :attr:`gather_after`, and for a substitution not run in the program.
         """
         steps = self.substitution
-        if steps is None or steps.in_program:
-            return returned
-        return steps.finish(returned)
+        return self.gather_after or (steps is not None and not steps.in_program)
 
     def matrix(self, data: Any) -> Any:
-        """The CSR result from the non-zero values (in CSR order)."""
+        """The CSR result from the non-zero values (in CSR order).
+
+        With index arrays of its own: SciPy's in-place methods (``eliminate_zeros``,
+        ``sort_indices``, ...) change them, and the plan's pattern must stay as it
+        is for the next call.
+        """
+        pattern = self.pattern
         return sparse().csr_array(
-            (data, self.pattern.indices, self.pattern.indptr), shape=self.pattern.shape
+            (data, pattern.indices.copy(), pattern.indptr.copy()), shape=pattern.shape
         )
 
     def dense_positions(self) -> np.ndarray:

@@ -76,6 +76,8 @@ def sparse_program(
             rows = jax.vmap(pullback)(jnp.asarray(reverse, dtype=value.dtype))
             blocks.append(jnp.ravel(rows))
         products = jnp.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        if plan.products_out:
+            return products, (value,)  # gathered by Plan.finish
         return jnp.take(products, index), (value,)
 
     if OPERATORS[op_name].closure is None:
@@ -118,9 +120,9 @@ def _hessian_values(
     grad, hvp, value = P.linearize(grad_with_value, y, symmetric=True)
     seeds = jnp.asarray(np.asarray(plan.forward_seeds), dtype=y.dtype)
     products = jnp.ravel(jax.vmap(hvp)(seeds))
-    steps = plan.substitution
-    if steps is not None and not steps.in_program:
+    if plan.products_out:
         return products, (grad, value)  # gathered by Plan.finish
+    steps = plan.substitution
     data = jnp.take(products, np.asarray(plan.index))
     if steps is not None:
         data = steps.recover(data, jnp)
