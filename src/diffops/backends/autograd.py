@@ -23,17 +23,18 @@ from diffops.backends.protocol import Backend
 Function = Callable[..., Any]
 
 
-_GETVAL: list[Function] = []  # autograd.tracer.getval, once imported
+@functools.cache
+def _getval() -> Function:
+    """``autograd.tracer.getval``, imported once."""
+    from autograd.tracer import getval
+
+    return getval  # type: ignore[no-any-return]
 
 
 def _unbox(value: Any) -> Any:
-    if not _GETVAL:
-        from autograd.tracer import getval
-
-        _GETVAL.append(getval)
     if isinstance(value, tuple):
         return tuple([_unbox(v) for v in value])
-    return _GETVAL[0](value)
+    return _getval()(value)
 
 
 class AutogradPrimitives(compose.Primitives):

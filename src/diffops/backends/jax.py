@@ -79,7 +79,13 @@ def _forward(run: Callable[[], Any]) -> tuple[Any, Any, Any]:
 
 
 class JaxPrimitives(compose.Primitives):
-    """``jax.vjp``, ``jax.linearize`` and ``jax.vmap``; products are pytrees."""
+    """``jax.vjp``, ``jax.linearize`` and ``jax.vmap``; products are pytrees.
+
+    ``eager``: for ``jax_nojit`` (op by op, see :meth:`output_shape`).
+    """
+
+    def __init__(self, *, eager: bool):
+        self.eager = eager
 
     @functools.cached_property
     def xp(self) -> Any:
@@ -105,9 +111,6 @@ class JaxPrimitives(compose.Primitives):
         jax = _jax()
         jvp = lambda t: jax.jvp(f, (x,), (t,), has_aux=True)  # noqa: E731
         return _forward(lambda: jax.vmap(jvp, out_axes=(None, 0, None))(seeds))
-
-    def __init__(self, *, eager: bool):
-        self.eager = eager
 
     def output_shape(self, f: Function, x: Any) -> tuple[int, ...] | None:
         """``jax.eval_shape``; ``None`` when tracing to compile (one trace only).

@@ -155,8 +155,7 @@ class _Backward:
         self.forward = forward
 
     def __call__(self, cotangent: Any) -> Any:
-        create = getattr(_NESTING, "depth", 0) > 0  # inside an outer derivative
-        return _backward(self.out, self.leaf, cotangent, create=create)
+        return _backward(self.out, self.leaf, cotangent, create=_recording())
 
 
 class TorchGraph(compose.Primitives):
