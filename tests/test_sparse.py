@@ -348,6 +348,41 @@ def test_dense_patterns_take_the_dense_path_and_say_why():
     np.testing.assert_allclose(_decompressed(hessian, h), h)
 
 
+@pytest.mark.parametrize("backend", SELECTED_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_full_pattern_is_the_dense_matrix_unchanged(backend, dtype):
+    # Every entry structural: the dense plan returns the raveled matrix, no gather;
+    # the CSR result is a valid SciPy array of the data's dtype, its index arrays
+    # its own.
+    require_backend(backend)
+    from diffops.models import namespace
+
+    xp = namespace(backend)
+    x = np.linspace(0.5, 1.5, 6).astype(dtype)
+
+    def coupled(y):
+        return xp.sum(y) ** 3 + xp.sum(xp.sin(y))
+
+    options = {"arg_shape": (6,)} if backend == "symnum" else {}
+    pattern = np.ones((6, 6), dtype=bool)
+    sparse_h = diffops.hessian_grad_and_value(
+        coupled, backend, sparsity=pattern, **options
+    )
+    dense_h = diffops.hessian_grad_and_value(coupled, backend, **options)
+    for _ in range(2):
+        hessian, grad, value = sparse_h(x)
+        expected, grad_d, value_d = dense_h(x)
+        hessian.check_format(full_check=True)
+        assert hessian.dtype == dtype
+        assert hessian.nnz == 36
+        tol = 1e-4 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(hessian.toarray(), expected, rtol=tol)
+        np.testing.assert_allclose(grad, grad_d, rtol=tol)
+        np.testing.assert_allclose(value, value_d, rtol=tol)
+        hessian.indices[:] = 0  # the next call must not see this
+    assert sparse_h.coloring["mode"] == "dense"
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_random_patterns_with_dense_rows_and_columns_recover_every_entry(seed):
     rng = np.random.default_rng(seed)

@@ -293,7 +293,10 @@ class SparseDerivatives:
 
             def gathered(x: Any, *args: Any) -> tuple[Any, ...]:
                 out = dense(x, *args)
-                matrix = self.gather(out[first], positions)
+                if plan.products_out or plan.full:  # Plan.finish gathers
+                    matrix = self.to_numpy(out[first]).reshape(-1)
+                else:
+                    matrix = self.gather(out[first], positions)
                 return (*out[:first], matrix, *out[first + 1 :])
 
             return gathered

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
@@ -34,6 +35,15 @@ from diffops.backends.protocol import Backend
 from diffops.backends.support import FLOAT64, FORKED_AFTER, require_not_forked
 from diffops.errors import causes, tracing_error
 from diffops.operators import JACOBIAN_OPTIONS, OPERATORS
+
+CONSTANT_BASIS = 256
+"""Largest number of unit vectors a compiled dense Jacobian or Hessian takes as a
+constant of its program rather than building them in it (``iota``). Jitted
+``hessian_grad_and_value``, pure JAX, per call (``/work/ab/eye.py``, CUTEst
+problems from sif2jax): HS71 (n = 4) 25 -> 16 µs, HS111 Lagrangian (10) 104 -> 68 µs,
+ARGTRIGLS (200) 1,238 -> 932 µs, ARGLINA (200, quadratic: XLA folds the constant
+Hessian) 154 -> 26 µs. Above it, folding can cost more than it saves: for
+10FOLDTRLS (n = 1000) XLA spent 9 s folding the constant at compile time."""
 
 Function = Callable[..., Any]
 
@@ -91,6 +101,18 @@ class JaxPrimitives(compose.Primitives):
     def xp(self) -> Any:
         """``jax.numpy``."""
         return _jax().numpy
+
+    def basis(self, shape: tuple[int, ...], like: Any) -> Any:
+        """Compiling, up to :data:`CONSTANT_BASIS` units: a constant of the program.
+
+        XLA fuses an identity made in the program (``iota``, compare) into every
+        product that reads it; a constant it does not recompute (and can fold).
+        """
+        n = math.prod(shape)
+        if self.eager or n > CONSTANT_BASIS:
+            return super().basis(shape, like)
+        eye = np.eye(n, dtype=np.dtype(like.dtype)).reshape((n, *shape))
+        return self.xp.asarray(eye)
 
     def vjp(self, f: Function, x: Any) -> tuple[Any, Function, Any]:
         """``jax.vjp``; the pullback is a pytree."""

@@ -118,9 +118,9 @@ class SparseCaller:
         """The plan for ``pattern`` at ``x``'s shape."""
         dtype = np.dtype(x.dtype)
         x_shape = tuple(np.shape(x))
-        # Colored products are gathered (and substituted) in NumPy after the
-        # program, unless it must return the finished matrix (a closure of it, or
-        # framework arrays).
+        # Products (or the dense matrix) are gathered (and substituted) in NumPy
+        # after the program, unless it must return the finished matrix (a closure
+        # of it, or framework arrays).
         in_program = not self.as_numpy or self.op.closure is not None
         if self.kind == "hessian":
             plan = hessian_plan(pattern, x_shape, dtype, self.coloring, in_program)
@@ -129,7 +129,7 @@ class SparseCaller:
             if mode == "auto" and "forward" not in modes:
                 mode = "reverse"
             plan = jacobian_plan(pattern, x_shape, f_shape, dtype, mode)
-        if in_program or plan.mode == "dense":
+        if in_program:
             return plan
         return dataclasses.replace(plan, gather_after=True)
 

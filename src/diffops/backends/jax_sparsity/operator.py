@@ -63,6 +63,8 @@ def sparse_program(
             else:
                 matrix, value, _ = compose.jacobian(P, f, y, mode, "jacobian", op_name)
                 rest = [value]
+            if plan.products_out or plan.full:
+                return jnp.ravel(matrix), tuple(rest)  # gathered by Plan.finish
             return jnp.take(jnp.ravel(matrix), index), tuple(rest)
         if plan.kind == "hessian":
             return _hessian_values(P, f, y, plan)
