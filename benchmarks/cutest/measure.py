@@ -51,15 +51,31 @@ _WARM = False
 
 
 def warm_up() -> None:
-    """Once per worker, untimed: import and run diffops' sparse path on a 5-variable
-    chain, so one-time costs (SciPy, NetworkX, JAX's first compilation) do not land
-    on the first problem measured."""
+    """Once per worker, untimed: one-time costs off the first problem measured.
+
+    diffops' sparse path on a 5-variable chain (imports, JAX's first compilation),
+    and plans for a random pattern large enough for the Numba coloring kernels
+    (loading them from Numba's disk cache took 0.38 s): ``asdex_side.warm_up`` runs
+    asdex's Numba kernels likewise.
+    """
     global _WARM
     if _WARM:
         return
     import jax.numpy as jnp
+    import scipy.sparse
 
     import diffops
+    from diffops.sparse import hessian_plan, jacobian_plan
+
+    n = 3000
+    rng = np.random.default_rng(0)
+    rows = np.repeat(np.arange(n), 4)
+    cols = rng.integers(0, n, rows.size)
+    pattern = scipy.sparse.csr_array(
+        (np.ones(rows.size), (rows, cols)), shape=(n, n), dtype=np.int8
+    )
+    hessian_plan(((pattern + pattern.T) > 0).astype(np.int8), (n,), np.float64)
+    jacobian_plan(pattern, (n,), (n,), np.float64)
 
     def chain(x: Any) -> Any:
         return jnp.sum(x[1:] ** 2 * x[:-1])
