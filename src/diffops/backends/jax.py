@@ -38,12 +38,13 @@ from diffops.operators import JACOBIAN_OPTIONS, OPERATORS
 
 CONSTANT_BASIS = 256
 """Largest number of unit vectors a compiled dense Jacobian or Hessian takes as a
-constant of its program rather than building them in it (``iota``). Jitted
-``hessian_grad_and_value``, pure JAX, per call (``/work/ab/eye.py``, CUTEst
-problems from sif2jax): HS71 (n = 4) 25 -> 16 µs, HS111 Lagrangian (10) 104 -> 68 µs,
-ARGTRIGLS (200) 1,238 -> 932 µs, ARGLINA (200, quadratic: XLA folds the constant
-Hessian) 154 -> 26 µs. Above it, folding can cost more than it saves: for
-10FOLDTRLS (n = 1000) XLA spent 9 s folding the constant at compile time."""
+constant of its program rather than building them in it (``iota``, which XLA fuses
+into every product that reads it). Pure JAX, jitted value, gradient and Hessian
+(``python -m benchmarks.cutest.basis``, 2026-12-03), µs per call, iota -> constant:
+HS111's Lagrangian (n = 10) 99.3 -> 58.7, ARGTRIGLS (200) 1,235 -> 995, ARGLINA
+(200, quadratic: XLA folds the constant Hessian) 165 -> 26.4; HS71 (4) 19.1 -> 23.3
+(noise; 25 -> 16 in an earlier run); first calls alike. Above it folding can cost
+more than it saves: for 10FOLDTRLS (n = 1000) XLA spent 9 s folding at compile time."""
 
 Function = Callable[..., Any]
 
