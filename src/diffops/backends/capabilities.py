@@ -293,7 +293,7 @@ class SparseDerivatives:
 
             def gathered(x: Any, *args: Any) -> tuple[Any, ...]:
                 out = dense(x, *args)
-                if plan.products_out or plan.full:  # Plan.finish gathers
+                if plan.gather_after or plan.full:  # Plan.finish gathers
                     matrix = self.to_numpy(out[first]).reshape(-1)
                 else:
                     matrix = self.gather(out[first], positions)
@@ -309,7 +309,7 @@ class SparseDerivatives:
                 closure, grad, value = hvp(x, *args)
                 products = self.products(closure, forward)
                 steps = plan.substitution
-                if plan.products_out:
+                if plan.gather_after:
                     data = products  # Plan.finish gathers (and substitutes)
                 elif steps is None:
                     data = self.gather(products, plan.index)
@@ -334,7 +334,7 @@ class SparseDerivatives:
                     closure, value = operator(x, *args)
                     blocks.append(self.products(closure, seeds))
             products = np.concatenate([np.asarray(b).reshape(-1) for b in blocks])
-            if plan.products_out:
+            if plan.gather_after:
                 return (products, value)  # Plan.finish gathers
             return (self.gather(products, plan.index), value)
 

@@ -81,7 +81,10 @@ class SparseCaller:
         out: tuple[Any, ...] = call(x, *args)
         if not self.as_numpy:
             return out
-        matrix = plan.matrix(plan.finish(np.asarray(out[self.position])))
+        values = np.asarray(out[self.position])
+        if plan.gather_after:
+            values = plan.finish(values)
+        matrix = plan.matrix(values)
         return (*out[: self.position], matrix, *out[self.position + 1 :])
 
     def structure(

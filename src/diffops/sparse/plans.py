@@ -73,10 +73,11 @@ class Plan:
         reason: Why this mode.
         substitution: For ``substitution``, the recovery after the gather.
         gather_after: Whether the program returns the raveled products (for
-            ``dense``, the dense matrix) and :meth:`finish` gathers (and
-            substitutes) them in NumPy: set for plans whose results leave as NumPy
-            arrays, since NumPy's gather is cheaper than XLA's on the CPU (10,000
-            entries: 7 µs against 38 µs).
+            ``dense``, the dense matrix) and :meth:`finish` runs after it, in NumPy;
+            otherwise the program returns the values. Set by the caller for results
+            that leave as NumPy arrays: NumPy's gather is cheaper than XLA's on the
+            CPU (10,000 entries: 7 µs against 38 µs), and so is substitution with
+            Numba than prefix sums in the program.
     """
 
     kind: str
@@ -97,19 +98,17 @@ class Plan:
             return int(n_in if self.kind == "hessian" else min(n_in, n_out))
         return int(self.forward_seeds.shape[0] + self.reverse_seeds.shape[0])
 
-    def finish(self, returned: np.ndarray) -> np.ndarray:
-        """The non-zero values (CSR order) from what the program returned.
+    def finish(self, products: np.ndarray) -> np.ndarray:
+        """The non-zero values (CSR order) from the raveled products.
 
-        That is the values themselves, except with :attr:`products_out`: then the
-        raveled products, gathered (and substituted) here.
+        For ``dense``, from the raveled matrix; for ``substitution``, gathered and
+        substituted.
         """
-        if not self.products_out:
-            return returned
         if self.substitution is not None:
-            return self.substitution.finish(returned)
+            return self.substitution.finish(products)
         if self.full:
-            return returned.reshape(-1)
-        return np.take(returned, self.index)
+            return products.reshape(-1)
+        return np.take(products, self.index)
 
     @functools.cached_property
     def full(self) -> bool:
@@ -119,15 +118,6 @@ class Plan:
         """
         n_out, n_in = self.pattern.shape
         return self.mode == "dense" and self.pattern.nnz == n_out * n_in
-
-    @property
-    def products_out(self) -> bool:
-        """Whether the program returns the raveled products, for :meth:`finish`.
-
-        With :attr:`gather_after`, and for a substitution not run in the program.
-        """
-        steps = self.substitution
-        return self.gather_after or (steps is not None and not steps.in_program)
 
     def matrix(self, data: Any) -> Any:
         """The CSR result from the non-zero values (in CSR order).
@@ -422,7 +412,7 @@ def hessian_plan(
     if coloring != "acyclic":
         star = _star_plan(pattern, x_shape, dtype)
     if coloring == "acyclic" or (coloring == "auto" and _substitution_pays(in_program)):
-        acyclic = _substitution_plan(pattern, x_shape, dtype, in_program)
+        acyclic = _substitution_plan(pattern, x_shape, dtype)
     chosen = _choose(star, acyclic)
     if pattern.nnz and chosen.n_colors >= n:
         reason = (
@@ -490,14 +480,12 @@ def _star_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
     )
 
 
-def _substitution_plan(
-    pattern: Any, x_shape: tuple[int, ...], dtype: Any, in_program: bool
-) -> Plan:
+def _substitution_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
     """Acyclic coloring and recovery by substitution."""
     n = pattern.shape[0]
     colors = coloring.acyclic_coloring(pattern)
     n_colors = coloring.count(colors)
-    index, steps = recovery(pattern, colors, in_program)
+    index, steps = recovery(pattern, colors)
     reason = (
         f"{n_colors} Hessian-vector products (acyclic coloring, "
         f"{int(np.sum(steps.positions[0] >= 0))} entries by substitution) "

@@ -63,8 +63,6 @@ class Substitution:
         positions: Shape ``(2, slots)``: per slot, the CSR positions of its entry
             and of the symmetric one, where it is recovered by substitution
             (``-1``: read directly, or a slot before a tree).
-        in_program: Whether the framework's program recovers the entries itself
-            (operators returning a closure of the matrix, or framework arrays out).
     """
 
     index: np.ndarray
@@ -77,7 +75,6 @@ class Substitution:
     previous: np.ndarray
     final: np.ndarray
     positions: np.ndarray
-    in_program: bool = False
 
     @property
     def slots(self) -> int:
@@ -205,15 +202,12 @@ def forest_kernel(
     return out
 
 
-def recovery(
-    pattern: Any, colors: np.ndarray, in_program: bool = False
-) -> tuple[np.ndarray, Substitution]:
+def recovery(pattern: Any, colors: np.ndarray) -> tuple[np.ndarray, Substitution]:
     """The gather and the substitution for an acyclic coloring of ``pattern``.
 
     Args:
         pattern: Symmetric 0/1 CSR array ``(n, n)``.
         colors: An acyclic coloring of its graph (color per vertex).
-        in_program: See :attr:`Substitution.in_program`.
 
     Returns:
         ``(index, substitution)``: ``index`` reads ``g`` from the products stacked
@@ -273,7 +267,6 @@ def recovery(
         previous,
         final,
         positions,
-        in_program,
     )
     return gather, steps
 

@@ -63,7 +63,7 @@ def sparse_program(
             else:
                 matrix, value, _ = compose.jacobian(P, f, y, mode, "jacobian", op_name)
                 rest = [value]
-            if plan.products_out or plan.full:
+            if plan.gather_after or plan.full:
                 return jnp.ravel(matrix), tuple(rest)  # gathered by Plan.finish
             return jnp.take(jnp.ravel(matrix), index), tuple(rest)
         if plan.kind == "hessian":
@@ -78,7 +78,7 @@ def sparse_program(
             rows = jax.vmap(pullback)(jnp.asarray(reverse, dtype=value.dtype))
             blocks.append(jnp.ravel(rows))
         products = jnp.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-        if plan.products_out:
+        if plan.gather_after:
             return products, (value,)  # gathered by Plan.finish
         return jnp.take(products, index), (value,)
 
@@ -122,7 +122,7 @@ def _hessian_values(
     grad, hvp, value = P.linearize(grad_with_value, y, symmetric=True)
     seeds = jnp.asarray(np.asarray(plan.forward_seeds), dtype=y.dtype)
     products = jnp.ravel(jax.vmap(hvp)(seeds))
-    if plan.products_out:
+    if plan.gather_after:
         return products, (grad, value)  # gathered by Plan.finish
     steps = plan.substitution
     data = jnp.take(products, np.asarray(plan.index))
