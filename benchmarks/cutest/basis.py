@@ -19,22 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from . import problems
+from diffops.timing import time_batch
+
+from . import clock, problems
 
 
 def _best(call: Callable[[], Any], rounds: int = 7) -> float:
     """Fastest batch's µs per call (batches of at least 50 ms)."""
     call()
-    start = time.perf_counter()
-    call()
-    loops = max(1, int(0.05 / max(time.perf_counter() - start, 1e-6)))
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(loops):
-            call()
-        times.append((time.perf_counter() - start) / loops)
-    return min(times) * 1e6
+    _, seconds = clock.timed(call)
+    loops = max(1, int(0.05 / max(seconds, 1e-6)))
+    return min(time_batch(call, loops) / loops for _ in range(rounds)) * 1e6
 
 
 def main(argv: Sequence[str] | None = None) -> int:

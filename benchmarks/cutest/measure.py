@@ -47,6 +47,15 @@ def as_pattern_and_values(matrix: Any, shape: tuple[int, int]) -> tuple[Any, Any
     return np.ones(shape, dtype=bool), values
 
 
+def operator(built: problems.Matrix) -> Any:
+    """The diffops operator that returns this matrix (with value, and gradient)."""
+    import diffops
+
+    if built.derivative == "hessian":
+        return diffops.hessian_grad_and_value
+    return diffops.jacobian_and_value
+
+
 _WARM = False
 
 
@@ -133,14 +142,8 @@ def measure(
     )
     report(dict(row), restart_clock=True)  # the timeout counts from here
 
-    import diffops
-
     warm_up()
-    op = (
-        diffops.hessian_grad_and_value
-        if built.derivative == "hessian"
-        else diffops.jacobian_and_value
-    )
+    op = operator(built)
     x, args = built.points[0]
     shape = (built.rows, spec["n"])
 

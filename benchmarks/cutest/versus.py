@@ -43,7 +43,7 @@ from typing import IO, Any
 
 from diffops.timing import time_batch
 
-from . import clock, problems
+from . import clock, measure, problems
 
 MIN_BATCH = 0.05
 """Seconds of calls per batch (at least one call)."""
@@ -53,14 +53,7 @@ MIN_BATCH = 0.05
 
 
 def _diffops_call(built: problems.Matrix) -> Callable[[], Any]:
-    import diffops
-
-    op = (
-        diffops.hessian_grad_and_value
-        if built.derivative == "hessian"
-        else diffops.jacobian_and_value
-    )
-    d = op(built.func, "jax", sparsity="detect")
+    d = measure.operator(built)(built.func, "jax", sparsity="detect")
     x, args = built.points[0]
     return lambda: d(x, *args)
 
