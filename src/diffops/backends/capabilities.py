@@ -192,10 +192,14 @@ class Structure(NamedTuple):
             non-zero.
         modes: The product modes the function supports: ``"forward"`` (JVPs) and
             ``"reverse"`` (VJPs) for Jacobians, ``"symmetric"`` (HVPs) for Hessians.
+        value_shape: Shape ``F`` of the function's value, if detection read it with
+            the operator's checks applied (then the value need not be traced or
+            evaluated again to learn it); ``None``: unknown.
     """
 
     pattern: Any
     modes: tuple[str, ...]
+    value_shape: tuple[int, ...] | None = None
 
 
 class SparseDerivatives:
@@ -221,7 +225,9 @@ class SparseDerivatives:
     def _options(self) -> Mapping[str, tuple[str, ...]]:
         return getattr(self, "options", {})
 
-    def sparsity(self, kind: str, func: Function, x: Any, args: Args) -> Structure:
+    def sparsity(
+        self, kind: str, func: Function, x: Any, args: Args, op: str
+    ) -> Structure:
         """The structure of ``func``'s Jacobian or Hessian at ``x``'s shape.
 
         Args:
@@ -229,11 +235,13 @@ class SparseDerivatives:
             func: The user's function.
             x: A point (its shape and dtype matter, not its values).
             args: Extra arguments.
+            op: The operator, whose checks of the value detection may apply.
 
         Returns:
             The pattern (a 0/1 ``scipy.sparse.csr_array`` of shape
             ``(prod(F), prod(S))``, or ``(prod(S), prod(S))`` for a Hessian,
-            holding every entry that can be non-zero at any point) and the modes.
+            holding every entry that can be non-zero at any point), the modes, and
+            the value's shape if detection learnt it.
 
         Raises:
             SparsityError: On backends without a traced program to read (the

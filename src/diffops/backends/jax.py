@@ -331,22 +331,32 @@ class JaxBackend(
 
     # -- sparse derivatives ----------------------------------------------------------
 
-    def sparsity(self, kind: str, func: Function, x: Any, args: Args) -> Structure:
-        """The structure read from the derivative's jaxpr.
+    def sparsity(
+        self, kind: str, func: Function, x: Any, args: Args, op: str
+    ) -> Structure:
+        """The structure read from the derivative's jaxpr, and the value's shape.
 
-        See :mod:`diffops.backends.jax_sparsity`. Jacobians of functions without
-        forward-mode rules (``custom_vjp``) come with reverse mode only.
+        See :mod:`diffops.backends.jax_sparsity`. The function is traced once, with
+        the operator's checks of its value, so detection also gives the value's shape
+        (no second trace for it). Jacobians of functions without forward-mode rules
+        (``custom_vjp``) come with reverse mode only.
         """
         from diffops.backends import jax_sparsity
 
         dtype = np.dtype(x.dtype)
+        P = self._primitives
+
+        def checked(y: Any, *a: Any) -> Any:
+            return compose.evaluated(P, func, op, a)(y)[0]
+
         if kind == "hessian":
-            pattern = self.run(jax_sparsity.hessian_pattern, dtype, func, x, args)
-            return Structure(pattern, ("symmetric",))
-        pattern, forward = self.run(
-            jax_sparsity.jacobian_structure, dtype, func, x, args
+            pattern = self.run(jax_sparsity.hessian_pattern, dtype, checked, x, args)
+            return Structure(pattern, ("symmetric",), ())  # checked: a scalar
+        pattern, forward, shape = self.run(
+            jax_sparsity.jacobian_structure, dtype, checked, x, args
         )
-        return Structure(pattern, ("forward", "reverse") if forward else ("reverse",))
+        modes = ("forward", "reverse") if forward else ("reverse",)
+        return Structure(pattern, modes, shape)
 
     def value_shape(
         self, op: str, func: Function, x: Any, args: Args, options: Opts

@@ -93,17 +93,21 @@ class SparseCaller:
         """The pattern at ``x``'s shape, the product modes available, the shape F."""
         backend = sparse_support(self.backend)
         n_in = math.prod(np.shape(x))
-        # The function's value first: its checks give the clearest errors.
-        arrays = framework_arguments(self.backend, args, np.dtype(x.dtype))
-        f_shape = backend.value_shape(self.op.name, self.func, x, arrays, self.options)
-        n_out = math.prod(f_shape) if self.kind == "jacobian" else n_in
-        detected = None
+        detected, f_shape = None, None
         modes: tuple[str, ...] = ("forward", "reverse")
         if isinstance(self.sparsity, str) or backend.can_detect:
-            found = backend.sparsity(self.kind, self.func, x, args)
+            # Detection traces the function with the operator's checks (their
+            # errors come first) and may give the value's shape too.
+            found = backend.sparsity(self.kind, self.func, x, args, self.op.name)
             if isinstance(found, Structure):
-                found, modes = found.pattern, found.modes
+                found, modes, f_shape = found
             detected = canonical(found)
+        if f_shape is None:
+            arrays = framework_arguments(self.backend, args, np.dtype(x.dtype))
+            f_shape = backend.value_shape(
+                self.op.name, self.func, x, arrays, self.options
+            )
+        n_out = math.prod(f_shape) if self.kind == "jacobian" else n_in
         if isinstance(self.sparsity, str):
             assert detected is not None
             pattern = detected

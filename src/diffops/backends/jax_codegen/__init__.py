@@ -103,9 +103,11 @@ class JaxCodegenBackend(Backend, GeneratedCode, SparseDerivatives, ExampleModels
 
     # -- sparse derivatives --------------------------------------------------------
 
-    def sparsity(self, kind: str, func: Function, x: Any, args: Args) -> Structure:
+    def sparsity(
+        self, kind: str, func: Function, x: Any, args: Args, op: str
+    ) -> Structure:
         """The structure detected by the ``jax`` backend (from the jaxpr)."""
-        return JAX.sparsity(kind, func, x, args)
+        return JAX.sparsity(kind, func, x, args, op)
 
     # -- example models ------------------------------------------------------------
 

@@ -45,17 +45,16 @@ Pattern = Any  # scipy.sparse.csr_array of 0/1, shape (outputs, inputs)
 
 
 def _linear_pattern(
-    program: Callable[..., Any],
-    x: Any,
-    seed: Any,
-    args: Sequence[Any],
-    n_out: int,
-    n_seed: int,
-) -> Pattern:
-    """Which elements of ``seed`` each of the ``n_out`` result elements depends on.
+    program: Callable[..., Any], x: Any, seed: Any, args: Sequence[Any]
+) -> tuple[Pattern, tuple[int, ...]]:
+    """Which elements of ``seed`` each element of ``program``'s result depends on.
 
     ``program(x, seed, *args)`` is traced with every argument abstract; ``seed`` is
     the one argument whose elements are tracked.
+
+    Returns:
+        ``(pattern, shape)``: the pattern, ``(prod(shape), seed.size)``, and the
+        shape of the result.
     """
     import jax
 
@@ -64,6 +63,8 @@ def _linear_pattern(
         # A custom_vjp function under jvp: traced, but fails when run.
         msg = "can't apply forward-mode autodiff (jvp) to a custom_vjp function"
         raise TypeError(msg)
+    shape = tuple(closed.out_avals[0].shape)
+    n_seed = math.prod(np.shape(seed))
     n_args = len(closed.jaxpr.invars)
     in_deps: list[Any] = [None] * n_args
     in_deps[1] = D.identity(n_seed)
@@ -72,8 +73,8 @@ def _linear_pattern(
     )
     (deps,) = out_deps
     if deps is None:
-        return D.empty(n_out, n_seed)
-    return D.binary(deps)
+        return D.empty(math.prod(shape), n_seed), shape
+    return D.binary(deps), shape
 
 
 def _uses(jaxpr: Any, primitive: str) -> bool:
@@ -105,35 +106,36 @@ def jacobian_pattern(func: Callable[..., Any], x: Any, args: Sequence[Any]) -> P
 
 def jacobian_structure(
     func: Callable[..., Any], x: Any, args: Sequence[Any]
-) -> tuple[Pattern, bool]:
-    """:func:`jacobian_pattern`, and whether JAX can differentiate ``func`` forward.
+) -> tuple[Pattern, bool, tuple[int, ...]]:
+    """:func:`jacobian_pattern`, whether JAX can differentiate ``func`` forward, ``F``.
+
+    ``func`` is traced once (inside its JVP; inside its VJP if it has no forward-mode
+    rules), and the shape ``F`` of its value read from that trace.
 
     Returns:
-        ``(pattern, forward)``; ``forward`` is false for functions that only have
+        ``(pattern, forward, F)``; ``forward`` is false for functions that only have
         reverse-mode rules (``custom_vjp``), whose Jacobian products must be VJPs.
     """
     import jax
-
-    n_in = math.prod(np.shape(x))
-    out = jax.eval_shape(lambda y, *a: func(y, *a), x, *args)
-    n_out = math.prod(out.shape)
 
     def jvp(y: Any, t: Any, *a: Any) -> Any:
         return jax.jvp(lambda z: func(z, *a), (y,), (t,))[1]
 
     try:
-        return _linear_pattern(jvp, x, x, args, n_out, n_in), True
+        pattern, shape = _linear_pattern(jvp, x, x, args)
+        return pattern, True, shape
     except Exception as forward_error:  # e.g. custom_vjp: no forward mode
-        cotangent = np.zeros(out.shape, dtype=out.dtype)
-
-        def vjp(y: Any, c: Any, *a: Any) -> Any:
-            return jax.vjp(lambda z: func(z, *a), y)[1](c)[0]
-
         try:
-            transposed = _linear_pattern(vjp, x, cotangent, args, n_in, n_out)
+            out = jax.eval_shape(lambda y, *a: func(y, *a), x, *args)
+            cotangent = np.zeros(out.shape, dtype=out.dtype)
+
+            def vjp(y: Any, c: Any, *a: Any) -> Any:
+                return jax.vjp(lambda z: func(z, *a), y)[1](c)[0]
+
+            transposed, _ = _linear_pattern(vjp, x, cotangent, args)
         except Exception:
             raise forward_error from None
-        return D.binary(transposed.T), False
+        return D.binary(transposed.T), False, tuple(out.shape)
 
 
 def hessian_pattern(func: Callable[..., Any], x: Any, args: Sequence[Any]) -> Pattern:
@@ -149,8 +151,6 @@ def hessian_pattern(func: Callable[..., Any], x: Any, args: Sequence[Any]) -> Pa
     """
     import jax
 
-    n = math.prod(np.shape(x))
-
     def grad(y: Any, *a: Any) -> Any:
         return jax.grad(lambda z: func(z, *a))(y)
 
@@ -158,14 +158,14 @@ def hessian_pattern(func: Callable[..., Any], x: Any, args: Sequence[Any]) -> Pa
         return jax.jvp(lambda z: grad(z, *a), (y,), (t,))[1]
 
     try:
-        pattern = _linear_pattern(hvp, x, x, args, n, n)
+        pattern, _ = _linear_pattern(hvp, x, x, args)
     except Exception as forward_error:
 
         def vhp(y: Any, c: Any, *a: Any) -> Any:
             return jax.vjp(lambda z: grad(z, *a), y)[1](c)[0]
 
         try:
-            pattern = _linear_pattern(vhp, x, x, args, n, n)
+            pattern, _ = _linear_pattern(vhp, x, x, args)
         except Exception:
             raise forward_error from None
     return D.binary(pattern + pattern.T)
