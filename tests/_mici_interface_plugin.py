@@ -19,6 +19,18 @@ Environment:
   (``n_worker = n_chain``, the keyword left to its default by Mici's backend cases),
   under Mici's default start method.
 - ``DIFFOPS_MICI_REPORT``: file to write each test's outcome to, as JSON.
+
+One change to the standard library's worker pools, for a CPython bug that Mici's
+failure path meets (python/cpython#96995): when a worker raises, Mici leaves its
+``with Pool(...)`` block, whose ``terminate()`` kills the workers, and a worker killed
+while it writes its result to the pool's result queue leaves that queue's lock taken;
+the pool's task thread then waits for it forever, and so does ``terminate()``. Seen
+here without diffops or JAX (Mici with a plain NumPy gradient that raises in the
+workers: one run in about 20 hung for good, on a loaded 2-core machine), and it was
+the "hang" this test reported now and then in CI. :func:`_settle_before_terminate`
+gives the workers up to ``SETTLE`` seconds to finish their tasks and leave on their
+own before ``terminate()``; a worker still busy after that (a real hang) is killed
+as before, and the test's timeout still catches it.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import functools
 import importlib
 import inspect
 import json
+import multiprocessing.pool
 import os
 import sys
 import time
@@ -90,6 +103,27 @@ def _recording_pool_starts(sample_chains_parallel):
 
     return recorded
 
+
+SETTLE = 20.0
+"""Seconds a pool left because of an exception gives its workers to leave."""
+
+
+def _settle_before_terminate(exit_pool):
+    @functools.wraps(exit_pool)
+    def settled(pool, exc_type, exc_value, traceback):
+        if exc_type is not None and pool._state == multiprocessing.pool.RUN:
+            pool.close()  # workers leave once the tasks are done
+            deadline = time.monotonic() + SETTLE
+            for worker in pool._pool:
+                worker.join(max(deadline - time.monotonic(), 0.0))
+        return exit_pool(pool, exc_type, exc_value, traceback)
+
+    return settled
+
+
+multiprocessing.pool.Pool.__exit__ = _settle_before_terminate(
+    multiprocessing.pool.Pool.__exit__
+)
 
 if PARALLEL:
     for _name in ("sample_hmc_chains", "sample_constrained_hmc_chains"):

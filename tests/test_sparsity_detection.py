@@ -475,7 +475,7 @@ def test_exact_constant_zeros_stay_structural():
 
 
 def test_plan_with_every_entry_uncolored():
-    from diffops.sparse.plans import _compact
+    from diffops.sparse.jacobian_colorings import compact
 
-    np.testing.assert_array_equal(_compact(np.array([-1, -1])), [-1, -1])
-    np.testing.assert_array_equal(_compact(np.array([4, -1, 2])), [1, -1, 0])
+    np.testing.assert_array_equal(compact(np.array([-1, -1])), [-1, -1])
+    np.testing.assert_array_equal(compact(np.array([4, -1, 2])), [1, -1, 0])

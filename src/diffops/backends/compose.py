@@ -184,6 +184,11 @@ def evaluated(
     return f
 
 
+def checked(P: Primitives, func: Function, op_name: str) -> Function:
+    """``(y, *args) -> func(y, *args)``, the value checked as :func:`evaluated` does."""
+    return lambda y, *args: evaluated(P, func, op_name, args)(y)[0]
+
+
 def value_and_grad(P: Primitives, f: Function, y: Any) -> tuple[Any, Any]:
     """``(value, grad)`` of a checked scalar function ``f`` (as :func:`evaluated`)."""
     value, pullback, _ = P.vjp(f, y)

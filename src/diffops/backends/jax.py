@@ -26,8 +26,6 @@ from diffops.backends.capabilities import (
     ExampleModels,
     FrameworkArrays,
     InAxes,
-    Opts,
-    Shape,
     SparseDerivatives,
     Structure,
 )
@@ -39,12 +37,9 @@ from diffops.operators import JACOBIAN_OPTIONS, OPERATORS
 CONSTANT_BASIS = 256
 """Largest number of unit vectors a compiled dense Jacobian or Hessian takes as a
 constant of its program rather than building them in it (``iota``, which XLA fuses
-into every product that reads it). Pure JAX, jitted value, gradient and Hessian
-(``python -m benchmarks.cutest.basis``, 2026-12-03), µs per call, iota -> constant:
-HS111's Lagrangian (n = 10) 99.3 -> 58.7, ARGTRIGLS (200) 1,235 -> 995, ARGLINA
-(200, quadratic: XLA folds the constant Hessian) 165 -> 26.4; HS71 (4) 19.1 -> 23.3
-(noise; 25 -> 16 in an earlier run); first calls alike. Above it folding can cost
-more than it saves: for 10FOLDTRLS (n = 1000) XLA spent 9 s folding at compile time."""
+into every product that reads it): ARGLINA's Hessian 165 -> 26.4 µs per call, HS111's
+Lagrangian 99.3 -> 58.7 (``python -m benchmarks.cutest.basis``, 2026-12-03). Above
+it, folding the constant can cost seconds of compile time (9 s for n = 1000)."""
 
 Function = Callable[..., Any]
 
@@ -336,41 +331,15 @@ class JaxBackend(
     ) -> Structure:
         """The structure read from the derivative's jaxpr, and the value's shape.
 
-        See :mod:`diffops.backends.jax_sparsity`. The function is traced once, with
-        the operator's checks of its value, so detection also gives the value's shape
-        (no second trace for it). Jacobians of functions without forward-mode rules
-        (``custom_vjp``) come with reverse mode only.
+        See :func:`diffops.backends.jax_sparsity.structure`; the function is traced
+        once, with the operator's checks of its value.
         """
         from diffops.backends import jax_sparsity
 
-        dtype = np.dtype(x.dtype)
-        P = self._primitives
-
-        def checked(y: Any, *a: Any) -> Any:
-            return compose.evaluated(P, func, op, a)(y)[0]
-
-        if kind == "hessian":
-            pattern = self.run(jax_sparsity.hessian_pattern, dtype, checked, x, args)
-            return Structure(pattern, ("symmetric",), ())  # checked: a scalar
-        pattern, forward, shape = self.run(
-            jax_sparsity.jacobian_structure, dtype, checked, x, args
+        checked = compose.checked(self._primitives, func, op)
+        return self.run(  # type: ignore[no-any-return]
+            jax_sparsity.structure, np.dtype(x.dtype), kind, checked, x, args
         )
-        modes = ("forward", "reverse") if forward else ("reverse",)
-        return Structure(pattern, modes, shape)
-
-    def value_shape(
-        self, op: str, func: Function, x: Any, args: Args, options: Opts
-    ) -> Shape:
-        """Shape of the value from ``jax.eval_shape`` (nothing is computed).
-
-        The function's result is checked as the dense operators check it.
-        """
-        checked = compose.evaluated(self._primitives, func, op, args)
-        shape = self.run(
-            lambda: _jax().eval_shape(lambda y: checked(y)[0], x).shape,
-            np.dtype(x.dtype),
-        )
-        return tuple(shape)
 
     def sparse_operator(
         self, op_name: str, func: Function, options: Mapping[str, Any], plan: Any

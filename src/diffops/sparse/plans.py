@@ -33,7 +33,13 @@ import numpy as np
 
 from diffops.operators import HESSIAN_COLORINGS
 from diffops.sparse import coloring, kernels
-from diffops.sparse.patterns import SparsityError, restricted, rows_cols, sparse
+from diffops.sparse.jacobian_colorings import (
+    Split,
+    bidirectional_splits,
+    forward_split,
+    reverse_split,
+)
+from diffops.sparse.patterns import SparsityError, rows_cols, sparse
 from diffops.sparse.substitution import Substitution, recovery
 
 DENSE_FRACTION = 0.5
@@ -49,9 +55,6 @@ n = 2000, 0.47x at 20000; a random graph 16 -> 7: 0.62x to 0.70x; BDQRTIC 8 -> 5
 3 -> 2: 1.04x to 1.14x; 2-D grids 5 -> 4: 1.00x to 1.24x), since the products are
 vectorised over the seeds (two cost more than two thirds of three) and the
 substitution adds a few ns per entry."""
-HEAVY_CANDIDATES = (1, 2, 4, 8, 16, 32)
-"""How many of the densest rows (or columns) bidirectional coloring tries to move to
-the other mode."""
 
 
 @dataclass(frozen=True)
@@ -213,102 +216,6 @@ def _density(pattern: Any) -> float:
     return pattern.nnz / size if size else 0.0
 
 
-@dataclass(frozen=True)
-class _Split:
-    """A coloring candidate: some entries by VJPs of row colors, the rest by JVPs.
-
-    Entry ``(i, j)`` comes from the VJPs when ``vjp_rows[i]`` and not
-    ``jvp_cols[j]``, from the JVPs otherwise.
-    """
-
-    row_colors: np.ndarray  # per row, -1 for rows in no VJP
-    col_colors: np.ndarray  # per column, -1 for columns in no JVP
-    vjp_rows: np.ndarray
-    jvp_cols: np.ndarray
-
-    @property
-    def products(self) -> int:
-        return coloring.count(self.row_colors) + coloring.count(self.col_colors)
-
-    def by_vjp(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        chosen: np.ndarray = self.vjp_rows[rows] & ~self.jvp_cols[cols]
-        return chosen
-
-
-def _forward(pattern: Any) -> _Split:
-    n_out, n_in = pattern.shape
-    return _Split(
-        np.full(n_out, -1),
-        coloring.column_coloring(pattern, enough=min(n_out, n_in)),
-        np.zeros(n_out, bool),
-        np.zeros(n_in, bool),
-    )
-
-
-def _reverse(pattern: Any) -> _Split:
-    n_out, n_in = pattern.shape
-    return _Split(
-        coloring.row_coloring(pattern, enough=min(n_out, n_in)),
-        np.full(n_in, -1),
-        np.ones(n_out, bool),
-        np.zeros(n_in, bool),
-    )
-
-
-def _bidirectional(pattern: Any) -> list[_Split]:
-    """Candidates moving the densest rows to VJPs, or the densest columns to JVPs."""
-    n_out, n_in = pattern.shape
-    row_sizes = np.diff(pattern.indptr)
-    col_sizes = np.bincount(pattern.indices, minlength=n_in)
-    transposed = sparse().csr_array(pattern.T)
-    typical_row = max(float(np.median(row_sizes)) if n_out else 0.0, 1.0)
-    typical_col = max(float(np.median(col_sizes)) if n_in else 0.0, 1.0)
-    dense_rows = np.argsort(-row_sizes, kind="stable")
-    dense_cols = np.argsort(-col_sizes, kind="stable")
-    candidates = []
-    for k in HEAVY_CANDIDATES:
-        if k < n_out and row_sizes[dense_rows[k - 1]] > 4 * typical_row:
-            heavy_rows = np.zeros(n_out, dtype=bool)
-            heavy_rows[dense_rows[:k]] = True
-            heavy = restricted(pattern, rows=heavy_rows)
-            row_colors = np.where(heavy_rows, coloring.row_coloring(heavy), -1)
-            col_colors = coloring.column_coloring(pattern, row_skip=heavy_rows)
-            # Columns with no entry outside the heavy rows need no JVP.
-            light = restricted(pattern, rows=~heavy_rows)
-            used = np.bincount(light.indices, minlength=n_in) > 0
-            col_colors = _compact(np.where(used, col_colors, -1))
-            candidates.append(
-                _Split(
-                    _compact(row_colors), col_colors, heavy_rows, np.zeros(n_in, bool)
-                )
-            )
-        if k < n_in and col_sizes[dense_cols[k - 1]] > 4 * typical_col:
-            heavy_cols = np.zeros(n_in, dtype=bool)
-            heavy_cols[dense_cols[:k]] = True
-            heavy = restricted(transposed, rows=heavy_cols)
-            col_colors = np.where(heavy_cols, coloring.row_coloring(heavy), -1)
-            row_colors = coloring.row_coloring(pattern, col_skip=heavy_cols)
-            light = restricted(transposed, rows=~heavy_cols)
-            used = np.bincount(light.indices, minlength=n_out) > 0
-            row_colors = _compact(np.where(used, row_colors, -1))
-            candidates.append(
-                _Split(
-                    row_colors, _compact(col_colors), np.ones(n_out, bool), heavy_cols
-                )
-            )
-    return candidates
-
-
-def _compact(colors: np.ndarray) -> np.ndarray:
-    """Colors renumbered 0.. over the colored entries (``-1`` kept)."""
-    used = np.unique(colors[colors >= 0])
-    # At least one slot: with every entry uncolored (-1) the lookup below still reads
-    # slot 0 (VANDANIUMS in the CUTEst harness raised IndexError here).
-    renumber = np.full(max(int(colors.max()) + 1 if colors.size else 0, 1), -1)
-    renumber[used] = np.arange(used.size)
-    return np.where(colors >= 0, renumber[np.maximum(colors, 0)], -1)
-
-
 def jacobian_plan(
     pattern: Any,
     x_shape: tuple[int, ...],
@@ -335,13 +242,13 @@ def jacobian_plan(
     if mode == "auto" and pattern.nnz and _density(pattern) > DENSE_FRACTION:
         reason = f"{_density(pattern):.0%} of the entries can be non-zero"
         return dense_plan("jacobian", pattern, x_shape, f_shape, dtype, reason)
-    candidates: list[tuple[str, _Split]] = []
+    candidates: list[tuple[str, Split]] = []
     if mode in ("forward", "auto"):
-        candidates.append(("forward", _forward(pattern)))
+        candidates.append(("forward", forward_split(pattern)))
     if mode in ("reverse", "auto"):
-        candidates.append(("reverse", _reverse(pattern)))
+        candidates.append(("reverse", reverse_split(pattern)))
     if mode == "auto":
-        candidates += [("bidirectional", s) for s in _bidirectional(pattern)]
+        candidates += [("bidirectional", s) for s in bidirectional_splits(pattern)]
     if not candidates:
         msg = f"Jacobian mode {mode!r} is not 'auto', 'forward' or 'reverse'."
         raise SparsityError(msg)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from diffops.backends.capabilities import Structure
 from diffops.backends.jax_sparsity import deps as D
 from diffops.backends.jax_sparsity.propagate import Context, propagate
 from diffops.backends.jax_sparsity.table import CONSERVATIVE, RULES
@@ -39,6 +40,7 @@ __all__ = [
     "hessian_pattern",
     "jacobian_pattern",
     "jacobian_structure",
+    "structure",
 ]
 
 Pattern = Any  # scipy.sparse.csr_array of 0/1, shape (outputs, inputs)
@@ -75,6 +77,23 @@ def _linear_pattern(
     if deps is None:
         return D.empty(math.prod(shape), n_seed), shape
     return D.binary(deps), shape
+
+
+def structure(
+    kind: str, func: Callable[..., Any], x: Any, args: Sequence[Any]
+) -> Structure:
+    """The pattern of ``func``'s Jacobian or Hessian, its product modes, and ``F``.
+
+    ``func`` is traced once; a Hessian's ``func`` must check that its value is a
+    scalar (``F = ()``). Jacobians of functions without forward-mode rules
+    (``custom_vjp``) come with reverse mode only.
+    """
+    if kind == "hessian":
+        return Structure(hessian_pattern(func, x, args), ("symmetric",), ())
+    pattern, forward, shape = jacobian_structure(func, x, args)
+    return Structure(
+        pattern, ("forward", "reverse") if forward else ("reverse",), shape
+    )
 
 
 def _uses(jaxpr: Any, primitive: str) -> bool:
