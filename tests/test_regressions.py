@@ -344,3 +344,37 @@ def test_torch_numpy_leaves_of_pytree_arguments_become_tensors():
         f, backend="torch", sparsity=np.eye(2, dtype=bool)
     )(np.ones(2), data)
     np.testing.assert_allclose(hessian.toarray(), np.diag([0.0, 2.0]))
+
+
+@pytest.mark.parametrize("backend", ["jax", "jax_nojit"])
+@pytest.mark.parametrize("n", [256, 257, 600])
+def test_more_products_than_one_pass(backend, n):
+    # Above 256 products JAX computes them in passes (jax.lax.map over vmapped
+    # chunks, bounding memory; CHARDIS0, n = 2000, asked XLA for 16 GB in one
+    # pass). Checked against autograd, which has no passes.
+    require_backend(backend)
+    require_backend("autograd")
+    import autograd.numpy as anp
+    import jax.numpy as jnp
+
+    def energy(np_):
+        return lambda x: np_.sum(np_.sin(x) * np_.cumsum(x) ** 2) + np_.sum(x) ** 3
+
+    def field(np_):
+        return lambda x: np_.sin(x) * np_.cumsum(x)
+
+    x = np.random.default_rng(n).standard_normal(n)
+    hessian = diffops.hessian_grad_and_value(energy(jnp), backend=backend)(x)
+    expected = diffops.hessian_grad_and_value(energy(anp), backend="autograd")(x)
+    for got, want in zip(hessian, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    sparse = diffops.hessian_grad_and_value(
+        energy(jnp), backend=backend, sparsity="detect"
+    )(x)[0]
+    np.testing.assert_allclose(sparse.toarray(), expected[0], rtol=1e-12, atol=1e-12)
+    want_jacobian = diffops.jacobian_and_value(field(anp), backend="autograd")(x)[0]
+    for mode in ("forward", "reverse"):
+        jacobian = diffops.jacobian_and_value(field(jnp), backend=backend, mode=mode)
+        np.testing.assert_allclose(
+            jacobian(x)[0], want_jacobian, rtol=1e-12, atol=1e-12
+        )

@@ -41,6 +41,11 @@ into every product that reads it): ARGLINA's Hessian 165 -> 26.4 µs per call, H
 Lagrangian 99.3 -> 58.7 (``python -m benchmarks.cutest.basis``, 2026-12-03). Above
 it, folding the constant can cost seconds of compile time (9 s for n = 1000)."""
 
+PRODUCTS_PER_PASS = 256
+"""At most this many products per vectorised pass (``jax.vmap``); more are computed
+in passes of this many (``jax.lax.map``), bounding the memory of large dense
+Jacobians and Hessians (as :data:`diffops.backends.torch.BATCH_MAX` does)."""
+
 Function = Callable[..., Any]
 
 _JAX: ModuleType | None = None
@@ -125,8 +130,14 @@ class JaxPrimitives(compose.Primitives):
     def jvps(
         self, f: Function, x: Any, seeds: Any, *, symmetric: bool = False
     ) -> tuple[Any, Any, Any]:
-        """``jax.jvp`` under ``jax.vmap``, value unbatched (eager: 1.5 ms, not 6.4)."""
+        """``jax.jvp`` under ``jax.vmap``, value unbatched (eager: 1.5 ms, not 6.4).
+
+        Above :data:`PRODUCTS_PER_PASS` seeds: one linearization, then passes.
+        """
         jax = _jax()
+        if seeds.shape[0] > PRODUCTS_PER_PASS:
+            value, push, aux = self.linearize(f, x)
+            return value, self.products(push, seeds), aux
         jvp = lambda t: jax.jvp(f, (x,), (t,), has_aux=True)  # noqa: E731
         return _forward(lambda: jax.vmap(jvp, out_axes=(None, 0, None))(seeds))
 
@@ -146,8 +157,23 @@ class JaxPrimitives(compose.Primitives):
         return self.linearize(f, x)[1]
 
     def products(self, product: Function, seeds: Any) -> Any:
-        """``jax.vmap`` over the seeds."""
-        return _jax().vmap(product)(seeds)
+        """``jax.vmap`` over the seeds, in passes of :data:`PRODUCTS_PER_PASS`."""
+        jax = _jax()
+        k, size = seeds.shape[0], PRODUCTS_PER_PASS
+        if k <= size:
+            return jax.vmap(product)(seeds)
+        full = k - k % size
+        passes = seeds[:full].reshape((full // size, size, *seeds.shape[1:]))
+        out = jax.tree_util.tree_map(
+            lambda a: a.reshape((full, *a.shape[2:])),
+            jax.lax.map(jax.vmap(product), passes),
+        )
+        if full == k:
+            return out
+        rest = jax.vmap(product)(seeds[full:])
+        return jax.tree_util.tree_map(
+            lambda a, b: jax.numpy.concatenate([a, b]), out, rest
+        )
 
     def is_array(self, a: Any) -> bool:
         """Whether ``a`` is a ``jax.Array`` (tracers included)."""

@@ -1,14 +1,14 @@
 """JAX's sparse operators: colored products and decompression in one program.
 
 The products of a plan (:class:`diffops.sparse.Plan`) are vectorised over its seeds
-with ``jax.vmap`` after one linearization (forward, symmetric) or one VJP (reverse),
-and decompression is one ``take``, all inside the operator's compiled program. An
-operator that returns a closure (MHP, MTP) returns the VJP of the decompressed
-values, reading its dense-shaped argument at the non-zeros' positions. A substitution
-plan's program returns the raveled products, gathered and substituted after it in
-NumPy (:meth:`diffops.sparse.Plan.finish`: one pass of a Numba kernel, cheaper than
-XLA's gather), unless it must return the finished matrix (a closure of it, or JAX
-arrays out): then the gather and prefix sums are inside it.
+(``JaxPrimitives.products``: ``jax.vmap``, in passes of 256) after one linearization
+(forward, symmetric) or one VJP (reverse), and decompression is one ``take``, all inside
+the operator's compiled program. An operator that returns a closure (MHP, MTP) returns
+the VJP of the decompressed values, reading its dense-shaped argument at the non-zeros'
+positions. A substitution plan's program returns the raveled products, gathered and
+substituted after it in NumPy (:meth:`diffops.sparse.Plan.finish`: one pass of a Numba
+kernel, cheaper than XLA's gather), unless it must return the finished matrix (a closure
+of it, or JAX arrays out): then the gather and prefix sums are inside it.
 """
 
 from __future__ import annotations
@@ -71,11 +71,11 @@ def sparse_program(
         blocks = []
         if forward.shape[0] or not reverse.shape[0]:
             value, jvp, _ = P.linearize(f, y)
-            columns = jax.vmap(jvp)(jnp.asarray(forward, dtype=y.dtype))
+            columns = P.products(jvp, jnp.asarray(forward, dtype=y.dtype))
             blocks.append(jnp.ravel(columns))
         if reverse.shape[0]:
             value, pullback, _ = P.vjp(f, y)
-            rows = jax.vmap(pullback)(jnp.asarray(reverse, dtype=value.dtype))
+            rows = P.products(pullback, jnp.asarray(reverse, dtype=value.dtype))
             blocks.append(jnp.ravel(rows))
         products = jnp.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         if plan.gather_after:
@@ -110,7 +110,6 @@ def _hessian_values(
     P: Any, f: Function, y: Any, plan: Any
 ) -> tuple[Any, tuple[Any, ...]]:
     """A colored Hessian's values (or, substituted after the program, products)."""
-    import jax
     import jax.numpy as jnp
 
     def grad_with_value(z: Any) -> tuple[Any, Any]:
@@ -121,7 +120,7 @@ def _hessian_values(
     # product per color, vectorised over the seeds.
     grad, hvp, value = P.linearize(grad_with_value, y, symmetric=True)
     seeds = jnp.asarray(np.asarray(plan.forward_seeds), dtype=y.dtype)
-    products = jnp.ravel(jax.vmap(hvp)(seeds))
+    products = jnp.ravel(P.products(hvp, seeds))
     if plan.gather_after:
         return products, (grad, value)  # gathered by Plan.finish
     steps = plan.substitution
