@@ -34,12 +34,14 @@ from diffops.backends.support import FLOAT64, FORKED_AFTER, require_not_forked
 from diffops.errors import causes, tracing_error
 from diffops.operators import JACOBIAN_OPTIONS, OPERATORS
 
-CONSTANT_BASIS = 256
+CONSTANT_BASIS = 32
 """Largest number of unit vectors a compiled dense Jacobian or Hessian takes as a
 constant of its program rather than building them in it (``iota``, which XLA fuses
-into every product that reads it): ARGLINA's Hessian 165 -> 26.4 µs per call, HS111's
-Lagrangian 99.3 -> 58.7 (``python -m benchmarks.cutest.basis``, 2026-12-03). Above
-it, folding the constant can cost seconds of compile time (9 s for n = 1000)."""
+into every product that reads it): HS111's Lagrangian (n = 10) 99.3 -> 58.7 µs per
+call (``python -m benchmarks.cutest.basis``). XLA folds the constant through the
+function at compile time, which grows fast with n: up to 256, ARGLINA (n = 200) gained
+per call, but a random walk's first call took 2.5-4.8 s instead of 0.7-1.1 s at
+n = 200-255 (``python -m benchmarks.basis_first_call``, 2026-12-03)."""
 
 PRODUCTS_PER_PASS = 256
 """At most this many products per vectorised pass (``jax.vmap``); more are computed
