@@ -184,6 +184,11 @@ def evaluated(
     return f
 
 
+def first_cotangent(pullback: Function, cotangent: Any) -> Any:
+    """``pullback(cotangent)[0]``: the cotangent of the one differentiated argument."""
+    return pullback(cotangent)[0]
+
+
 def checked(P: Primitives, func: Function, op_name: str) -> Function:
     """``(y, *args) -> func(y, *args)``, the value checked as :func:`evaluated` does."""
     return lambda y, *args: evaluated(P, func, op_name, args)(y)[0]

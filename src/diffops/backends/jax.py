@@ -35,18 +35,13 @@ from diffops.errors import causes, tracing_error
 from diffops.operators import JACOBIAN_OPTIONS, OPERATORS
 
 CONSTANT_BASIS = 32
-"""Largest number of unit vectors a compiled dense Jacobian or Hessian takes as a
-constant of its program rather than building them in it (``iota``, which XLA fuses
-into every product that reads it): HS111's Lagrangian (n = 10) 99.3 -> 58.7 µs per
-call (``python -m benchmarks.cutest.basis``). XLA folds the constant through the
-function at compile time, which grows fast with n: up to 256, ARGLINA (n = 200) gained
-per call, but a random walk's first call took 2.5-4.8 s instead of 0.7-1.1 s at
-n = 200-255 (``python -m benchmarks.basis_first_call``, 2026-12-03)."""
+"""Most unit vectors a compiled dense Jacobian or Hessian takes as a program constant,
+not built in it (``iota``); XLA folds constants, at a compile cost that grows fast with
+n (docs/operators.md, ``benchmarks/basis_first_call.py``)."""
 
 PRODUCTS_PER_PASS = 256
-"""At most this many products per vectorised pass (``jax.vmap``); more are computed
-in passes of this many (``jax.lax.map``), bounding the memory of large dense
-Jacobians and Hessians (as :data:`diffops.backends.torch.BATCH_MAX` does)."""
+"""Most products per vectorised pass (``jax.vmap``; more: ``jax.lax.map`` over passes),
+bounding the memory of large dense matrices (as torch's ``BATCH_MAX``)."""
 
 Function = Callable[..., Any]
 
@@ -77,10 +72,6 @@ def _jax() -> ModuleType:
 # Primitives
 
 
-def _first(pullback: Function, cotangent: Any) -> Any:
-    return pullback(cotangent)[0]
-
-
 def _forward(run: Callable[[], Any]) -> tuple[Any, Any, Any]:
     """``run()``, a function with a custom VJP (no forward rules) reported as such."""
     try:
@@ -106,11 +97,7 @@ class JaxPrimitives(compose.Primitives):
         return _jax().numpy
 
     def basis(self, shape: tuple[int, ...], like: Any) -> Any:
-        """Compiling, up to :data:`CONSTANT_BASIS` units: a constant of the program.
-
-        XLA fuses an identity made in the program (``iota``, compare) into every
-        product that reads it; a constant it does not recompute (and can fold).
-        """
+        """Compiling, up to :data:`CONSTANT_BASIS` units: a program constant."""
         n = math.prod(shape)
         if self.eager or n > CONSTANT_BASIS:
             return super().basis(shape, like)
@@ -121,7 +108,7 @@ class JaxPrimitives(compose.Primitives):
         """``jax.vjp``; the pullback is a pytree."""
         jax = _jax()
         out, pullback, aux = jax.vjp(f, x, has_aux=True)
-        return out, jax.tree_util.Partial(_first, pullback), aux
+        return out, jax.tree_util.Partial(compose.first_cotangent, pullback), aux
 
     def linearize(
         self, f: Function, x: Any, *, symmetric: bool = False
@@ -132,12 +119,9 @@ class JaxPrimitives(compose.Primitives):
     def jvps(
         self, f: Function, x: Any, seeds: Any, *, symmetric: bool = False
     ) -> tuple[Any, Any, Any]:
-        """``jax.jvp`` under ``jax.vmap``, value unbatched (eager: 1.5 ms, not 6.4).
-
-        Above :data:`PRODUCTS_PER_PASS` seeds: one linearization, then passes.
-        """
+        """``jax.vmap`` of ``jax.jvp``, value unbatched (eager: 1.5 ms, not 6.4)."""
         jax = _jax()
-        if seeds.shape[0] > PRODUCTS_PER_PASS:
+        if seeds.shape[0] > PRODUCTS_PER_PASS:  # one linearization, then passes
             value, push, aux = self.linearize(f, x)
             return value, self.products(push, seeds), aux
         jvp = lambda t: jax.jvp(f, (x,), (t,), has_aux=True)  # noqa: E731
@@ -146,8 +130,7 @@ class JaxPrimitives(compose.Primitives):
     def output_shape(self, f: Function, x: Any) -> tuple[int, ...] | None:
         """``jax.eval_shape``; ``None`` when tracing to compile (one trace only).
 
-        Op by op, an abstract trace costs less than the evaluation it saves (tall
-        3 -> 300 MHP, ``benchmarks.ab_compare``: 6.3 ms, 11.3 ms without).
+        Op by op it saves an evaluation (tall 3 -> 300 MHP: 6.3 ms, 11.3 without).
         """
         jax = _jax()
         if not self.eager and isinstance(x, jax.core.Tracer):
@@ -161,21 +144,9 @@ class JaxPrimitives(compose.Primitives):
     def products(self, product: Function, seeds: Any) -> Any:
         """``jax.vmap`` over the seeds, in passes of :data:`PRODUCTS_PER_PASS`."""
         jax = _jax()
-        k, size = seeds.shape[0], PRODUCTS_PER_PASS
-        if k <= size:
+        if seeds.shape[0] <= PRODUCTS_PER_PASS:
             return jax.vmap(product)(seeds)
-        full = k - k % size
-        passes = seeds[:full].reshape((full // size, size, *seeds.shape[1:]))
-        out = jax.tree_util.tree_map(
-            lambda a: a.reshape((full, *a.shape[2:])),
-            jax.lax.map(jax.vmap(product), passes),
-        )
-        if full == k:
-            return out
-        rest = jax.vmap(product)(seeds[full:])
-        return jax.tree_util.tree_map(
-            lambda a, b: jax.numpy.concatenate([a, b]), out, rest
-        )
+        return jax.lax.map(product, seeds, batch_size=PRODUCTS_PER_PASS)
 
     def is_array(self, a: Any) -> bool:
         """Whether ``a`` is a ``jax.Array`` (tracers included)."""

@@ -97,7 +97,7 @@ def sparse_program(
         closure = jax.tree_util.Partial(  # type: ignore[no-untyped-call]
             _sparse_pull,
             jax.tree_util.Partial(  # type: ignore[no-untyped-call]
-                compose_first, pullback
+                compose.first_cotangent, pullback
             ),
             jnp.asarray(positions),
         )
@@ -128,8 +128,3 @@ def _hessian_values(
     if steps is not None:
         data = steps.recover(data, jnp)
     return data, (grad, value)
-
-
-def compose_first(pullback: Function, cotangent: Any) -> Any:
-    """The cotangent of the one differentiated argument."""
-    return pullback(cotangent)[0]
