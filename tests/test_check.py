@@ -214,7 +214,10 @@ def _dropped_cross_term(x):
             "grad_and_value",
             _scaled,
             "grad",
-            ["grad[0]", "rel error 0.001"],
+            # Every entry is off by the same relative error: which one the message
+            # names is a tie that rounding decides (grad[0] in earlier installs,
+            # grad[2] with the packages installed on 2026-12-03): not named here.
+            ["grad[", "rel error 0.001", "3 of 3 entries"],
             id="x1.001",
         ),
         pytest.param("grad_and_value", _flipped, "grad", ["grad[1]"], id="sign"),
