@@ -370,3 +370,34 @@ def test_coloring_option_errors():
     assert diffops.hessian_grad_and_value(jnp.sum, sparsity="detect").options == {
         "sparsity": "detect"
     }
+
+
+def test_cold_kernels_run_as_python_and_background_load_matches(monkeypatch):
+    """Until a kernel is loaded, mid-size work runs as Python (same colors); the
+    background load gives the compiled kernel, whose substitution agrees."""
+    from diffops.sparse import kernels
+    from diffops.sparse.substitution import substitute_kernel
+
+    pytest.importorskip("numba")
+    monkeypatch.setattr(kernels, "_COMPILED", {})
+    work = (kernels.PYTHON_WORK + kernels.COLD_PYTHON_WORK) // 2
+    assert kernels.compiled(kernels.star_coloring_kernel, work) is (
+        kernels.star_coloring_kernel
+    )
+    assert not kernels.loaded(substitute_kernel)
+    pattern = _band(400, 2)
+    index, steps = recovery(pattern, acyclic_coloring(pattern))
+    assert steps.slots >= 256  # finish uses the compiled kernel
+    products = np.random.default_rng(0).standard_normal(int(index.max()) + 1)
+    wait = steps.preload(np.float64)
+    wait()
+    assert kernels.loaded(substitute_kernel)
+    expected = steps.recover(np.take(products, steps.index), np)
+    np.testing.assert_allclose(steps.finish(products), expected, rtol=1e-12)
+    # Once loaded, the same work runs compiled.
+    kernels.jit(kernels.star_coloring_kernel)(
+        np.arange(3), np.array([0, 1, 2, 2]), np.array([1, 0, 0])[:2]
+    )
+    assert kernels.compiled(kernels.star_coloring_kernel, work) is not (
+        kernels.star_coloring_kernel
+    )

@@ -72,13 +72,20 @@ class SparseCaller:
         """Evaluate at ``x``: the operator's tuple with the sparse matrix in place."""
         key = call_signature(x, args, compiled(self.backend).argument_signature)
         found = self.plans.get(key)
+        wait = None
         if found is None:
-            found = self.plans[key] = self._build(x, args)
+            plan, call, wait = self._build(x, args)
+            self.plans[key] = (plan, call)
             while len(self.plans) > PLANS_KEPT:
                 self.plans.popitem(last=False)
-        plan, call = found
+        else:
+            plan, call = found
         self.last = plan
-        out: tuple[Any, ...] = call(x, *args)
+        try:
+            out: tuple[Any, ...] = call(x, *args)
+        finally:
+            if wait is not None:
+                wait()
         if not self.as_numpy:
             return out
         values = np.asarray(out[self.position])
@@ -140,22 +147,32 @@ class SparseCaller:
             return plan
         return dataclasses.replace(plan, gather_after=True)
 
-    def _build(self, x: Any, args: tuple[Any, ...]) -> tuple[Plan, Callable[..., Any]]:
+    def _build(
+        self, x: Any, args: tuple[Any, ...]
+    ) -> tuple[Plan, Callable[..., Any], Callable[[], None]]:
+        """The plan, its caller, and the wait for the plan's kernels (see below)."""
         start = time.perf_counter()
         pattern, modes, f_shape = self.structure(x, args)
         detected = time.perf_counter()
         plan = self.plan(pattern, modes, x, f_shape)
         planned = time.perf_counter()
         self.timings = {"detect": detected - start, "plan": planned - detected}
-        program = sparse_support(self.backend).sparse_operator(
-            self.op.name, self.func, self.options, plan
-        )
-        call = make_caller(
-            self.backend,
-            self.op,
-            self.func,
-            self.options,
-            as_numpy=self.as_numpy,
-            program=program,
-        )
-        return plan, call
+        # Numba loads the plan's kernel in a thread while the framework traces and
+        # compiles the program (the caller waits after the first call).
+        wait = plan.preload()
+        try:
+            program = sparse_support(self.backend).sparse_operator(
+                self.op.name, self.func, self.options, plan
+            )
+            call = make_caller(
+                self.backend,
+                self.op,
+                self.func,
+                self.options,
+                as_numpy=self.as_numpy,
+                program=program,
+            )
+        except BaseException:
+            wait()
+            raise
+        return plan, call, wait

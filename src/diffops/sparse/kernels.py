@@ -5,7 +5,8 @@ arrays. They are compiled with Numba (``pip install diffops[sparse]``) when the 
 is large enough to repay loading it, and run as ordinary Python otherwise, or when
 Numba is not installed: same code, same colors, only slower. Numba caches the
 compiled kernels on disk, so only the first large coloring on a machine compiles
-them.
+them; a process still pays ~0.5 s to import Numba and load a cached kernel, so until
+a kernel is loaded, Python runs it up to :data:`COLD_PYTHON_WORK`.
 
 Work is counted in inner-loop steps (:func:`distance2_work`, :func:`star_work`);
 below :data:`PYTHON_WORK` the Python loops finish in tens of milliseconds.
@@ -13,7 +14,9 @@ below :data:`PYTHON_WORK` the Python loops finish in tens of milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +24,14 @@ import numpy as np
 
 PYTHON_WORK = 20_000
 """Work (inner-loop steps) up to which the kernels run as Python (tens of ms)."""
+COLD_PYTHON_WORK = 300_000
+"""Work up to which a kernel not yet loaded in this process runs as Python.
+
+Measured (``python -m benchmarks.kernel_cold``, medians of 3 fresh processes): importing
+Numba and loading one cached star kernel, then running it, takes 0.44-0.59 s; Python
+runs 180,000-200,000 steps in 0.09-0.11 s and 720,000 in 0.42 s. Colors are the same
+either way.
+"""
 COMPILED_WORK = 300_000_000
 """Work up to which the compiled kernels are run (a fraction of a second)."""
 
@@ -41,9 +52,50 @@ def has_numba() -> bool:
 
 def compiled(kernel: Callable[..., Any], work: int) -> Callable[..., Any]:
     """``kernel`` compiled with Numba when ``work`` repays it and Numba is there."""
-    if work <= PYTHON_WORK:
+    if work <= PYTHON_WORK or (work <= COLD_PYTHON_WORK and not loaded(kernel)):
         return kernel
     return jit(kernel)
+
+
+def load_in_background(kernel: Callable[..., Any], *example: Any) -> Callable[[], None]:
+    """Start loading ``kernel`` compiled, in a thread; return the wait for it.
+
+    Importing Numba and reading the kernel from its disk cache takes ~0.5 s; a first
+    call that needs the kernel after its framework program starts this before the
+    program is traced and compiled (XLA compiles without holding the GIL), and waits
+    for it after. The thread calls the kernel on ``example`` (the arguments of a real
+    call, so the same compiled signature is loaded). Nothing is started when the
+    kernel is loaded already or Numba is missing.
+
+    Args:
+        kernel: The kernel (a Python function of this package).
+        *example: Arguments for one call, of the types of the real calls.
+
+    Returns:
+        A function that waits until the thread is done (call it before returning to
+        the user, so no thread outlives the call: a later ``fork`` is safe).
+    """
+    if loaded(kernel) or not has_numba():
+        return _nothing
+
+    def load() -> None:
+        # An error here is raised again by the real call, in the caller's thread.
+        with contextlib.suppress(Exception):
+            jit(kernel)(*example)
+
+    thread = threading.Thread(target=load, name="diffops-numba-load", daemon=True)
+    thread.start()
+    return thread.join
+
+
+def _nothing() -> None:
+    """Nothing to wait for."""
+
+
+def loaded(kernel: Callable[..., Any]) -> bool:
+    """Whether ``kernel`` is compiled and loaded in this process already."""
+    found = _COMPILED.get(kernel.__name__)
+    return found is not None and bool(getattr(found, "signatures", ()))
 
 
 def jit(kernel: Callable[..., Any]) -> Callable[..., Any]:

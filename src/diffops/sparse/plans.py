@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -112,6 +113,16 @@ class Plan:
         if self.full:
             return products.reshape(-1)
         return np.take(products, self.index)
+
+    def preload(self) -> Callable[[], None]:
+        """Start loading :meth:`finish`'s compiled kernel (if any) in a thread.
+
+        Returns:
+            The wait for it (call it once the first call's program has run).
+        """
+        if self.substitution is None or not self.gather_after:
+            return lambda: None
+        return self.substitution.preload(self.forward_seeds.dtype)
 
     @functools.cached_property
     def full(self) -> bool:

@@ -26,6 +26,7 @@ Everything is laid out when the plan is made (:func:`recovery`); per call,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,24 @@ class Substitution:
             return result
         recovered: np.ndarray = self.recover(np.take(products, self.index), np)
         return recovered
+
+    def preload(self, dtype: Any) -> Callable[[], None]:
+        """Start loading :meth:`finish`'s Numba kernel in a thread; the wait for it.
+
+        Args:
+            dtype: The products' dtype.
+        """
+        if self.slots < SEQUENTIAL_SLOTS:
+            return lambda: None
+        products = np.zeros(int(np.max(self.index)) + 1, dtype=dtype)
+        return kernels.load_in_background(
+            substitute_kernel,
+            products,
+            self.index,
+            self.nnz,
+            self.parent,
+            self.positions,
+        )
 
     def recover(self, g: Any, xp: Any) -> Any:
         """The non-zero values from the gathered ``g``, in array namespace ``xp``.
