@@ -396,7 +396,7 @@ def test_cold_kernels_run_as_python_and_background_load_matches(monkeypatch):
     np.testing.assert_allclose(steps.finish(products), expected, rtol=1e-12)
     # Once loaded, the same work runs compiled.
     kernels.jit(kernels.star_coloring_kernel)(
-        np.arange(3), np.array([0, 1, 2, 2]), np.array([1, 0, 0])[:2]
+        np.arange(3), np.array([0, 1, 2, 2]), np.array([1, 0])
     )
     assert kernels.compiled(kernels.star_coloring_kernel, work) is not (
         kernels.star_coloring_kernel

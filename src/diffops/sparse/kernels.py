@@ -76,7 +76,7 @@ def load_in_background(kernel: Callable[..., Any], *example: Any) -> Callable[[]
         the user, so no thread outlives the call: a later ``fork`` is safe).
     """
     if loaded(kernel) or not has_numba():
-        return _nothing
+        return no_wait
 
     def load() -> None:
         # An error here is raised again by the real call, in the caller's thread.
@@ -88,8 +88,8 @@ def load_in_background(kernel: Callable[..., Any], *example: Any) -> Callable[[]
     return thread.join
 
 
-def _nothing() -> None:
-    """Nothing to wait for."""
+def no_wait() -> None:
+    """The wait when nothing was started."""
 
 
 def loaded(kernel: Callable[..., Any]) -> bool:

@@ -89,7 +89,7 @@ class Substitution:
         or for few slots, :meth:`recover` in NumPy).
         """
         products = np.asarray(products).reshape(-1)
-        if self.slots >= SEQUENTIAL_SLOTS and kernels.has_numba():
+        if self.compiled:
             kernel = kernels.jit(substitute_kernel)
             result: np.ndarray = kernel(
                 products, self.index, self.nnz, self.parent, self.positions
@@ -98,14 +98,19 @@ class Substitution:
         recovered: np.ndarray = self.recover(np.take(products, self.index), np)
         return recovered
 
+    @property
+    def compiled(self) -> bool:
+        """Whether :meth:`finish` runs the Numba kernel."""
+        return self.slots >= SEQUENTIAL_SLOTS and kernels.has_numba()
+
     def preload(self, dtype: Any) -> Callable[[], None]:
         """Start loading :meth:`finish`'s Numba kernel in a thread; the wait for it.
 
         Args:
             dtype: The products' dtype.
         """
-        if self.slots < SEQUENTIAL_SLOTS:
-            return lambda: None
+        if not self.compiled:
+            return kernels.no_wait
         products = np.zeros(int(np.max(self.index)) + 1, dtype=dtype)
         return kernels.load_in_background(
             substitute_kernel,
