@@ -346,7 +346,7 @@ def test_auto_takes_substitution_where_it_saves_enough():
     assert "star coloring needs 7" in band.reason
     path = hessian_plan(_band(400, 1), (400,), np.float64)
     assert path.mode == "symmetric"  # 2 instead of 3: measured slower per call
-    assert "acyclic coloring needs 2" in path.reason
+    assert "acyclic coloring cannot save 3" in path.reason  # 3 star colors
     grid = hessian_plan(_grid(20), (400,), np.float64)
     assert grid.mode == "symmetric"
     inside = hessian_plan(_band(400, 3), (400,), np.float64, in_program=True)
@@ -372,32 +372,80 @@ def test_coloring_option_errors():
     }
 
 
-def test_cold_kernels_run_as_python_and_background_load_matches(monkeypatch):
-    """Until a kernel is loaded, mid-size work runs as Python (same colors); the
-    background load gives the compiled kernel, whose substitution agrees."""
+def test_cold_kernels_run_as_python_then_load_in_a_thread(monkeypatch):
+    """Until a kernel is loaded, mid-size work runs as Python and a thread loads it;
+    the compiled kernel then gives the same numbers bit for bit."""
     from diffops.sparse import kernels
     from diffops.sparse.substitution import substitute_kernel
 
     pytest.importorskip("numba")
     monkeypatch.setattr(kernels, "_COMPILED", {})
-    work = (kernels.PYTHON_WORK + kernels.COLD_PYTHON_WORK) // 2
-    assert kernels.compiled(kernels.star_coloring_kernel, work) is (
-        kernels.star_coloring_kernel
-    )
-    assert not kernels.loaded(substitute_kernel)
+    monkeypatch.setattr(kernels, "_LOADERS", {})
+    monkeypatch.setattr(kernels, "_PENDING", {})
     pattern = _band(400, 2)
     index, steps = recovery(pattern, acyclic_coloring(pattern))
-    assert steps.slots >= 256  # finish uses the compiled kernel
-    products = np.random.default_rng(0).standard_normal(int(index.max()) + 1)
-    wait = steps.preload(np.float64)
-    wait()
+    assert steps.slots >= 256  # finish runs the substitution kernel
+    rng = np.random.default_rng(0)
+    products = rng.standard_normal(int(index.max()) + 1) * 10.0 ** rng.integers(
+        -8, 8, int(index.max()) + 1
+    )
+    cold = steps.finish(products)  # as Python; queues the load
+    assert set(kernels._PENDING) == {"substitute_kernel"}
+    assert not kernels._LOADERS
+    kernels.start_loading()
+    assert not kernels._PENDING
+    kernels.join_loaders()
     assert kernels.loaded(substitute_kernel)
+    warm = steps.finish(products)  # compiled
+    np.testing.assert_array_equal(warm, cold)
+    assert warm.tobytes() == cold.tobytes()
     expected = steps.recover(np.take(products, steps.index), np)
-    np.testing.assert_allclose(steps.finish(products), expected, rtol=1e-12)
-    # Once loaded, the same work runs compiled.
-    kernels.jit(kernels.star_coloring_kernel)(
-        np.arange(3), np.array([0, 1, 2, 2]), np.array([1, 0])
+    np.testing.assert_allclose(warm, expected, rtol=1e-9, atol=1e-9 * abs(cold).max())
+    # A coloring kernel: Python below the cold limit, same colors once loaded.
+    order, ptr, adj = _star_inputs(pattern)
+    work = kernels.star_work(ptr)
+    assert kernels.PYTHON_WORK < work <= kernels.COLD_PYTHON_WORK
+    python_colors = kernels.run(kernels.star_coloring_kernel, work, order, ptr, adj)
+    kernels.start_loading()
+    kernels.join_loaders()
+    assert kernels.loaded(kernels.star_coloring_kernel)
+    np.testing.assert_array_equal(
+        kernels.run(kernels.star_coloring_kernel, work, order, ptr, adj), python_colors
     )
-    assert kernels.compiled(kernels.star_coloring_kernel, work) is not (
-        kernels.star_coloring_kernel
+
+
+def _star_inputs(pattern):
+    """The star kernel's arguments for ``pattern``, repeated to pass PYTHON_WORK."""
+    from diffops.sparse.coloring import adjacency
+
+    graph = adjacency(scipy_sparse.block_diag([pattern] * 30, format="csr"))
+    order = np.arange(graph.shape[0], dtype=np.int64)
+    return order, graph.indptr.astype(np.int64), graph.indices.astype(np.int64)
+
+
+def test_a_fork_waits_for_the_kernel_loading_thread(tmp_path):
+    """No loading thread is running when the process forks (its locks stay free)."""
+    pytest.importorskip("numba")
+    script = """
+import os, numpy as np
+from diffops.sparse import kernels
+work = (kernels.PYTHON_WORK + kernels.COLD_PYTHON_WORK) // 2
+order, ptr, adj = np.arange(3), np.array([0, 1, 2, 2]), np.array([1, 0])
+kernels.run(kernels.star_coloring_kernel, work, order, ptr, adj)
+kernels.start_loading()
+thread = kernels._LOADERS["star_coloring_kernel"]
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+state = "alive" if thread.is_alive() else "joined"
+print(state, kernels.loaded(kernels.star_coloring_kernel))
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["joined", "True"]

@@ -21,6 +21,7 @@ from diffops.backends.capabilities import compiled, sparse_support
 from diffops.backends.support import call_signature
 from diffops.boundary import make_caller
 from diffops.boundary.inputs import framework_arguments
+from diffops.sparse import kernels
 from diffops.sparse.patterns import (
     SPARSE_OPS,
     Structure,
@@ -72,9 +73,8 @@ class SparseCaller:
         """Evaluate at ``x``: the operator's tuple with the sparse matrix in place."""
         key = call_signature(x, args, compiled(self.backend).argument_signature)
         found = self.plans.get(key)
-        wait = None
         if found is None:
-            plan, call, wait = self._build(x, args)
+            plan, call = self._build(x, args)
             self.plans[key] = (plan, call)
             while len(self.plans) > PLANS_KEPT:
                 self.plans.popitem(last=False)
@@ -83,15 +83,15 @@ class SparseCaller:
         self.last = plan
         try:
             out: tuple[Any, ...] = call(x, *args)
+            if not self.as_numpy:
+                return out
+            values = np.asarray(out[self.position])
+            if plan.gather_after:
+                values = plan.finish(values)
+            matrix = plan.matrix(values)
         finally:
-            if wait is not None:
-                wait()
-        if not self.as_numpy:
-            return out
-        values = np.asarray(out[self.position])
-        if plan.gather_after:
-            values = plan.finish(values)
-        matrix = plan.matrix(values)
+            if found is None:
+                kernels.start_loading()  # the kernels the first call ran as Python
         return (*out[: self.position], matrix, *out[self.position + 1 :])
 
     def structure(
@@ -147,32 +147,23 @@ class SparseCaller:
             return plan
         return dataclasses.replace(plan, gather_after=True)
 
-    def _build(
-        self, x: Any, args: tuple[Any, ...]
-    ) -> tuple[Plan, Callable[..., Any], Callable[[], None]]:
-        """The plan, its caller, and the wait for the plan's kernels (see below)."""
+    def _build(self, x: Any, args: tuple[Any, ...]) -> tuple[Plan, Callable[..., Any]]:
+        """The plan and its caller."""
         start = time.perf_counter()
         pattern, modes, f_shape = self.structure(x, args)
         detected = time.perf_counter()
         plan = self.plan(pattern, modes, x, f_shape)
         planned = time.perf_counter()
         self.timings = {"detect": detected - start, "plan": planned - detected}
-        # Numba loads the plan's kernel in a thread while the framework traces and
-        # compiles the program (the caller waits after the first call).
-        wait = plan.preload()
-        try:
-            program = sparse_support(self.backend).sparse_operator(
-                self.op.name, self.func, self.options, plan
-            )
-            call = make_caller(
-                self.backend,
-                self.op,
-                self.func,
-                self.options,
-                as_numpy=self.as_numpy,
-                program=program,
-            )
-        except BaseException:
-            wait()
-            raise
-        return plan, call, wait
+        program = sparse_support(self.backend).sparse_operator(
+            self.op.name, self.func, self.options, plan
+        )
+        call = make_caller(
+            self.backend,
+            self.op,
+            self.func,
+            self.options,
+            as_numpy=self.as_numpy,
+            program=program,
+        )
+        return plan, call

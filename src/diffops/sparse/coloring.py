@@ -265,19 +265,41 @@ def acyclic_coloring(pattern: Any) -> np.ndarray:
     Returns:
         Color per vertex.
     """
+    colors = acyclic_coloring_within(pattern, pattern.shape[0])
+    assert colors is not None
+    return colors
+
+
+def acyclic_coloring_within(pattern: Any, most: int) -> np.ndarray | None:
+    """:func:`acyclic_coloring` if it finds one with at most ``most`` colors.
+
+    The greedy colorings stop as soon as they pass ``most``: a plan that needs the
+    acyclic coloring to save products over a star coloring does not pay for the
+    whole of one that cannot.
+
+    Args:
+        pattern: Symmetric 0/1 CSR array ``(n, n)``.
+        most: The most colors of use.
+
+    Returns:
+        Color per vertex, or ``None``.
+    """
     graph = adjacency(pattern)
     banded, full = _banded_acyclic(graph)
     if full:
-        return banded
+        return banded if count(banded) <= most else None
     candidates = [banded]
     orders = _greedy_orders(graph)
     if orders:
         reverse = mirror(graph)
         candidates += [
-            kernels.acyclic_coloring(order, graph.indptr, graph.indices, reverse)
+            kernels.acyclic_coloring(
+                order, graph.indptr, graph.indices, reverse, limit=most
+            )
             for order in orders
         ]
-    return _best(candidates)
+    best = _best(candidates)
+    return best if count(best) <= most else None
 
 
 def _banded_acyclic(graph: Any) -> tuple[np.ndarray, bool]:

@@ -6,7 +6,8 @@ is large enough to repay loading it, and run as ordinary Python otherwise, or wh
 Numba is not installed: same code, same colors, only slower. Numba caches the
 compiled kernels on disk, so only the first large coloring on a machine compiles
 them; a process still pays ~0.5 s to import Numba and load a cached kernel, so until
-a kernel is loaded, Python runs it up to :data:`COLD_PYTHON_WORK`.
+a kernel is loaded, Python runs it up to :data:`COLD_PYTHON_WORK` while a thread
+loads it for the next time (:func:`run`).
 
 Work is counted in inner-loop steps (:func:`distance2_work`, :func:`star_work`);
 below :data:`PYTHON_WORK` the Python loops finish in tens of milliseconds.
@@ -15,7 +16,9 @@ below :data:`PYTHON_WORK` the Python loops finish in tens of milliseconds.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +39,9 @@ COMPILED_WORK = 300_000_000
 """Work up to which the compiled kernels are run (a fraction of a second)."""
 
 _COMPILED: dict[str, Callable[..., Any]] = {}
+_LOADERS: dict[str, threading.Thread] = {}
+_PENDING: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
+_LOCK = threading.Lock()
 
 
 def affordable(work: int) -> bool:
@@ -45,51 +51,95 @@ def affordable(work: int) -> bool:
     return work <= COMPILED_WORK and has_numba()
 
 
+@functools.cache
 def has_numba() -> bool:
     """Whether Numba is installed (it is imported only when a kernel is compiled)."""
     return importlib.util.find_spec("numba") is not None
 
 
-def compiled(kernel: Callable[..., Any], work: int) -> Callable[..., Any]:
-    """``kernel`` compiled with Numba when ``work`` repays it and Numba is there."""
-    if work <= PYTHON_WORK or (work <= COLD_PYTHON_WORK and not loaded(kernel)):
-        return kernel
-    return jit(kernel)
+def run(
+    kernel: Callable[..., Any], work: int, *args: Any, every_call: bool = False
+) -> Any:
+    """``kernel(*args)``, compiled with Numba where that pays off.
 
-
-def load_in_background(kernel: Callable[..., Any], *example: Any) -> Callable[[], None]:
-    """Start loading ``kernel`` compiled, in a thread; return the wait for it.
-
-    Importing Numba and reading the kernel from its disk cache takes ~0.5 s; a first
-    call that needs the kernel after its framework program starts this before the
-    program is traced and compiled (XLA compiles without holding the GIL), and waits
-    for it after. The thread calls the kernel on ``example`` (the arguments of a real
-    call, so the same compiled signature is loaded). Nothing is started when the
-    kernel is loaded already or Numba is missing.
+    Python for work up to :data:`PYTHON_WORK` (unless ``every_call``: a kernel run on
+    every call of a derivative is always compiled when Numba is there). A kernel not
+    yet loaded in this process runs as Python up to :data:`COLD_PYTHON_WORK`, and a
+    thread loads it for the next time (:func:`load_later`): the compiled kernel gives
+    the same integers, and the same floating-point numbers bit for bit (the kernels
+    add and subtract in the same order, and Numba does not reorder them), so which
+    one ran never shows in a result.
 
     Args:
-        kernel: The kernel (a Python function of this package).
-        *example: Arguments for one call, of the types of the real calls.
+        kernel: A kernel of this package (a plain Python function).
+        work: Its inner-loop steps on ``args``.
+        *args: Its arguments.
+        every_call: Whether the kernel runs on every call (not once per plan).
 
     Returns:
-        A function that waits until the thread is done (call it before returning to
-        the user, so no thread outlives the call: a later ``fork`` is safe).
+        What the kernel returns.
     """
-    if loaded(kernel) or not has_numba():
-        return no_wait
-
-    def load() -> None:
-        # An error here is raised again by the real call, in the caller's thread.
-        with contextlib.suppress(Exception):
-            jit(kernel)(*example)
-
-    thread = threading.Thread(target=load, name="diffops-numba-load", daemon=True)
-    thread.start()
-    return thread.join
+    if not has_numba() or (work <= PYTHON_WORK and not every_call):
+        return kernel(*args)
+    if work > COLD_PYTHON_WORK or loaded(kernel):
+        return jit(kernel)(*args)
+    load_later(kernel, args)
+    return kernel(*args)
 
 
-def no_wait() -> None:
-    """The wait when nothing was started."""
+def load_later(kernel: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """Load ``kernel`` compiled for ``args``' types, in a thread, after this call.
+
+    Importing Numba and reading a kernel from its disk cache takes ~0.5 s, mostly
+    Python: a thread doing it during a first call would slow that call as much as
+    it saves. So the load waits in a queue until :func:`start_loading`, which the
+    sparse derivatives call as a call returns. The thread is not a daemon
+    (interpreter exit waits for it), and it is joined before the process forks
+    (:func:`join_loaders`), so no lock is copied held into a child. Once per kernel
+    and process; an error leaves the kernel running as Python.
+
+    Args:
+        kernel: A kernel of this package.
+        args: Arguments of a real call (their Numba types select the signature).
+    """
+    with _LOCK:
+        if kernel.__name__ not in _LOADERS:
+            _PENDING.setdefault(kernel.__name__, (kernel, args))
+
+
+def start_loading() -> None:
+    """Start the threads of the loads :func:`load_later` queued."""
+    with _LOCK:
+        if not _PENDING:
+            return
+        if not _LOADERS and hasattr(os, "register_at_fork"):
+            os.register_at_fork(before=join_loaders)
+        started = []
+        for name, (kernel, args) in _PENDING.items():
+            thread = threading.Thread(
+                target=_load, args=(kernel, args), name=f"diffops-load-{name}"
+            )
+            _LOADERS[name] = thread
+            started.append(thread)
+        _PENDING.clear()
+    for thread in started:
+        thread.start()
+
+
+def _load(kernel: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """Load ``kernel`` for ``args``' types (from the disk cache, else compile)."""
+    with contextlib.suppress(Exception):
+        import numba
+
+        dispatcher: Any = jit(kernel)
+        dispatcher.compile(tuple(numba.typeof(a) for a in args))
+
+
+def join_loaders() -> None:
+    """Wait for the threads of :func:`load_later` (registered to run before a fork)."""
+    for thread in list(_LOADERS.values()):
+        if thread is not threading.current_thread():
+            thread.join()
 
 
 def loaded(kernel: Callable[..., Any]) -> bool:
@@ -101,14 +151,17 @@ def loaded(kernel: Callable[..., Any]) -> bool:
 def jit(kernel: Callable[..., Any]) -> Callable[..., Any]:
     """``kernel`` compiled with Numba (cached on disk), or itself without Numba."""
     name = kernel.__name__
-    if name not in _COMPILED:
+    found = _COMPILED.get(name)
+    if found is None:
         try:
             import numba
         except ImportError:  # pragma: no cover - depends on environment
-            _COMPILED[name] = kernel
+            found = kernel
         else:
-            _COMPILED[name] = numba.njit(cache=True, nogil=True)(kernel)
-    return _COMPILED[name]
+            found = numba.njit(cache=True, nogil=True)(kernel)
+        # Two threads may get here; the first one's dispatcher is kept.
+        found = _COMPILED.setdefault(name, found)
+    return found
 
 
 def distance2_coloring_kernel(
@@ -234,7 +287,11 @@ def star_coloring_kernel(
 
 
 def acyclic_coloring_kernel(
-    order: np.ndarray, ptr: np.ndarray, adj: np.ndarray, mirror: np.ndarray
+    order: np.ndarray,
+    ptr: np.ndarray,
+    adj: np.ndarray,
+    mirror: np.ndarray,
+    limit: int,
 ) -> np.ndarray:
     """Greedy acyclic coloring: distance-1, and every cycle has at least 3 colors.
 
@@ -249,6 +306,8 @@ def acyclic_coloring_kernel(
         ptr: CSR index pointer of the adjacency (no self loops).
         adj: CSR neighbor indices.
         mirror: For each CSR position ``(i, j)``, the position of ``(j, i)``.
+        limit: The most colors of use: stop at the first vertex that needs one
+            more (it gets color ``limit``; the vertices after it stay ``-1``).
 
     Returns:
         Color per vertex.
@@ -286,6 +345,8 @@ def acyclic_coloring_kernel(
         while forbidden[c] == v:
             c += 1
         color[v] = c
+        if c >= limit:
+            return color
         # New edges join the trees of v's other edges to cw (q < ptr[w]), w's to c.
         for p in range(ptr[v], ptr[v + 1]):
             w = adj[p]
@@ -335,8 +396,9 @@ def distance2_coloring(
     row_skip: np.ndarray,
 ) -> np.ndarray:
     """:func:`distance2_coloring_kernel`, compiled when that pays off."""
-    kernel = compiled(distance2_coloring_kernel, distance2_work(row_ptr, row_skip))
-    result: np.ndarray = kernel(
+    result: np.ndarray = run(
+        distance2_coloring_kernel,
+        distance2_work(row_ptr, row_skip),
         order.astype(np.int64),
         col_ptr.astype(np.int64),
         col_rows.astype(np.int64),
@@ -348,23 +410,36 @@ def distance2_coloring(
 
 
 def acyclic_coloring(
-    order: np.ndarray, ptr: np.ndarray, adj: np.ndarray, mirror: np.ndarray
+    order: np.ndarray,
+    ptr: np.ndarray,
+    adj: np.ndarray,
+    mirror: np.ndarray,
+    limit: int | None = None,
 ) -> np.ndarray:
-    """:func:`acyclic_coloring_kernel`, compiled when that pays off."""
-    kernel = compiled(acyclic_coloring_kernel, star_work(ptr))
-    result: np.ndarray = kernel(
+    """:func:`acyclic_coloring_kernel`, compiled when that pays off.
+
+    With ``limit``, the coloring stops at the first vertex that needs more than
+    ``limit`` colors (then it has ``limit + 1``, and the rest are ``-1``).
+    """
+    result: np.ndarray = run(
+        acyclic_coloring_kernel,
+        star_work(ptr),
         order.astype(np.int64),
         ptr.astype(np.int64),
         adj.astype(np.int64),
         mirror.astype(np.int64),
+        ptr.size if limit is None else limit,
     )
     return result
 
 
 def star_coloring(order: np.ndarray, ptr: np.ndarray, adj: np.ndarray) -> np.ndarray:
     """:func:`star_coloring_kernel`, compiled when that pays off."""
-    kernel = compiled(star_coloring_kernel, star_work(ptr))
-    result: np.ndarray = kernel(
-        order.astype(np.int64), ptr.astype(np.int64), adj.astype(np.int64)
+    result: np.ndarray = run(
+        star_coloring_kernel,
+        star_work(ptr),
+        order.astype(np.int64),
+        ptr.astype(np.int64),
+        adj.astype(np.int64),
     )
     return result

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -113,16 +112,6 @@ class Plan:
         if self.full:
             return products.reshape(-1)
         return np.take(products, self.index)
-
-    def preload(self) -> Callable[[], None]:
-        """Start loading :meth:`finish`'s compiled kernel (if any) in a thread.
-
-        Returns:
-            The wait for it (call it once the first call's program has run).
-        """
-        if self.substitution is None or not self.gather_after:
-            return kernels.no_wait
-        return self.substitution.preload(self.forward_seeds.dtype)
 
     @functools.cached_property
     def full(self) -> bool:
@@ -329,9 +318,13 @@ def hessian_plan(
     star = acyclic = None
     if coloring != "acyclic":
         star = _star_plan(pattern, x_shape, dtype)
-    if coloring == "acyclic" or (coloring == "auto" and _substitution_pays(in_program)):
+    if coloring == "acyclic":
         acyclic = _substitution_plan(pattern, x_shape, dtype)
-    chosen = _choose(star, acyclic)
+    elif coloring == "auto" and _substitution_pays(in_program):
+        assert star is not None
+        acyclic, star = _saving_substitution_plan(pattern, x_shape, dtype, star)
+    chosen = star if acyclic is None else acyclic
+    assert chosen is not None
     if pattern.nnz and chosen.n_colors >= n:
         reason = (
             f"the {'star' if chosen is star else 'acyclic'} coloring needs "
@@ -346,18 +339,28 @@ def _substitution_pays(in_program: bool) -> bool:
     return not in_program and kernels.has_numba()
 
 
-def _choose(star: Plan | None, acyclic: Plan | None) -> Plan:
-    """The acyclic plan when it saves enough products over the star plan."""
+def _saving_substitution_plan(
+    pattern: Any, x_shape: tuple[int, ...], dtype: Any, star: Plan
+) -> tuple[Plan | None, Plan]:
+    """The acyclic plan if it saves :data:`SUBSTITUTION_SAVES` of ``star``'s products.
+
+    The acyclic colorings stop once they need too many colors to save that many
+    (BROYDN7D, n = 5000: 7 star colors, the greedy acyclic ones 5, no use).
+
+    Returns:
+        ``(acyclic plan or None, star plan)``, each one's reason naming the other.
+    """
+    most = star.n_colors - SUBSTITUTION_SAVES
+    acyclic = _substitution_plan(pattern, x_shape, dtype, most) if most > 0 else None
     if acyclic is None:
-        assert star is not None
-        return star
-    if star is None:
-        return acyclic
-    if star.n_colors - acyclic.n_colors >= SUBSTITUTION_SAVES:
-        reason = f"{acyclic.reason}; the star coloring needs {star.n_colors}"
-        return replace(acyclic, reason=reason)
-    reason = f"{star.reason}; the acyclic coloring needs {acyclic.n_colors}"
-    return replace(star, reason=reason)
+        note = (
+            f"no acyclic coloring of at most {most} colors found"
+            if most > 0
+            else f"an acyclic coloring cannot save {SUBSTITUTION_SAVES} products"
+        )
+        return None, replace(star, reason=f"{star.reason}; {note}")
+    reason = f"{acyclic.reason}; the star coloring needs {star.n_colors}"
+    return replace(acyclic, reason=reason), star
 
 
 def _star_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
@@ -398,10 +401,14 @@ def _star_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
     )
 
 
-def _substitution_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
-    """Acyclic coloring and recovery by substitution."""
+def _substitution_plan(
+    pattern: Any, x_shape: tuple[int, ...], dtype: Any, most: int | None = None
+) -> Plan | None:
+    """Acyclic coloring and recovery by substitution (``None``: > ``most`` colors)."""
     n = pattern.shape[0]
-    colors = coloring.acyclic_coloring(pattern)
+    colors = coloring.acyclic_coloring_within(pattern, n if most is None else most)
+    if colors is None:
+        return None
     n_colors = coloring.count(colors)
     index, steps = recovery(pattern, colors)
     reason = (

@@ -26,7 +26,6 @@ Everything is laid out when the plan is made (:func:`recovery`); per call,
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,41 +84,27 @@ class Substitution:
     def finish(self, products: np.ndarray) -> np.ndarray:
         """The matrix's non-zero values (CSR order) from the raveled products.
 
-        Gather and substitution in one pass of the Numba kernel (or, without Numba
-        or for few slots, :meth:`recover` in NumPy).
+        Gather and substitution in one pass of :func:`substitute_kernel`, compiled
+        with Numba (:func:`diffops.sparse.kernels.run`: while Numba loads in a
+        thread after a process's first calls, the same kernel as Python, ~0.5 µs
+        per entry, same numbers); without Numba or for few slots, :meth:`recover`
+        in NumPy.
         """
         products = np.asarray(products).reshape(-1)
-        if self.compiled:
-            kernel = kernels.jit(substitute_kernel)
-            result: np.ndarray = kernel(
-                products, self.index, self.nnz, self.parent, self.positions
+        if self.slots >= SEQUENTIAL_SLOTS and kernels.has_numba():
+            result: np.ndarray = kernels.run(
+                substitute_kernel,
+                self.nnz + self.slots,
+                products,
+                self.index,
+                self.nnz,
+                self.parent,
+                self.positions,
+                every_call=True,
             )
             return result
         recovered: np.ndarray = self.recover(np.take(products, self.index), np)
         return recovered
-
-    @property
-    def compiled(self) -> bool:
-        """Whether :meth:`finish` runs the Numba kernel."""
-        return self.slots >= SEQUENTIAL_SLOTS and kernels.has_numba()
-
-    def preload(self, dtype: Any) -> Callable[[], None]:
-        """Start loading :meth:`finish`'s Numba kernel in a thread; the wait for it.
-
-        Args:
-            dtype: The products' dtype.
-        """
-        if not self.compiled:
-            return kernels.no_wait
-        products = np.zeros(int(np.max(self.index)) + 1, dtype=dtype)
-        return kernels.load_in_background(
-            substitute_kernel,
-            products,
-            self.index,
-            self.nnz,
-            self.parent,
-            self.positions,
-        )
 
     def recover(self, g: Any, xp: Any) -> Any:
         """The non-zero values from the gathered ``g``, in array namespace ``xp``.
@@ -349,8 +334,14 @@ def _forest(
     ptr[1:] = np.cumsum(np.bincount(node_of, minlength=nodes))
     adj = node_of[reverse[by_node]]
     order = np.argsort(-np.diff(ptr), kind="stable")
-    kernel = kernels.compiled(forest_kernel, graph.nnz)
-    forest = kernel(order, ptr, adj.astype(np.int64), by_node.astype(np.int64))
+    forest = kernels.run(
+        forest_kernel,
+        graph.nnz,
+        order,
+        ptr,
+        adj.astype(np.int64),
+        by_node.astype(np.int64),
+    )
     n_trees = int(np.sum(forest[0] < 0))
     if graph.nnz // 2 != nodes - n_trees:
         msg = "Two colors of the Hessian coloring form a cycle (not acyclic)."
