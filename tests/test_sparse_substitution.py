@@ -389,7 +389,9 @@ def test_cold_kernels_run_as_python_then_load_in_a_thread(monkeypatch):
     products = rng.standard_normal(int(index.max()) + 1) * 10.0 ** rng.integers(
         -8, 8, int(index.max()) + 1
     )
+    single = products.astype(np.float32)
     cold = steps.finish(products)  # as Python; queues the load
+    cold_single = steps.finish(single)
     assert set(kernels._PENDING) == {"substitute_kernel"}
     assert not kernels._LOADERS
     kernels.start_loading()
@@ -399,19 +401,20 @@ def test_cold_kernels_run_as_python_then_load_in_a_thread(monkeypatch):
     warm = steps.finish(products)  # compiled
     np.testing.assert_array_equal(warm, cold)
     assert warm.tobytes() == cold.tobytes()
+    warm_single = steps.finish(single)  # float32: compiled for that type now
+    assert warm_single.dtype == np.float32
+    assert warm_single.tobytes() == cold_single.tobytes()
     expected = steps.recover(np.take(products, steps.index), np)
     np.testing.assert_allclose(warm, expected, rtol=1e-9, atol=1e-9 * abs(cold).max())
     # A coloring kernel: Python below the cold limit, same colors once loaded.
     order, ptr, adj = _star_inputs(pattern)
     work = kernels.star_work(ptr)
     assert kernels.PYTHON_WORK < work <= kernels.COLD_PYTHON_WORK
-    python_colors = kernels.run(kernels.star_coloring_kernel, work, order, ptr, adj)
+    python_colors = kernels.star_coloring(order, ptr, adj)
     kernels.start_loading()
     kernels.join_loaders()
     assert kernels.loaded(kernels.star_coloring_kernel)
-    np.testing.assert_array_equal(
-        kernels.run(kernels.star_coloring_kernel, work, order, ptr, adj), python_colors
-    )
+    np.testing.assert_array_equal(kernels.star_coloring(order, ptr, adj), python_colors)
 
 
 def _star_inputs(pattern):
@@ -429,9 +432,9 @@ def test_a_fork_waits_for_the_kernel_loading_thread(tmp_path):
     script = """
 import os, numpy as np
 from diffops.sparse import kernels
-work = (kernels.PYTHON_WORK + kernels.COLD_PYTHON_WORK) // 2
+kernels.PYTHON_WORK = 0  # any work is mid-size
 order, ptr, adj = np.arange(3), np.array([0, 1, 2, 2]), np.array([1, 0])
-kernels.run(kernels.star_coloring_kernel, work, order, ptr, adj)
+kernels.star_coloring(order, ptr, adj)
 kernels.start_loading()
 thread = kernels._LOADERS["star_coloring_kernel"]
 pid = os.fork()

@@ -27,13 +27,14 @@ import numpy as np
 
 PYTHON_WORK = 20_000
 """Work (inner-loop steps) up to which the kernels run as Python (tens of ms)."""
-COLD_PYTHON_WORK = 300_000
+COLD_PYTHON_WORK = 1_000_000
 """Work up to which a kernel not yet loaded in this process runs as Python.
 
 Measured (``python -m benchmarks.kernel_cold``, medians of 3 fresh processes): importing
-Numba and loading one cached star kernel, then running it, takes 0.44-0.59 s; Python
-runs 180,000-200,000 steps in 0.09-0.11 s and 720,000 in 0.42 s. Colors are the same
-either way.
+Numba and loading one cached kernel, then running it, takes 0.46-0.58 s; the star and
+acyclic kernels as Python (on lists) take 0.03-0.05 s for 180,000-200,000 steps,
+0.16-0.17 s for 1,280,000 (n = 5000) and 0.21 s for 720,000 (n = 20,000). Colors are
+the same either way.
 """
 COMPILED_WORK = 300_000_000
 """Work up to which the compiled kernels are run (a fraction of a second)."""
@@ -42,6 +43,7 @@ _COMPILED: dict[str, Callable[..., Any]] = {}
 _LOADERS: dict[str, threading.Thread] = {}
 _PENDING: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
 _LOCK = threading.Lock()
+_INT64, _FLOAT64, _BOOL = np.dtype(np.int64), np.dtype(np.float64), np.dtype(np.bool_)
 
 
 def affordable(work: int) -> bool:
@@ -80,11 +82,35 @@ def run(
         What the kernel returns.
     """
     if not has_numba() or (work <= PYTHON_WORK and not every_call):
-        return kernel(*args)
+        return python(kernel, *args)
     if work > COLD_PYTHON_WORK or loaded(kernel):
         return jit(kernel)(*args)
     load_later(kernel, args)
-    return kernel(*args)
+    return python(kernel, *args)
+
+
+def python(kernel: Callable[..., Any], *args: Any) -> np.ndarray:
+    """``kernel(*args)`` as Python, on lists: ~3x faster than on NumPy arrays.
+
+    Arrays of 64-bit integers, booleans and doubles become lists of Python ints,
+    bools and floats, whose arithmetic is the compiled kernel's (the kernels'
+    integers stay far from 2**63, and ``&`` keeps the low bits either way); other
+    dtypes (float32) stay arrays, so their arithmetic stays theirs.
+
+    Returns:
+        The kernel's result (one of its workspaces) as an array of its dtype.
+    """
+    converted = [a.tolist() if _as_list(a) else a for a in args]
+    result = kernel(*converted)
+    # The result is one of the workspaces: its array's dtype (also when empty).
+    for original, passed in zip(args, converted, strict=True):
+        if passed is result:
+            return np.asarray(result, dtype=original.dtype)
+    return np.asarray(result)
+
+
+def _as_list(a: Any) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype in (_INT64, _FLOAT64, _BOOL)
 
 
 def load_later(kernel: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -171,6 +197,8 @@ def distance2_coloring_kernel(
     row_ptr: np.ndarray,
     row_cols: np.ndarray,
     row_skip: np.ndarray,
+    color: np.ndarray,
+    forbidden: np.ndarray,
 ) -> np.ndarray:
     """Greedy coloring of columns so that no two columns of a color share a row.
 
@@ -183,14 +211,13 @@ def distance2_coloring_kernel(
         row_ptr: CSR index pointer (columns of each row).
         row_cols: CSR column indices.
         row_skip: Boolean per row.
+        color: Workspace: ``-1`` per column (returned, colored).
+        forbidden: Workspace: ``-1`` per column and one more.
 
     Returns:
         Color per column.
     """
-    n = col_ptr.size - 1
-    color = np.full(n, -1, dtype=np.int64)
-    forbidden = np.full(n + 1, -1, dtype=np.int64)
-    for k in range(order.size):
+    for k in range(len(order)):
         v = order[k]
         for p in range(col_ptr[v], col_ptr[v + 1]):
             i = col_rows[p]
@@ -208,7 +235,13 @@ def distance2_coloring_kernel(
 
 
 def star_coloring_kernel(
-    order: np.ndarray, ptr: np.ndarray, adj: np.ndarray
+    order: np.ndarray,
+    ptr: np.ndarray,
+    adj: np.ndarray,
+    color: np.ndarray,
+    forbidden: np.ndarray,
+    keys: np.ndarray,
+    counts: np.ndarray,
 ) -> np.ndarray:
     """Greedy star coloring: distance-1, and every path on four vertices has 3 colors.
 
@@ -224,22 +257,20 @@ def star_coloring_kernel(
         order: Vertices in the order they are colored.
         ptr: CSR index pointer of the adjacency (no self loops).
         adj: CSR neighbor indices.
+        color: Workspace: ``-1`` per vertex (returned, colored).
+        forbidden: Workspace: ``-1`` per vertex and one more.
+        keys: Workspace: ``-1`` per slot of an open-addressing table of the count
+            of neighbors of ``x`` with color ``c``, keyed ``x * (n + 1) + c``; the
+            number of slots a power of 2 at least ``4 * (len(adj) + n)``
+            (:func:`star_table`).
+        counts: Workspace: ``0`` per slot.
 
     Returns:
         Color per vertex.
     """
-    n = ptr.size - 1
-    color = np.full(n, -1, dtype=np.int64)
-    forbidden = np.full(n + 1, -1, dtype=np.int64)
-    # Open-addressing table: count of neighbors of x with color c, keyed x * K + c.
-    capacity = 16
-    while capacity < 4 * (adj.size + n):
-        capacity *= 2
-    keys = np.full(capacity, -1, dtype=np.int64)
-    counts = np.zeros(capacity, dtype=np.int64)
-    mask = capacity - 1
-    stride = n + 1
-    for k in range(order.size):
+    mask = len(keys) - 1
+    stride = len(color) + 1
+    for k in range(len(order)):
         v = order[k]
         for p in range(ptr[v], ptr[v + 1]):
             c = color[adj[p]]
@@ -292,6 +323,11 @@ def acyclic_coloring_kernel(
     adj: np.ndarray,
     mirror: np.ndarray,
     limit: int,
+    color: np.ndarray,
+    forbidden: np.ndarray,
+    parent: np.ndarray,
+    seen: np.ndarray,
+    stamp: np.ndarray,
 ) -> np.ndarray:
     """Greedy acyclic coloring: distance-1, and every cycle has at least 3 colors.
 
@@ -308,17 +344,20 @@ def acyclic_coloring_kernel(
         mirror: For each CSR position ``(i, j)``, the position of ``(j, i)``.
         limit: The most colors of use: stop at the first vertex that needs one
             more (it gets color ``limit``; the vertices after it stay ``-1``).
+        color: Workspace: ``-1`` per vertex (returned, colored).
+        forbidden: Workspace: ``-1`` per vertex and one more.
+        parent: Workspace: the union-find, ``arange(len(adj))``.
+        seen: Workspace: ``-1``, shape ``(2, len(adj))``: per tree, the vertex that
+            reached it last and through which neighbor.
+        stamp: Workspace: ``-1``, shape ``(2, n + 1)``: per color, the vertex that
+            stamped it last and its edge.
 
     Returns:
         Color per vertex.
     """
-    n = ptr.size - 1
-    color = np.full(n, -1, dtype=np.int64)
-    forbidden = np.full(n + 1, -1, dtype=np.int64)
-    parent = np.arange(adj.size)
-    seen = np.full((2, adj.size), -1, dtype=np.int64)  # per tree: by v, through w
-    stamp = np.full((2, n + 1), -1, dtype=np.int64)  # per color: by v, its edge
-    for k in range(order.size):
+    seen_by, seen_through = seen[0], seen[1]
+    stamp_by, stamp_edge = stamp[0], stamp[1]
+    for k in range(len(order)):
         v = order[k]
         for p in range(ptr[v], ptr[v + 1]):
             c = color[adj[p]]
@@ -336,10 +375,10 @@ def acyclic_coloring_kernel(
                 while parent[t] != t:  # find, halving the path
                     parent[t] = parent[parent[t]]
                     t = parent[t]
-                if seen[0, t] != v:
-                    seen[0, t] = v
-                    seen[1, t] = w
-                elif seen[1, t] != w:
+                if seen_by[t] != v:
+                    seen_by[t] = v
+                    seen_through[t] = w
+                elif seen_through[t] != w:
                     forbidden[cx] = v
         c = 0
         while forbidden[c] == v:
@@ -356,11 +395,11 @@ def acyclic_coloring_kernel(
             e = min(p, mirror[p])
             for q in range(ptr[w] - 1, ptr[w + 1]):
                 if q < ptr[w]:
-                    if stamp[0, cw] != v:
-                        stamp[0, cw] = v
-                        stamp[1, cw] = e
+                    if stamp_by[cw] != v:
+                        stamp_by[cw] = v
+                        stamp_edge[cw] = e
                         continue
-                    f = stamp[1, cw]
+                    f = stamp_edge[cw]
                 elif color[adj[q]] == c:
                     f = min(q, mirror[q])
                 else:
@@ -405,6 +444,8 @@ def distance2_coloring(
         row_ptr.astype(np.int64),
         row_cols.astype(np.int64),
         row_skip.astype(np.bool_),
+        np.full(col_ptr.size - 1, -1, dtype=np.int64),
+        np.full(col_ptr.size, -1, dtype=np.int64),
     )
     return result
 
@@ -429,6 +470,11 @@ def acyclic_coloring(
         adj.astype(np.int64),
         mirror.astype(np.int64),
         ptr.size if limit is None else limit,
+        np.full(ptr.size - 1, -1, dtype=np.int64),
+        np.full(ptr.size, -1, dtype=np.int64),
+        np.arange(adj.size, dtype=np.int64),
+        np.full((2, adj.size), -1, dtype=np.int64),
+        np.full((2, ptr.size), -1, dtype=np.int64),
     )
     return result
 
@@ -441,5 +487,21 @@ def star_coloring(order: np.ndarray, ptr: np.ndarray, adj: np.ndarray) -> np.nda
         order.astype(np.int64),
         ptr.astype(np.int64),
         adj.astype(np.int64),
+        np.full(ptr.size - 1, -1, dtype=np.int64),
+        np.full(ptr.size, -1, dtype=np.int64),
+        *star_table(ptr.size - 1, adj.size),
     )
     return result
+
+
+def star_table(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`star_coloring_kernel`'s ``keys`` and ``counts``.
+
+    Args:
+        n: Vertices.
+        m: Adjacency entries.
+    """
+    capacity = 16
+    while capacity < 4 * (m + n):
+        capacity *= 2
+    return np.full(capacity, -1, dtype=np.int64), np.zeros(capacity, dtype=np.int64)

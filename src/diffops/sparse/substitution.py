@@ -100,6 +100,8 @@ class Substitution:
                 self.nnz,
                 self.parent,
                 self.positions,
+                np.empty(self.nnz, dtype=products.dtype),
+                np.zeros(self.slots, dtype=products.dtype),
                 every_call=True,
             )
             return result
@@ -132,6 +134,8 @@ def substitute_kernel(
     nnz: int,
     parent: np.ndarray,
     positions: np.ndarray,
+    out: np.ndarray,
+    below: np.ndarray,
 ) -> np.ndarray:
     """Gather, then each slot's entry: its product minus its children's (post-order).
 
@@ -141,26 +145,33 @@ def substitute_kernel(
         nnz: Entries of the matrix.
         parent: Per slot, the slot its entry is subtracted from, or ``-1``.
         positions: :attr:`Substitution.positions`.
+        out: Workspace: ``nnz`` values of the products' dtype (returned, filled).
+        below: Workspace: ``0`` per slot, of the products' dtype.
 
     Returns:
         The entries in CSR order.
     """
-    out = np.empty(nnz, dtype=products.dtype)
+    entry, mirrored = positions[0], positions[1]
     for p in range(nnz):
         out[p] = products[index[p]]
-    below = np.zeros(parent.size, dtype=products.dtype)
-    for i in range(parent.size):
+    for i in range(len(parent)):
         value = products[index[nnz + i]] - below[i]
         if parent[i] >= 0:
             below[parent[i]] += value
-        if positions[0, i] >= 0:
-            out[positions[0, i]] = value
-            out[positions[1, i]] = value
+        if entry[i] >= 0:
+            out[entry[i]] = value
+            out[mirrored[i]] = value
     return out
 
 
 def forest_kernel(
-    order: np.ndarray, ptr: np.ndarray, adj: np.ndarray, edge: np.ndarray
+    order: np.ndarray,
+    ptr: np.ndarray,
+    adj: np.ndarray,
+    edge: np.ndarray,
+    out: np.ndarray,
+    seen: np.ndarray,
+    stack: np.ndarray,
 ) -> np.ndarray:
     """Depth-first search of a forest from roots in ``order``.
 
@@ -169,19 +180,18 @@ def forest_kernel(
         ptr: CSR index pointer of the forest's adjacency.
         adj: CSR neighbor indices.
         edge: Per CSR position, a label of the edge (returned for the parent's).
+        out: Workspace: ``-1``, shape ``(5, nodes)`` (returned, filled).
+        seen: Workspace: ``False`` per node.
+        stack: Workspace: an integer per node.
 
     Returns:
         Shape ``(5, nodes)``: parent (``-1`` for roots), the label of the edge to
         the parent, depth, position in post-order, size of the subtree.
     """
-    n = ptr.size - 1
-    out = np.full((5, n), -1, dtype=np.int64)
     parent, parent_edge, depth, post, size = out[0], out[1], out[2], out[3], out[4]
-    seen = np.zeros(n, dtype=np.bool_)
-    stack = np.empty(n, dtype=np.int64)
     cursor = ptr[:-1].copy()
     count = 0
-    for k in range(order.size):
+    for k in range(len(order)):
         root = order[k]
         if seen[root]:
             continue
@@ -341,6 +351,9 @@ def _forest(
         ptr,
         adj.astype(np.int64),
         by_node.astype(np.int64),
+        np.full((5, nodes), -1, dtype=np.int64),
+        np.zeros(nodes, dtype=np.bool_),
+        np.zeros(nodes, dtype=np.int64),
     )
     n_trees = int(np.sum(forest[0] < 0))
     if graph.nnz // 2 != nodes - n_trees:
