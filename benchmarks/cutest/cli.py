@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -50,18 +49,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(runner.REPO_ROOT), *args],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -70,17 +57,14 @@ def _version(package: str) -> str:
 
 
 def _header(args: argparse.Namespace, merged: bool) -> str:
-    commit = _git("rev-parse", "--short", "HEAD")
-    dirty = " (uncommitted changes)" if _git("status", "--porcelain", "src") else ""
+    commit = runner.commit()
     lines = [
         "# CUTEst harness: diffops sparse Jacobians and Hessians",
         "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M')}",
-        f"- diffops {_version('diffops')}, commit {commit}{dirty}; "
+        f"- diffops {_version('diffops')}, commit {commit}; "
         f"jax {_version('jax')}; sif2jax {_version('sif2jax')}",
-        f"- problems: {runner.selection_label(args)}; {args.points} points "
-        f"x0 + {args.scale:g} N(0,1), seed {args.seed}; timeout {args.timeout:g} s "
-        f"per matrix; rtol {args.rtol:g}",
+        *_options(args),
         f"- detection/coloring split: {adapter.SOURCE}",
         f"- asdex merged from {args.asdex}" if merged else "- asdex: not merged",
         "",
@@ -88,6 +72,33 @@ def _header(args: argparse.Namespace, merged: bool) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _options(args: argparse.Namespace) -> list[str]:
+    """The header's line on the measuring run's options.
+
+    With ``--report-only`` these are not this command's options (it measures
+    nothing): the runs' own headers are quoted from ``results.log``.
+    """
+    if not args.report_only:
+        return [
+            f"- problems: {runner.selection_label(args)}; {args.points} points "
+            f"x0 + {args.scale:g} N(0,1), seed {args.seed}; timeout "
+            f"{args.timeout:g} s per matrix; rtol {args.rtol:g}"
+        ]
+    log = args.out / "results.log"
+    runs = []
+    if log.exists():
+        runs = [
+            line.strip()
+            for line in log.read_text(errors="replace").splitlines()
+            if line.startswith("=== ")
+        ]
+    if not runs:
+        return [f"- summarised from {args.out / 'results.csv'} (no results.log)"]
+    return ["- summarised from the runs logged in results.log, measured with:"] + [
+        f"  - `{run}`" for run in runs
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ row is appended to the CSV and to ``run.log`` at once, so a long run can be watc
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -206,6 +207,24 @@ def outcome_row(outcome: Outcome) -> dict[str, Any]:
     return row
 
 
+def commit() -> str:
+    """The repository's commit (short hash), marked if ``src`` has changes."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", "-C", str(REPO_ROOT), *args],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "?"
+
+    dirty = " (uncommitted changes)" if git("status", "--porcelain", "src") else ""
+    return git("rev-parse", "--short", "HEAD") + dirty
+
+
 def run(
     args: argparse.Namespace,
     target: str,
@@ -248,7 +267,11 @@ def run(
         recycle=_recycle,
     )
     with log_path.open("a") as log, pool:
-        _log(log, f"=== {title} {time.strftime('%Y-%m-%d %H:%M:%S')} {vars(args)}")
+        _log(
+            log,
+            f"=== {title} {time.strftime('%Y-%m-%d %H:%M:%S')} commit {commit()} "
+            f"{vars(args)}",
+        )
         start = time.monotonic()
         (found,) = pool.run(
             [
