@@ -10,6 +10,7 @@ candidate with the fewest products.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,41 +73,72 @@ def reverse_split(pattern: Any) -> Split:
 def bidirectional_splits(pattern: Any) -> list[Split]:
     """Candidates moving the densest rows to VJPs, or the densest columns to JVPs."""
     n_out, n_in = pattern.shape
-    row_sizes = np.diff(pattern.indptr)
-    col_sizes = np.bincount(pattern.indices, minlength=n_in)
     transposed = sparse().csr_array(pattern.T)
-    typical_row = max(float(np.median(row_sizes)) if n_out else 0.0, 1.0)
-    typical_col = max(float(np.median(col_sizes)) if n_in else 0.0, 1.0)
-    dense_rows = np.argsort(-row_sizes, kind="stable")
-    dense_cols = np.argsort(-col_sizes, kind="stable")
+    by_rows = _by_size(np.diff(pattern.indptr))
+    by_cols = _by_size(np.diff(transposed.indptr))
     candidates = []
     for k in HEAVY_CANDIDATES:
-        if k < n_out and row_sizes[dense_rows[k - 1]] > 4 * typical_row:
-            heavy_rows = np.zeros(n_out, dtype=bool)
-            heavy_rows[dense_rows[:k]] = True
-            heavy = restricted(pattern, rows=heavy_rows)
-            row_colors = np.where(heavy_rows, coloring.row_coloring(heavy), -1)
-            col_colors = coloring.column_coloring(pattern, row_skip=heavy_rows)
-            # Columns with no entry outside the heavy rows need no JVP.
-            light = restricted(pattern, rows=~heavy_rows)
-            used = np.bincount(light.indices, minlength=n_in) > 0
-            col_colors = compact(np.where(used, col_colors, -1))
-            candidates.append(
-                Split(compact(row_colors), col_colors, heavy_rows, np.zeros(n_in, bool))
+        heavy_rows = _heaviest(*by_rows, k)
+        if heavy_rows is not None:
+            # VJPs for the heavy rows, JVPs for the entries outside them.
+            row_colors, col_colors = _move_heavy(
+                pattern,
+                heavy_rows,
+                lambda rows: coloring.column_coloring(pattern, row_skip=rows),
             )
-        if k < n_in and col_sizes[dense_cols[k - 1]] > 4 * typical_col:
-            heavy_cols = np.zeros(n_in, dtype=bool)
-            heavy_cols[dense_cols[:k]] = True
-            heavy = restricted(transposed, rows=heavy_cols)
-            col_colors = np.where(heavy_cols, coloring.row_coloring(heavy), -1)
-            row_colors = coloring.row_coloring(pattern, col_skip=heavy_cols)
-            light = restricted(transposed, rows=~heavy_cols)
-            used = np.bincount(light.indices, minlength=n_out) > 0
-            row_colors = compact(np.where(used, row_colors, -1))
             candidates.append(
-                Split(row_colors, compact(col_colors), np.ones(n_out, bool), heavy_cols)
+                Split(row_colors, col_colors, heavy_rows, np.zeros(n_in, bool))
+            )
+        heavy_cols = _heaviest(*by_cols, k)
+        if heavy_cols is not None:
+            # The mirror image: JVPs for the heavy columns, VJPs for the rest.
+            col_colors, row_colors = _move_heavy(
+                transposed,
+                heavy_cols,
+                lambda cols: coloring.row_coloring(pattern, col_skip=cols),
+            )
+            candidates.append(
+                Split(row_colors, col_colors, np.ones(n_out, bool), heavy_cols)
             )
     return candidates
+
+
+def _by_size(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Line sizes, the lines from the largest, and the typical size (at least 1)."""
+    typical = max(float(np.median(sizes)) if sizes.size else 0.0, 1.0)
+    return sizes, np.argsort(-sizes, kind="stable"), typical
+
+
+def _heaviest(
+    sizes: np.ndarray, order: np.ndarray, typical: float, k: int
+) -> np.ndarray | None:
+    """The ``k`` largest lines as a mask, if each is over 4 times the typical size."""
+    if k >= sizes.size or sizes[order[k - 1]] <= 4 * typical:
+        return None
+    heavy = np.zeros(sizes.size, dtype=bool)
+    heavy[order[:k]] = True
+    return heavy
+
+
+def _move_heavy(
+    lines: Any,
+    heavy: np.ndarray,
+    color_the_rest: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Colors for ``heavy`` lines of ``lines`` (CSR, a line per row) and the others.
+
+    The heavy lines are colored among themselves (products along them); the other
+    side's colors (``color_the_rest(heavy)``) cover the entries outside them, and a
+    line of the other side with no such entry needs no product (``-1``).
+
+    Returns:
+        ``(colors of the heavy lines' side, colors of the other side)``.
+    """
+    own = np.where(heavy, coloring.row_coloring(restricted(lines, rows=heavy)), -1)
+    light = restricted(lines, rows=~heavy)
+    used = np.bincount(light.indices, minlength=lines.shape[1]) > 0
+    other = np.where(used, color_the_rest(heavy), -1)
+    return compact(own), compact(other)
 
 
 def compact(colors: np.ndarray) -> np.ndarray:
