@@ -150,3 +150,40 @@ def test_pool_stops_slow_tasks_and_survives_crashes():
     assert outcomes["fine"].status == "done"
     assert outcomes["fine"].result == 6
     assert time.monotonic() - start < 60
+
+
+def test_problems_load_alone_without_importing_all_of_sif2jax():
+    """The fresh-process benchmark imports one problem's module, not sif2jax's
+    catalogue (a minute or two); names, classes and categories as the catalogue's."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("sif2jax") is None:  # not imported: a minute or two
+        pytest.skip("sif2jax is not installed")
+
+    code = (
+        "import sys, jax\n"
+        "jax.config.update('jax_enable_x64', True)\n"
+        "from benchmarks.cutest import problems\n"
+        "problems.load_alone(['HS71', '10FOLDTRLS'])\n"
+        "specs = problems.discover(['HS71', '10FOLDTRLS'])\n"
+        "print([(s['name'], s['category'], s['n'], s['matrices']) for s in specs])\n"
+        "print(sys.modules['sif2jax'].__spec__ is None, 'sif2jax.cutest' in sys.modules"
+        " and not hasattr(sys.modules['sif2jax.cutest'], 'unconstrained_minimisation_"
+        "problems'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    specs, stubs = done.stdout.strip().splitlines()
+    assert specs == (
+        "[('HS71', 'constrained', 4, ('jacobian', 'lagrangian')), "
+        "('10FOLDTRLS', 'unconstrained', 1000, ('hessian',))]"
+    )
+    assert stubs == "True True"

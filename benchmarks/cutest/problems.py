@@ -120,8 +120,85 @@ def setup() -> None:
     import sif2jax  # noqa: F401
 
 
+_ALONE: dict[str, tuple[str, Any]] = {}
+"""Problems loaded by :func:`load_alone` (then :func:`_catalogue` is just these)."""
+
+
+def load_alone(names: Sequence[str]) -> None:
+    """Load these problems without importing the whole of sif2jax.
+
+    ``import sif2jax`` imports and instantiates every problem (a minute or two); a
+    fresh process timing one problem's first call (:mod:`.fresh`) imports only the
+    modules defining it: the packages above them are registered without running
+    their ``__init__``. The category comes from the problem's base class (where
+    sif2jax lists a problem in two tuples, :func:`_catalogue` would take the first).
+
+    Raises:
+        KeyError: For a name no sif2jax module defines.
+    """
+    import importlib
+    import importlib.util
+    import re
+    import sys
+    import types
+    from pathlib import Path
+
+    package = sys.modules.get("sif2jax")  # the real one, or ours (no __spec__)
+    if package is None:
+        spec = importlib.util.find_spec("sif2jax")
+        assert spec is not None
+        assert spec.submodule_search_locations is not None
+        root = Path(spec.submodule_search_locations[0])
+    else:
+        root = Path(next(iter(package.__path__)))
+
+    def register(parts: tuple[str, ...]) -> None:
+        """The packages above ``parts`` as empty modules (their ``__init__`` unrun)."""
+        for i in range(1, len(parts)):
+            package = ".".join(parts[:i])
+            if package not in sys.modules:
+                module = types.ModuleType(package)
+                module.__path__ = [str(root.parent.joinpath(*parts[:i]))]
+                sys.modules[package] = module
+
+    register(("sif2jax", "_problem"))
+    base = importlib.import_module("sif2jax._problem")
+    kinds = [
+        ("unconstrained", base.AbstractUnconstrainedMinimisation),
+        ("bounded", base.AbstractBoundedMinimisation),
+        ("constrained", base.AbstractConstrainedMinimisation),
+        ("equations", base.AbstractNonlinearEquations),
+    ]
+    for name in names:
+        mentions = re.compile(rf'class {re.escape(name)}\(|"{re.escape(name)}"')
+        found = None
+        for path in sorted((root / "cutest").rglob("*.py")):
+            if path.name == "__init__.py" or not mentions.search(path.read_text()):
+                continue
+            parts = path.relative_to(root.parent).with_suffix("").parts
+            register(parts)
+            module = importlib.import_module(".".join(parts))
+            for obj in vars(module).values():
+                if (
+                    isinstance(obj, type)
+                    and issubclass(obj, base.AbstractProblem)
+                    and obj.__module__ == module.__name__
+                    and not getattr(obj, "__abstractmethods__", None)
+                    and obj().name == name
+                ):
+                    found = obj()
+            if found is not None:
+                break
+        if found is None:
+            raise KeyError(f"no sif2jax module defines the problem {name}")
+        category = next(c for c, kind in kinds if isinstance(found, kind))
+        _ALONE[name] = (category, found)
+
+
 def _catalogue() -> dict[str, tuple[str, Any]]:
     """Name → (category, default instance), first category wins for duplicates."""
+    if _ALONE:
+        return _ALONE
     import sif2jax
 
     found: dict[str, tuple[str, Any]] = {}
