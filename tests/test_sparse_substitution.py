@@ -394,11 +394,14 @@ def test_cold_kernels_run_as_python_then_load_in_a_thread(monkeypatch):
     cold_single = steps.finish(single)
     assert set(kernels._PENDING) == {"substitute_kernel"}
     assert not kernels._LOADERS
+    _, queued = kernels._PENDING["substitute_kernel"]
+    assert all(np.size(a) <= 8 for a in queued)  # no user data kept
     kernels.start_loading()
     assert not kernels._PENDING
     kernels.join_loaders()
     assert kernels.loaded(substitute_kernel)
-    warm = steps.finish(products)  # compiled
+    warm = steps.finish(products)  # compiled, the signature the thread loaded
+    assert len(kernels.jit(substitute_kernel).signatures) == 1
     np.testing.assert_array_equal(warm, cold)
     assert warm.tobytes() == cold.tobytes()
     warm_single = steps.finish(single)  # float32: compiled for that type now
@@ -452,3 +455,24 @@ print(state, kernels.loaded(kernels.star_coloring_kernel))
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["joined", "True"]
+
+
+def test_a_queued_load_keeps_the_numba_type_of_each_argument():
+    numba = pytest.importorskip("numba")
+    from diffops.sparse import kernels
+
+    read_only = np.zeros(6)
+    read_only.flags.writeable = False
+    arrays = [
+        np.zeros(5),
+        np.zeros((2, 3)),
+        np.zeros((3, 4))[:, ::2],
+        np.asfortranarray(np.zeros((3, 4))),
+        np.zeros(4, np.float32),
+        np.arange(3),
+        np.zeros(3, bool),
+        read_only,
+        7,
+    ]
+    for a in arrays:
+        assert numba.typeof(kernels._example(a)) == numba.typeof(a)

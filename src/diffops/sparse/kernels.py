@@ -130,7 +130,26 @@ def load_later(kernel: Callable[..., Any], args: tuple[Any, ...]) -> None:
     """
     with _LOCK:
         if kernel.__name__ not in _LOADERS:
-            _PENDING.setdefault(kernel.__name__, (kernel, args))
+            example = tuple(_example(a) for a in args)
+            _PENDING.setdefault(kernel.__name__, (kernel, example))
+
+
+def _example(a: Any) -> Any:
+    """An array of ``a``'s Numba type (dtype, dimensions, layout, read-only).
+
+    Empty (or of a few elements, for a strided layout): a queued load keeps no user
+    data alive.
+    """
+    if not isinstance(a, np.ndarray):
+        return a
+    if a.flags.c_contiguous:
+        empty = np.empty((0,) * a.ndim, dtype=a.dtype)
+    elif a.flags.f_contiguous:  # 2-d or more: an empty one would count as "C"
+        empty = np.empty((2,) * a.ndim, dtype=a.dtype, order="F")
+    else:  # strided: layout "A"
+        empty = np.empty((2,) * (a.ndim - 1) + (4,), dtype=a.dtype)[..., ::2]
+    empty.flags.writeable = a.flags.writeable
+    return empty
 
 
 def start_loading() -> None:
