@@ -86,7 +86,7 @@ class Substitution:
 
         Gather and substitution in one pass of :func:`substitute_kernel`, compiled
         with Numba (:func:`diffops.sparse.kernels.run`: while Numba loads in a
-        thread after a process's first calls, the same kernel as Python, ~0.5 µs
+        thread after a process's first calls, the same kernel as Python, ~0.4 µs
         per entry, same numbers); without Numba or for few slots, :meth:`recover`
         in NumPy.
         """
