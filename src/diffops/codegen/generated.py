@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import linecache
 from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ def load_function(source: str, name: str) -> Callable[..., tuple[Any, ...]]:
     return function
 
 
+@dataclass(eq=False, repr=False)
 class Generated:
     """A JAX program as a NumPy function, with its source.
 
@@ -65,26 +67,21 @@ class Generated:
         function: The loaded entry function.
     """
 
-    def __init__(
-        self,
-        source: str,
-        name: str,
-        mode: str,
-        primitives_used: tuple[str, ...],
-        in_avals: tuple[AvalSpec, ...],
-        out_avals: tuple[AvalSpec, ...],
-        packed_inputs: int = 0,
-        packed_outputs: int = 0,
-    ):
-        self.source = source
-        self.name = name
-        self.mode = mode
-        self.primitives_used = tuple(primitives_used)
-        self.in_avals = tuple((tuple(s), str(d)) for s, d in in_avals)
-        self.out_avals = tuple((tuple(s), str(d)) for s, d in out_avals)
-        self.packed_inputs = packed_inputs
-        self.packed_outputs = packed_outputs
-        self.function = load_function(source, name)
+    source: str
+    name: str
+    mode: str
+    primitives_used: tuple[str, ...]
+    in_avals: tuple[AvalSpec, ...]
+    out_avals: tuple[AvalSpec, ...]
+    packed_inputs: int = 0
+    packed_outputs: int = 0
+    function: Callable[..., tuple[Any, ...]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.primitives_used = tuple(self.primitives_used)
+        self.in_avals = tuple((tuple(s), str(d)) for s, d in self.in_avals)
+        self.out_avals = tuple((tuple(s), str(d)) for s, d in self.out_avals)
+        self.function = load_function(self.source, self.name)
 
     def __call__(self, *args: Any) -> tuple[np.ndarray[Any, Any], ...]:
         """Run the generated function.
@@ -98,46 +95,20 @@ class Generated:
         return self.function(*args)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (
-            Generated,
-            (
-                self.source,
-                self.name,
-                self.mode,
-                self.primitives_used,
-                self.in_avals,
-                self.out_avals,
-                self.packed_inputs,
-                self.packed_outputs,
-            ),
-        )
+        return (Generated, tuple(getattr(self, name) for name in _FIELDS))
 
     def record(self) -> dict[str, Any]:
         """Everything needed to rebuild it, as JSON-compatible data."""
-        return {
-            "source": self.source,
-            "name": self.name,
-            "mode": self.mode,
-            "primitives_used": list(self.primitives_used),
-            "in_avals": [[list(s), d] for s, d in self.in_avals],
-            "out_avals": [[list(s), d] for s, d in self.out_avals],
-            "packed_inputs": self.packed_inputs,
-            "packed_outputs": self.packed_outputs,
-        }
+        data = {name: getattr(self, name) for name in _FIELDS}
+        data["primitives_used"] = list(self.primitives_used)
+        for key in ("in_avals", "out_avals"):
+            data[key] = [[list(s), d] for s, d in data[key]]
+        return data
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Generated:
         """Rebuild from :meth:`record`'s data."""
-        return cls(
-            record["source"],
-            record["name"],
-            record["mode"],
-            tuple(record["primitives_used"]),
-            tuple((tuple(s), d) for s, d in record["in_avals"]),
-            tuple((tuple(s), d) for s, d in record["out_avals"]),
-            record.get("packed_inputs", 0),
-            record.get("packed_outputs", 0),
-        )
+        return cls(**{name: record[name] for name in _FIELDS if name in record})
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{d}{list(s)}" for s, d in self.in_avals)
@@ -147,3 +118,7 @@ class Generated:
             f"<Generated {self.name}({ins}) -> ({outs}), {self.mode} mode, "
             f"{lines} lines>"
         )
+
+
+_FIELDS = tuple(f.name for f in fields(Generated) if f.init)
+"""The constructor's arguments: what pickling and :meth:`Generated.record` keep."""

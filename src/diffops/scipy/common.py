@@ -1,7 +1,8 @@
-"""What the SciPy callbacks share: operator levels, cache size, repr and pickling."""
+"""What the SciPy callbacks share: levels, cache size, counters, repr and pickling."""
 
 from __future__ import annotations
 
+import _thread
 from collections.abc import Callable
 from typing import Any
 
@@ -34,8 +35,9 @@ class Callbacks:
     """
 
     _builder = "callbacks"  # the public function that builds the subclass
+    _methods: tuple[str, ...] = ()  # the optimiser's callbacks, counted in ``calls``
 
-    def _keep_recipe(
+    def __init__(
         self,
         func: Callable[..., Any],
         backend: str,
@@ -43,7 +45,7 @@ class Callbacks:
         own: dict[str, Any],
         options: dict[str, Any],
     ) -> None:
-        """Keep what builds the object again.
+        """Keep what builds the object again, and start the counters.
 
         Args:
             func: The user's function.
@@ -60,6 +62,9 @@ class Callbacks:
         self._backend = backend
         self._own = own
         self._options = options
+        self._lock = _thread.allocate_lock()
+        self.hvp_products = 0
+        self.calls = dict.fromkeys(self._methods, 0)
 
     def __repr__(self) -> str:
         from diffops.errors import function_name

@@ -8,7 +8,6 @@ cost one evaluation.
 
 from __future__ import annotations
 
-import _thread
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +58,7 @@ class ScipyConstraint(Callbacks):
             ``hess``).
     """
 
+    _methods = ("fun", "jac", "hess")
     _builder = "scipy_constraint"
 
     def __init__(
@@ -101,9 +101,8 @@ class ScipyConstraint(Callbacks):
         }
         self.hessian = hessian
         own = {"prefetch": prefetch, "sparsity": sparsity, "hessian": hessian}
-        self._keep_recipe(func, backend, args, own, options)
+        super().__init__(func, backend, args, own, options)
         self._value = wrap_function(func, backend)
-        self._lock = _thread.allocate_lock()
         self._points = PointCache(
             [("value", self._evaluate_value), ("jacobian_and_value", self._jacobian)],
             size=CACHED_POINTS,
@@ -111,8 +110,6 @@ class ScipyConstraint(Callbacks):
         )
         self._hessians = PointCache([(hessian_op, self._hessian_term)], size=1)
         self._value_shape: tuple[int, ...] | None = None
-        self.hvp_products = 0
-        self.calls = dict.fromkeys(("fun", "jac", "hess"), 0)
 
     @property
     def evaluations(self) -> dict[str, int]:

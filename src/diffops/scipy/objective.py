@@ -14,7 +14,6 @@ plain callbacks that SciPy calls.
 
 from __future__ import annotations
 
-import _thread
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +72,7 @@ class ScipyObjective(Callbacks):
             ``fun_and_jac``, ``hess``, ``hessp``).
     """
 
+    _methods = ("fun", "jac", "fun_and_jac", "hess", "hessp")
     _builder = "scipy_objective"
 
     def __init__(
@@ -97,16 +97,13 @@ class ScipyObjective(Callbacks):
             for name in OPERATORS
         }
         own = {"prefetch": prefetch, "sparsity": sparsity}
-        self._keep_recipe(func, backend, args, own, options)
-        self._lock = _thread.allocate_lock()
+        super().__init__(func, backend, args, own, options)
         self._cache = PointCache(
             [(name, self._evaluator(name)) for name in OPERATORS],
             size=CACHED_POINTS,
             prefetch=prefetch,
         )
         self.evaluations = self._cache.evaluations
-        self.hvp_products = 0
-        self.calls = dict.fromkeys(("fun", "jac", "fun_and_jac", "hess", "hessp"), 0)
 
     @property
     def n_evaluations(self) -> int:
