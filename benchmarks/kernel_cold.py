@@ -24,7 +24,7 @@ CHILD = """
 import sys, time
 import numpy as np
 import scipy.sparse as sp
-from diffops.sparse import coloring, kernels
+from diffops.sparse import coloring, greedy, kernels
 n, b, compiled = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "numba"
 name = sys.argv[4] + "_coloring"
 offsets = [k for k in range(-b, b + 1) if k]
@@ -37,8 +37,8 @@ if compiled:  # every work is large: the compiled kernel (imported, loaded, run)
 else:  # the kernel as Python (on lists)
     kernels.has_numba = lambda: False
 start = time.perf_counter()
-getattr(kernels, name)(order, ptr, adj, *extra)
-print(kernels.star_work(ptr), time.perf_counter() - start)
+getattr(greedy, name)(order, ptr, adj, *extra)
+print(greedy.star_work(ptr), time.perf_counter() - start)
 """
 
 

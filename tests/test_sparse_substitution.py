@@ -375,7 +375,7 @@ def test_coloring_option_errors():
 def test_cold_kernels_run_as_python_then_load_in_a_thread(monkeypatch):
     """Until a kernel is loaded, mid-size work runs as Python and a thread loads it;
     the compiled kernel then gives the same numbers bit for bit."""
-    from diffops.sparse import kernels
+    from diffops.sparse import greedy, kernels
     from diffops.sparse.substitution import substitute_kernel
 
     pytest.importorskip("numba")
@@ -411,13 +411,13 @@ def test_cold_kernels_run_as_python_then_load_in_a_thread(monkeypatch):
     np.testing.assert_allclose(warm, expected, rtol=1e-9, atol=1e-9 * abs(cold).max())
     # A coloring kernel: Python below the cold limit, same colors once loaded.
     order, ptr, adj = _star_inputs(pattern)
-    work = kernels.star_work(ptr)
+    work = greedy.star_work(ptr)
     assert kernels.PYTHON_WORK < work <= kernels.COLD_PYTHON_WORK
-    python_colors = kernels.star_coloring(order, ptr, adj)
+    python_colors = greedy.star_coloring(order, ptr, adj)
     kernels.start_loading()
     kernels.join_loaders()
-    assert kernels.loaded(kernels.star_coloring_kernel)
-    np.testing.assert_array_equal(kernels.star_coloring(order, ptr, adj), python_colors)
+    assert kernels.loaded(greedy.star_coloring_kernel)
+    np.testing.assert_array_equal(greedy.star_coloring(order, ptr, adj), python_colors)
 
 
 def _star_inputs(pattern):
@@ -434,10 +434,10 @@ def test_a_fork_waits_for_the_kernel_loading_thread(tmp_path):
     pytest.importorskip("numba")
     script = """
 import os, numpy as np
-from diffops.sparse import kernels
+from diffops.sparse import greedy, kernels
 kernels.PYTHON_WORK = 0  # any work is mid-size
 order, ptr, adj = np.arange(3), np.array([0, 1, 2, 2]), np.array([1, 0])
-kernels.star_coloring(order, ptr, adj)
+greedy.star_coloring(order, ptr, adj)
 kernels.start_loading()
 thread = kernels._LOADERS["star_coloring_kernel"]
 pid = os.fork()
@@ -445,7 +445,7 @@ if pid == 0:
     os._exit(0)
 os.waitpid(pid, 0)
 state = "alive" if thread.is_alive() else "joined"
-print(state, kernels.loaded(kernels.star_coloring_kernel))
+print(state, kernels.loaded(greedy.star_coloring_kernel))
 """
     import subprocess
     import sys

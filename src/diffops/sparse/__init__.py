@@ -15,10 +15,10 @@ How, once per call signature (on the first call):
    against it, so a pattern that misses entries is an error, not a silently wrong
    matrix.
 2. **Coloring** (:mod:`diffops.sparse.coloring`, loops in
-   :mod:`diffops.sparse.kernels`). Columns that never share a row share one
-   Jacobian-vector product, rows that never share a column one vector-Jacobian
-   product, and the densest rows or columns can go to the other mode
-   (bidirectional); Hessians use a star coloring, so each entry is read directly
+   :mod:`diffops.sparse.greedy`, run by :mod:`diffops.sparse.kernels`). Columns
+   that never share a row share one Jacobian-vector product, rows that never share a
+   column one vector-Jacobian product, and the densest rows or columns can go to the
+   other mode (bidirectional); Hessians use a star coloring, so each entry is read
    from one Hessian-vector product, or an acyclic coloring (fewer colors), the
    entries recovered by substitution along two-colored trees (``coloring=``).
 3. **Plan** (:mod:`diffops.sparse.plans`): the mode with the fewest products, or the

@@ -21,7 +21,7 @@ Two kinds of candidates are compared and the one with fewer colors kept:
   position modulo the band width, which is valid for any pattern and optimal for a
   full band. When it meets a lower bound (the largest row, for column colorings) or
   the rest is a full band, nothing else is tried.
-- **Greedy**, sequential loops (:mod:`diffops.sparse.kernels`) in natural and
+- **Greedy**, sequential loops (:mod:`diffops.sparse.greedy`) in natural and
   largest-first order, for patterns that are not banded; they run when their work
   (the sum of squared row sizes or degrees) is affordable.
 """
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from diffops.sparse import kernels
+from diffops.sparse import greedy, kernels
 from diffops.sparse.patterns import restricted, sparse
 
 ORDER_WORK = 5_000_000
@@ -97,7 +97,7 @@ def column_coloring(
     if count(banded) <= lower or (enough is not None and lower >= enough):
         return banded
     candidates = [banded]
-    work = kernels.distance2_work(pattern.indptr, row_skip)
+    work = greedy.distance2_work(pattern.indptr, row_skip)
     if kernels.affordable(work):
         csc = sparse().csc_array(pattern)
         weights = np.where(row_skip, 0, np.diff(pattern.indptr))[csc.indices]
@@ -108,7 +108,7 @@ def column_coloring(
             orders.append(np.argsort(-degree, kind="stable"))
         for order in orders:
             candidates.append(
-                kernels.distance2_coloring(
+                greedy.distance2_coloring(
                     order,
                     csc.indptr,
                     csc.indices,
@@ -193,7 +193,7 @@ def star_coloring(pattern: Any) -> np.ndarray:
     return _best(
         [banded]
         + [
-            kernels.star_coloring(order, graph.indptr, graph.indices)
+            greedy.star_coloring(order, graph.indptr, graph.indices)
             for order in _greedy_orders(graph)
         ]
     )
@@ -204,7 +204,7 @@ def _greedy_orders(graph: Any) -> list[np.ndarray]:
 
     The natural order, and by decreasing degree when the work is small.
     """
-    work = kernels.star_work(graph.indptr)
+    work = greedy.star_work(graph.indptr)
     if not kernels.affordable(work):
         return []
     orders = [np.arange(graph.shape[0])]
@@ -293,7 +293,7 @@ def acyclic_coloring_within(pattern: Any, most: int) -> np.ndarray | None:
     if orders:
         reverse = mirror(graph)
         candidates += [
-            kernels.acyclic_coloring(
+            greedy.acyclic_coloring(
                 order, graph.indptr, graph.indices, reverse, limit=most
             )
             for order in orders
