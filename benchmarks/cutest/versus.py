@@ -15,6 +15,11 @@ What is timed is what :mod:`.measure` and :mod:`.asdex_side` time: diffops'
 ``value_and_hessian_from_coloring`` / ``value_and_jacobian_from_coloring`` (BCOO of
 JAX arrays, blocked until ready), at the same point.
 
+``--diffops-python`` runs the diffops worker with another interpreter: given the
+asdex one, both sides run the same JAX (asdex needs jax >= 0.11, which needs Python
+3.12; this repository's environment has Python 3.11 and jax 0.10), so what differs
+is the libraries, not JAX.
+
 ``--sync`` switches off JAX's asynchronous CPU dispatch in both workers
 (``jax.config.update("jax_cpu_enable_async_dispatch", False)`` before the first
 computation): each call then runs on the calling thread instead of being handed to
@@ -96,7 +101,12 @@ def worker(side: str, sync: bool, stdin: IO[str], stdout: IO[str]) -> None:
                 call, first = clock.timed(functools.partial(make, built))
                 _, seconds = clock.timed(call)
                 calls[request["key"]] = call
-                answer = {"first_s": first + seconds, "n": spec["n"]}
+                answer = {
+                    "first_s": first + seconds,
+                    "n": spec["n"],
+                    "jax": jax.__version__,
+                    "python": sys.version.split()[0],
+                }
             else:
                 loops = int(request["loops"])
                 seconds = time_batch(calls[request["key"]], loops)
@@ -183,6 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--asdex-python", default="/work/venv-asdex/bin/python")
     parser.add_argument(
+        "--diffops-python",
+        default=sys.executable,
+        help="interpreter of the diffops worker (the asdex one: the same JAX on "
+        "both sides; diffops is imported from src/)",
+    )
+    parser.add_argument(
         "--problems",
         default="ARWHEAD,BDQRTIC,BROYDN7D,BROYDN3DLS,SROSENBR,10FOLDTRLS,LISWET1",
         help="comma-separated sif2jax names (a size in brackets: ARWHEAD[n=1000])",
@@ -196,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     workers = [
-        Worker("diffops", sys.executable, args.sync),
+        Worker("diffops", args.diffops_python, args.sync),
         Worker("asdex", args.asdex_python, args.sync),
     ]
     results: list[dict[str, Any]] = []

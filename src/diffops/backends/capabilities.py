@@ -212,9 +212,14 @@ class SparseDerivatives:
 
     Attributes:
         can_detect: Whether :meth:`sparsity` can read structure from the function.
+        gathers_in_program: Whether the non-zeros of a colored or dense plan are
+            gathered inside the backend's compiled program even when they leave as
+            NumPy arrays (otherwise :meth:`diffops.sparse.Plan.finish` gathers them
+            after it, in NumPy).
     """
 
     can_detect: bool = False
+    gathers_in_program: bool = False
     # From Backend, which every backend with this capability also is.
     name: str
     operator: Callable[..., Function]

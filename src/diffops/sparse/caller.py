@@ -134,7 +134,8 @@ class SparseCaller:
         x_shape = tuple(np.shape(x))
         # Products (or the dense matrix) are gathered (and substituted) in NumPy
         # after the program, unless it must return the finished matrix (a closure
-        # of it, or framework arrays).
+        # of it, or framework arrays) or its backend gathers inside it for less
+        # (substitution stays after it: Numba's pass beats prefix sums in XLA).
         in_program = not self.as_numpy or self.op.closure is not None
         if self.kind == "hessian":
             plan = hessian_plan(pattern, x_shape, dtype, self.coloring, in_program)
@@ -143,7 +144,8 @@ class SparseCaller:
             if mode == "auto" and "forward" not in modes:
                 mode = "reverse"
             plan = jacobian_plan(pattern, x_shape, f_shape, dtype, mode)
-        if in_program:
+        gathers = sparse_support(self.backend).gathers_in_program
+        if in_program or (gathers and plan.substitution is None):
             return plan
         return dataclasses.replace(plan, gather_after=True)
 

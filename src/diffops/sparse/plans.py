@@ -78,9 +78,10 @@ class Plan:
         gather_after: Whether the program returns the raveled products (for
             ``dense``, the dense matrix) and :meth:`finish` runs after it, in NumPy;
             otherwise the program returns the values. Set by the caller for results
-            that leave as NumPy arrays: NumPy's gather is cheaper than XLA's on the
-            CPU (10,000 entries: 7 µs against 38 µs), and so is substitution with
-            Numba than prefix sums in the program.
+            that leave as NumPy arrays from a substitution plan (substitution with
+            Numba is cheaper than prefix sums in the program), or from a backend
+            that does not gather inside its programs
+            (:attr:`~diffops.backends.capabilities.SparseDerivatives.gathers_in_program`).
     """
 
     kind: str

@@ -7,8 +7,9 @@ the operator's compiled program. An operator that returns a closure (MHP, MTP) r
 the VJP of the decompressed values, reading its dense-shaped argument at the non-zeros'
 positions. A substitution plan's program returns the raveled products, gathered and
 substituted after it in NumPy (:meth:`diffops.sparse.Plan.finish`: one pass of a Numba
-kernel, cheaper than XLA's gather), unless it must return the finished matrix (a closure
-of it, or JAX arrays out): then the gather and prefix sums are inside it.
+kernel), unless it must return the finished matrix (a closure of it, or JAX arrays
+out): then the gather and prefix sums are inside it. ``jax_nojit`` gathers after its
+products in NumPy (``gather_after``), like the other backends.
 """
 
 from __future__ import annotations
