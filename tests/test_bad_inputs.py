@@ -524,3 +524,25 @@ def test_sparse_results_changed_in_place_leave_later_calls_right(backend, op):
     first.indices[:] = 0
     x = np.linspace(-1.0, 2.0, 6)
     np.testing.assert_allclose(sparse_d(x)[0].toarray(), dense_d(x)[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("op", ["hessian_grad_and_value", "jacobian_and_value"])
+def test_sparse_results_of_dense_and_gathered_plans_are_writable(op):
+    """A matrix whose values come straight from a compiled program's buffer (a full
+    pattern, or non-zeros gathered inside the program) was read-only: SciPy's
+    in-place methods raised ``ValueError: ... read-only``."""
+    require_backend("jax")
+    import jax.numpy as jnp
+
+    def func(x: Any) -> Any:
+        full = jnp.sum(x) ** 2 if op.startswith("hessian") else jnp.sum(x) * x
+        return full
+
+    d = _op(op, func, "jax", sparsity="detect")
+    matrix = d(np.zeros(4))[0]
+    assert d.coloring["mode"] == "dense"
+    assert matrix.data.flags.writeable
+    matrix.eliminate_zeros()  # every entry is zero at 0
+    matrix.data[:] = 1.0
+    x = np.linspace(-1.0, 2.0, 4)
+    np.testing.assert_allclose(d(x)[0].toarray(), _op(op, func, "jax")(x)[0])

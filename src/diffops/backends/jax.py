@@ -183,10 +183,7 @@ class JaxBackend(
         # about as much as a small program's dispatch). Large results are returned
         # separately, so large gradients are not copied into a joint buffer.
         self.pack_limit = 4096 if jit else 0
-        # XLA's gather inside the program costs less than NumPy's after it, whose
-        # reads of the fresh products come with the call's hand-over (LISWET1's
-        # Jacobian 84 -> 59 µs per call, BROYDN3DLS's Hessian 328 -> 275 µs,
-        # BROYDN7D's the same within noise; ``benchmarks/cutest/versus.py``).
+        # XLA's gather in the program beats NumPy's after it (docs/operators.md).
         self.gathers_in_program = jit
         self._primitives = JaxPrimitives(eager=not jit)
 
