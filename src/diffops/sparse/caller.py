@@ -88,8 +88,6 @@ class SparseCaller:
             values = np.asarray(out[self.position])
             if plan.gather_after:
                 values = plan.finish(values)
-            if not values.flags.writeable:  # a program's buffer: the result's own
-                values = values.copy()
             matrix = plan.matrix(values)
         finally:
             if found is None:

@@ -128,8 +128,11 @@ class Plan:
 
         With index arrays of its own: SciPy's in-place methods (``eliminate_zeros``,
         ``sort_indices``, ...) change them, and the plan's pattern must stay as it
-        is for the next call.
+        is for the next call. Read-only values (a compiled program's buffer) are
+        copied, so that those methods work on the result.
         """
+        if not data.flags.writeable:
+            data = data.copy()
         template = self._template
         if template is None:
             pattern = self.pattern
