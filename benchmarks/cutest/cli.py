@@ -37,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
         "columns and ratios to the table, the summary and the plot",
     )
     parser.add_argument(
+        "--backend",
+        choices=("jax", "jax_nojit"),
+        default="jax",
+        help="diffops backend for both derivatives (default %(default)s; jax_nojit "
+        "runs op by op: it checks patterns and values of problems whose programs XLA "
+        "takes minutes to compile)",
+    )
+    parser.add_argument(
         "--allow-timeouts",
         action="store_true",
         help="timeouts do not make the exit status 1 (they are still reported)",
@@ -84,7 +92,8 @@ def _options(args: argparse.Namespace) -> list[str]:
         return [
             f"- problems: {runner.selection_label(args)}; {args.points} points "
             f"x0 + {args.scale:g} N(0,1), seed {args.seed}; timeout "
-            f"{args.timeout:g} s per matrix; rtol {args.rtol:g}"
+            f"{args.timeout:g} s per matrix; rtol {args.rtol:g}; backend "
+            f"{args.backend}"
         ]
     log = args.out / "results.log"
     runs = []
@@ -112,7 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         all_rows = rows.read(csv_path)
     else:
         all_rows = runner.run(
-            args, "benchmarks.cutest.measure:measure", csv_path, "diffops"
+            args,
+            "benchmarks.cutest.measure:measure",
+            csv_path,
+            "diffops",
+            extra={"backend": args.backend},
         )
     merged = args.asdex is not None
     if merged:

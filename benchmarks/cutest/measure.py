@@ -107,6 +107,7 @@ def measure(
     rtol: float,
     timing: bool,
     report: Callable[..., None],
+    backend: str = "jax",
 ) -> dict[str, Any]:
     """Measure one matrix; returns its CSV row (see :data:`.rows.COLUMNS`).
 
@@ -119,11 +120,13 @@ def measure(
         rtol: Largest relative error of the sparse values accepted.
         timing: Whether to time warm calls.
         report: Receives the row measured so far at each stage.
+        backend: diffops backend of both derivatives (``jax`` or ``jax_nojit``).
 
     Returns:
         The row.
     """
     row = rows.new_row(spec, matrix)
+    row["backend"] = backend
 
     def stage(name: str) -> None:
         row["stage"] = name
@@ -154,7 +157,7 @@ def measure(
     errors: list[str] = []
     failed_at = ""
     stage("sparse: detect")
-    sparse_d = op(built.func, sparsity="detect")
+    sparse_d = op(built.func, backend, sparsity="detect")
     first = None
     try:
         first = adapter.first_call(sparse_d, x, args, on_stage)
@@ -171,7 +174,7 @@ def measure(
         errors.append(f"sparse ({row['stage']}): {describe(err)}")
 
     stage("dense: first call")
-    dense_d = op(built.func)
+    dense_d = op(built.func, backend)
     dense_out = None
     try:
         dense_out, row["dense_first_s"] = clock.timed(lambda: dense_d(x, *args))

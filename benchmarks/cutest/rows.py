@@ -46,6 +46,8 @@ COLUMNS: dict[str, str] = {
     "not finite)",
     "points_digest": "hash of the points (equal in both harnesses)",
     "seconds": "wall time of the whole task",
+    "backend": "the diffops backend measured (jax; jax_nojit: op by op, no XLA "
+    "compile)",
 }
 """Column → meaning (also the CSV header, in this order)."""
 
