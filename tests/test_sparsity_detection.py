@@ -302,6 +302,37 @@ def test_exact_on_constant_sparse_matrices_and_scatters():
     np.testing.assert_array_equal(pattern, dense)
 
 
+def test_exact_on_size_one_broadcasts_and_transposing_reshapes():
+    """JAX's elementwise primitives broadcast size-1 axes (``(1, 1, s)`` times
+    ``(3, 4, s)``, LUKSAN15: 19,600 entries instead of 784 before the rules did), and
+    ``lax.reshape`` can transpose first (HADAMARD: 328,800 instead of 9,600)."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    weights = jnp.arange(1.0, 13.0).reshape(3, 4, 1)
+
+    def blocks(y: Any) -> Any:
+        signom = y[:-1] * y[1:] ** 2
+        return jnp.sum(weights * signom[None, None, :] ** 2, axis=0).T.ravel()
+
+    def outer(y: Any) -> Any:
+        return jnp.sin(y[:4, None] + y[None, 4:]) * y[None, :4]
+
+    def transposed(y: Any) -> Any:
+        return lax.reshape(y.reshape(2, 4) ** 2, (8,), dimensions=(1, 0)) * y[::-1]
+
+    for kind, f in [
+        ("jacobian", blocks),
+        ("jacobian", outer),
+        ("jacobian", transposed),
+        ("hessian", lambda y: jnp.sum(outer(y) ** 2)),
+    ]:
+        points = _points((8,))
+        pattern = assert_covers(kind, f, points)
+        dense = _dense_hessian if kind == "hessian" else _dense_jacobian
+        np.testing.assert_array_equal(pattern, dense(f, points[1], ()) != 0)
+
+
 # ---------------------------------------------------------------------------------
 # Every primitive has a rule or the conservative one
 
@@ -413,6 +444,12 @@ def _menu() -> dict[str, Callable[[Any, np.random.Generator], Callable[..., Any]
         ),
         "where": lambda rng: lambda y: jnp.where(y > 0, y**2, jnp.roll(y, 2)),
         "reshape-transpose": lambda rng: lambda y: y.reshape(2, 3).T.ravel(),
+        "lax-reshape-transpose": lambda rng: (
+            lambda y: lax.reshape(y.reshape(3, 2), (6,), dimensions=(1, 0))
+        ),
+        "outer-broadcast": lambda rng: (
+            lambda y: (y[:2, None] * jnp.cos(y[None, 3:])).ravel()
+        ),
         "shared-sum": lambda rng: lambda y: y + jnp.sum(y[:2]) ** 2,
         "dynamic-slice": lambda rng: (
             lambda y: lax.dynamic_slice(jnp.concatenate([y, y]), (2,), (6,))

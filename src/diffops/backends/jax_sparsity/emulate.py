@@ -49,9 +49,10 @@ def _slice(a: Sequence[np.ndarray], p: dict[str, Any]) -> list[np.ndarray]:
 
 
 def _reshape(a: Sequence[np.ndarray], p: dict[str, Any]) -> list[np.ndarray]:
-    if p.get("dimensions") is not None:
-        raise NotEmulated
-    return [a[0].reshape(p["new_sizes"])]
+    x = a[0]
+    if p.get("dimensions") is not None:  # lax.reshape: transposed, then reshaped
+        x = np.transpose(x, p["dimensions"])
+    return [x.reshape(p["new_sizes"])]
 
 
 def _broadcast_in_dim(a: Sequence[np.ndarray], p: dict[str, Any]) -> list[np.ndarray]:

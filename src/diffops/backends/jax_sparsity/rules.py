@@ -28,29 +28,50 @@ from diffops.backends.jax_sparsity.propagate import (
 Deps = D.Deps
 
 
+def _aligned(d: Deps, atom: Any, out_shape: tuple[int, ...], n_in: int) -> Deps:
+    """``d`` (of operand ``atom``) broadcast to the output's elements.
+
+    A scalar's one row goes to every element; an operand of the output's rank with
+    size-1 axes (which JAX's elementwise primitives broadcast, ``(1, 1, s)`` times
+    ``(3, 4, s)``) has each of its rows repeated along those axes.
+    """
+    size = math.prod(out_shape)
+    if d is None or d.shape[0] == size:
+        return d
+    if d.shape[0] == 1:
+        return D.broadcast_row(d, size)
+    shape = aval_shape(atom)
+    if len(shape) != len(out_shape) or any(
+        a not in (1, b) for a, b in zip(shape, out_shape, strict=True)
+    ):
+        raise Imprecise
+    source = np.broadcast_to(np.arange(d.shape[0]).reshape(shape), out_shape)
+    return D.take(d, source, n_in)
+
+
 def elementwise(eqn: Any, operands: list[Deps], scope: Scope) -> list[Deps]:
     """Element ``i`` of the output depends on element ``i`` of each operand."""
-    size = aval_size(eqn.outvars[0])
-    for atom, d in zip(eqn.invars, operands, strict=True):
-        if d is not None and d.shape[0] not in (size, 1):
-            raise Imprecise
-        if aval_size(atom) not in (size, 1):
-            raise Imprecise
-    return [D.union(operands, size, scope.ctx.n_in)] * len(eqn.outvars)
+    out_shape = aval_shape(eqn.outvars[0])
+    n_in = scope.ctx.n_in
+    parts = [
+        _aligned(d, atom, out_shape, n_in)
+        for atom, d in zip(eqn.invars, operands, strict=True)
+    ]
+    return [D.union(parts, math.prod(out_shape), n_in)] * len(eqn.outvars)
 
 
 def multiply(eqn: Any, operands: list[Deps], scope: Scope) -> list[Deps]:
     """Elementwise, except that a constant factor's zeros cut the dependency."""
-    size = aval_size(eqn.outvars[0])
+    out_shape = aval_shape(eqn.outvars[0])
+    size = math.prod(out_shape)
     parts = []
     for k, d in enumerate(operands):
         if d is None:
             continue
         other = scope.value(eqn.invars[1 - k])
-        if d.shape[0] != size:
-            d = D.broadcast_row(d, size)
+        d = _aligned(d, eqn.invars[k], out_shape, scope.ctx.n_in)
         if other is not None:
-            zero = np.broadcast_to(np.asarray(other) == 0, aval_shape(eqn.outvars[0]))
+            zero = np.broadcast_to(np.asarray(other) == 0, out_shape)
             if zero.any():
                 d = D.take(
                     d, np.where(zero.reshape(-1), -1, np.arange(size)), scope.ctx.n_in
