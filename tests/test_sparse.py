@@ -337,15 +337,44 @@ def test_arrow_jacobian_is_bidirectional_with_few_products(n):
 
 
 def test_dense_patterns_take_the_dense_path_and_say_why():
+    # Large and dense: no coloring at all; small: colored, dense when no product
+    # is saved.
+    pattern = scipy_sparse.csr_array(np.ones((400, 300), dtype=np.int8))
+    plan = jacobian_plan(pattern, (300,), (400,), np.float64)
+    assert plan.mode == "dense"
+    assert "100%" in plan.reason
     pattern = scipy_sparse.csr_array(np.ones((40, 30), dtype=np.int8))
     plan = jacobian_plan(pattern, (30,), (40,), np.float64)
     assert plan.mode == "dense"
-    assert "100%" in plan.reason
-    hessian = hessian_plan(_random_symmetric(20, 0.9, 0), (20,), np.float64)
+    assert "needs 30 products" in plan.reason
+    hessian = hessian_plan(_random_symmetric(200, 0.9, 0), (200,), np.float64)
     assert hessian.mode == "dense"
-    h = RNG.standard_normal((20, 20))
+    h = RNG.standard_normal((200, 200))
     h = (h + h.T) * hessian.pattern.toarray()
     np.testing.assert_allclose(_decompressed(hessian, h), h)
+
+
+def test_small_half_full_patterns_are_still_colored():
+    # An arrowhead of 4 variables: 10 of 16 entries, 2 star colors instead of 4
+    # products (CUTEst's BT11 Lagrangian: 3 colors where the dense path took 5).
+    mask = np.eye(4, dtype=bool)
+    mask[0, :] = mask[:, 0] = True
+    plan = hessian_plan(scipy_sparse.csr_array(mask.astype(np.int8)), (4,), np.float64)
+    assert (plan.mode, plan.n_colors) == ("symmetric", 2)
+    h = RNG.standard_normal((4, 4))
+    h = (h + h.T) * mask
+    np.testing.assert_allclose(_decompressed(plan, h), h)
+
+
+def test_an_empty_pattern_needs_no_products():
+    for plan in (
+        hessian_plan(scipy_sparse.csr_array((5, 5), dtype=np.int8), (5,), np.float64),
+        jacobian_plan(
+            scipy_sparse.csr_array((3, 5), dtype=np.int8), (5,), (3,), np.float64
+        ),
+    ):
+        assert plan.n_colors == 0
+        assert plan.matrix(np.zeros(0)).nnz == 0
 
 
 @pytest.mark.parametrize("backend", SELECTED_BACKENDS)

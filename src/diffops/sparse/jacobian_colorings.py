@@ -53,7 +53,9 @@ def forward_split(pattern: Any) -> Split:
     n_out, n_in = pattern.shape
     return Split(
         np.full(n_out, -1),
-        coloring.column_coloring(pattern, enough=min(n_out, n_in)),
+        coloring.column_coloring(pattern, enough=min(n_out, n_in))
+        if pattern.nnz
+        else np.full(n_in, -1),
         np.zeros(n_out, bool),
         np.zeros(n_in, bool),
     )

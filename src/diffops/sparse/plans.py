@@ -43,8 +43,15 @@ from diffops.sparse.patterns import SparsityError, rows_cols, sparse
 from diffops.sparse.substitution import Substitution, recovery
 
 DENSE_FRACTION = 0.5
-"""Patterns with more than this fraction of entries structurally non-zero take the
-dense path without coloring."""
+"""Patterns with more than this fraction of entries structurally non-zero, and too
+large to color cheaply (:data:`DENSE_COLORING_WORK`), take the dense path without
+coloring."""
+DENSE_COLORING_WORK = 1_000_000
+"""A pattern denser than :data:`DENSE_FRACTION` is still colored when the sums of its
+squared row and column counts (the greedy colorings' steps, roughly) are at most
+this: a small pattern that is half full can still save products (CUTEst's BT11
+Lagrangian, 13 of 25 entries: 3 colors, not 5), and coloring it costs a few
+milliseconds at most (as Python, the kernels' cold path, up to a million steps)."""
 SUBSTITUTION_SAVES = 3
 """``coloring="auto"`` takes the acyclic coloring (recovery by substitution) when it
 saves at least this many of the star coloring's products. Measured per call with
@@ -220,6 +227,18 @@ def _density(pattern: Any) -> float:
     return pattern.nnz / size if size else 0.0
 
 
+def _too_dense_to_color(pattern: Any) -> str | None:
+    """Why ``pattern`` takes the dense path without coloring, or ``None``."""
+    if not pattern.nnz or _density(pattern) <= DENSE_FRACTION:
+        return None
+    row_counts = np.diff(pattern.indptr).astype(np.int64)
+    col_counts = np.bincount(pattern.indices, minlength=pattern.shape[1])
+    work = int(row_counts @ row_counts) + int(col_counts @ col_counts)
+    if work <= DENSE_COLORING_WORK:
+        return None
+    return f"{_density(pattern):.0%} of the entries can be non-zero"
+
+
 def jacobian_plan(
     pattern: Any,
     x_shape: tuple[int, ...],
@@ -243,8 +262,8 @@ def jacobian_plan(
     n_out, n_in = pattern.shape
     mode = mode.lower()
     limit = min(n_in, n_out)
-    if mode == "auto" and pattern.nnz and _density(pattern) > DENSE_FRACTION:
-        reason = f"{_density(pattern):.0%} of the entries can be non-zero"
+    reason = _too_dense_to_color(pattern) if mode == "auto" else None
+    if reason is not None:
         return dense_plan("jacobian", pattern, x_shape, f_shape, dtype, reason)
     candidates: list[tuple[str, Split]] = []
     if mode in ("forward", "auto"):
@@ -295,7 +314,8 @@ def hessian_plan(
     ``"auto"``: acyclic when it saves at least :data:`SUBSTITUTION_SAVES` products
     and the substitution runs after the program, in NumPy with Numba (where that
     was measured faster per call); star otherwise. Either way the dense Hessian
-    when the pattern is nearly dense or the coloring needs ``n`` products.
+    when the pattern is nearly dense and large (:func:`_too_dense_to_color`) or
+    the coloring needs ``n`` products.
 
     Args:
         pattern: Symmetric 0/1 CSR array ``(n, n)``.
@@ -316,8 +336,8 @@ def hessian_plan(
         msg = f"Hessian coloring {coloring!r} is not one of {HESSIAN_COLORINGS}."
         raise SparsityError(msg)
     n = pattern.shape[0]
-    if pattern.nnz and _density(pattern) > DENSE_FRACTION:
-        reason = f"{_density(pattern):.0%} of the entries can be non-zero"
+    reason = _too_dense_to_color(pattern)
+    if reason is not None:
         return dense_plan("hessian", pattern, x_shape, x_shape, dtype, reason)
     star = acyclic = None
     if coloring != "acyclic":
@@ -376,7 +396,7 @@ def _star_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
     guarantees one of the two).
     """
     n = pattern.shape[0]
-    colors = coloring.star_coloring(pattern)
+    colors = coloring.star_coloring(pattern) if pattern.nnz else np.full(n, -1)
     n_colors = coloring.count(colors)
     rows, cols = rows_cols(pattern)
     # How many columns of each color have a non-zero in each row.
