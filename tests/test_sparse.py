@@ -474,3 +474,22 @@ def test_coloring_of_a_second_derivative_function_with_the_same_recipe():
     assert second.coloring is None  # not called yet
     second(np.ones(N))
     assert second.coloring == first.coloring
+
+
+def test_a_stored_zero_of_a_scipy_pattern_is_structural():
+    # SciPy's meaning of structure (nnz counts a stored zero); a NumPy pattern's
+    # zeros are not structural. Both results hold the exact values.
+    x = np.array([0.5, 1.0, 2.0])
+    stored = scipy_sparse.csr_array(
+        (np.array([1.0, 0.0, 1.0]), np.array([0, 1, 2]), np.array([0, 1, 2, 3])),
+        shape=(3, 3),
+    )
+    assert stored.nnz == 3
+    dense = np.eye(3, dtype=bool)
+    dense[1, 1] = False
+    for pattern, nnz in [(stored, 3), (dense, 2)]:
+        jacobian, _ = diffops.jacobian_and_value(
+            lambda y: y * np.array([1.0, 0.0, 1.0]), "autograd", sparsity=pattern
+        )(x)
+        assert jacobian.nnz == nnz
+        np.testing.assert_allclose(jacobian.toarray(), np.diag([1.0, 0.0, 1.0]))

@@ -100,6 +100,9 @@ def _check_coloring(op_name: str, sparsity: Any, coloring: Any) -> None:
 def given_pattern(given: Any, n_out: int, n_in: int, what: str) -> Any:
     """A user's pattern as a 0/1 CSR array of shape ``(n_out, n_in)``.
 
+    A NumPy array's non-zero elements are the structure, a SciPy sparse matrix's
+    stored entries (an explicitly stored zero included, as SciPy counts ``nnz``).
+
     Raises:
         SparsityError: If it has another number of entries or shape.
     """
@@ -125,7 +128,10 @@ def given_pattern(given: Any, n_out: int, n_in: int, what: str) -> Any:
 
 
 def canonical(pattern: Any) -> Any:
-    """A 0/1 CSR array with sorted, unique indices and no stored zeros."""
+    """A 0/1 CSR array with sorted, unique indices.
+
+    Every stored entry of ``pattern`` (a stored zero too) becomes a stored one.
+    """
     result = sparse().csr_array(pattern, dtype=np.int8, copy=True)
     result.sum_duplicates()
     result.data[:] = 1
