@@ -366,6 +366,19 @@ def test_small_half_full_patterns_are_still_colored():
     np.testing.assert_allclose(_decompressed(plan, h), h)
 
 
+def test_a_short_band_takes_the_greedy_colors_when_fewer():
+    # A tridiagonal Hessian of 3 variables needs 2 star colors (the band's own
+    # coloring, i mod 3, took 3 and so the dense path; CUTEst's HS26 Lagrangian).
+    mask = (
+        np.eye(3, dtype=bool) | np.eye(3, k=1, dtype=bool) | np.eye(3, k=-1, dtype=bool)
+    )
+    plan = hessian_plan(scipy_sparse.csr_array(mask.astype(np.int8)), (3,), np.float64)
+    assert (plan.mode, plan.n_colors) == ("symmetric", 2)
+    h = RNG.standard_normal((3, 3))
+    h = (h + h.T) * mask
+    np.testing.assert_allclose(_decompressed(plan, h), h)
+
+
 def test_an_empty_pattern_needs_no_products():
     for plan in (
         hessian_plan(scipy_sparse.csr_array((5, 5), dtype=np.int8), (5,), np.float64),

@@ -221,8 +221,10 @@ def _banded_star(graph: Any) -> tuple[np.ndarray, bool]:
     two-colored path passes through it. Hence a star coloring.
 
     Returns:
-        ``(colors, full)``: ``full`` when the rest is a full band, for which
-        ``2b + 1`` colors are needed for direct recovery.
+        ``(colors, full)``: ``full`` when the rest is a full band long enough
+        (at least ``4b + 2`` vertices) that ``2b + 1`` colors are needed for direct
+        recovery; a shorter one can need fewer (a path of 3 vertices: 2 colors, the
+        greedy coloring's).
     """
     n = graph.shape[0]
     hubs = _hubs(np.diff(graph.indptr))
@@ -237,7 +239,7 @@ def _banded_star(graph: Any) -> tuple[np.ndarray, bool]:
     m = vertices.size
     consecutive = m == 0 or bool(vertices[-1] - vertices[0] == m - 1)
     expected = sum(2 * max(m - k, 0) for k in range(1, b + 1))
-    return colors, consecutive and rest.nnz == expected
+    return colors, consecutive and rest.nnz == expected and m >= 4 * b + 2
 
 
 def mirror(graph: Any) -> np.ndarray:
@@ -325,4 +327,4 @@ def _banded_acyclic(graph: Any) -> tuple[np.ndarray, bool]:
     m = vertices.size
     consecutive = m == 0 or bool(vertices[-1] - vertices[0] == m - 1)
     expected = sum(2 * max(m - k, 0) for k in range(1, b + 1))
-    return colors, consecutive and rest.nnz == expected
+    return colors, consecutive and rest.nnz == expected and m >= 4 * b + 2
