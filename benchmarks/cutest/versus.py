@@ -121,14 +121,26 @@ def worker(side: str, sync: bool, stdin: IO[str], stdout: IO[str]) -> None:
 
 
 class Worker:
-    """A worker process and its request/answer pipe."""
+    """A worker process and its request/answer pipe.
 
-    def __init__(self, side: str, python: str, sync: bool) -> None:
+    ``side`` labels it; ``kind`` (default: the side) is the library it times, and
+    ``tree`` the source tree diffops is imported from (default: this one).
+    """
+
+    def __init__(
+        self,
+        side: str,
+        python: str,
+        sync: bool,
+        kind: str | None = None,
+        tree: Path | None = None,
+    ) -> None:
         self.side = side
         root = Path(__file__).resolve().parents[2]
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), str(root)])
-        command = [python, "-m", "benchmarks.cutest.versus", "--worker", side]
+        env["PYTHONPATH"] = os.pathsep.join([str((tree or root) / "src"), str(root)])
+        kind = kind or side
+        command = [python, "-m", "benchmarks.cutest.versus", "--worker", kind]
         self.process = subprocess.Popen(
             command + (["--sync"] if sync else []),
             cwd=root,
@@ -174,7 +186,8 @@ def compare_case(
         loops[w.side] = max(1, math.ceil(MIN_BATCH / max(probe["per_call"], 1e-7)))
     samples: dict[str, list[float]] = {w.side: [] for w in workers}
     for k in range(rounds):
-        for w in workers[k % 2 :] + workers[: k % 2]:
+        first = k % len(workers)
+        for w in workers[first:] + workers[:first]:
             answer = w.ask(cmd="batch", key=key, loops=loops[w.side])
             samples[w.side].append(answer["per_call"])
     return {
@@ -203,6 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="ARWHEAD,BDQRTIC,BROYDN7D,BROYDN3DLS,SROSENBR,10FOLDTRLS,LISWET1",
         help="comma-separated sif2jax names (a size in brackets: ARWHEAD[n=1000])",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        metavar="TREE",
+        help="also time diffops from another source tree (a git worktree of an "
+        "earlier commit), interleaved with the other two: a before/after A/B",
+    )
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--sync", action="store_true", help="JAX CPU dispatch off")
     parser.add_argument("--out", type=Path, default=None, help="write versus.json here")
@@ -215,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         Worker("diffops", args.diffops_python, args.sync),
         Worker("asdex", args.asdex_python, args.sync),
     ]
+    if args.before is not None:
+        workers.append(
+            Worker("before", args.diffops_python, args.sync, "diffops", args.before)
+        )
     results: list[dict[str, Any]] = []
     try:
         names = [n for n in args.problems.split(",") if n]
@@ -236,19 +261,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         mode = "sync" if args.sync else "async"
         (args.out / f"versus_{mode}.json").write_text(json.dumps(results, indent=1))
-    ratios = [
-        r["per_call"]["diffops"]["best"] / r["per_call"]["asdex"]["best"]
-        for r in results
-        if "best" in r["per_call"].get("diffops", {})
-        and "best" in r["per_call"].get("asdex", {})
-    ]
-    if ratios:
-        print(
-            f"diffops/asdex per call (fastest batches): median "
-            f"{statistics.median(ratios):.2f}x, max {max(ratios):.2f}x over "
-            f"{len(ratios)} matrices ({'sync' if args.sync else 'async'} dispatch)",
-            file=sys.stderr,
-        )
+    for other in [w.side for w in workers[1:]]:
+        ratios = [
+            r["per_call"]["diffops"]["best"] / r["per_call"][other]["best"]
+            for r in results
+            if "best" in r["per_call"].get("diffops", {})
+            and "best" in r["per_call"].get(other, {})
+        ]
+        if ratios:
+            print(
+                f"diffops/{other} per call (fastest batches): median "
+                f"{statistics.median(ratios):.2f}x, max {max(ratios):.2f}x over "
+                f"{len(ratios)} matrices ({'sync' if args.sync else 'async'} "
+                "dispatch)",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -263,7 +290,7 @@ def _matrices(worker: Worker, name: str) -> list[str]:
 
 def _line(row: dict[str, Any]) -> str:
     parts = [f"{row['case']:24s}"]
-    for side in ("diffops", "asdex"):
+    for side in row["per_call"]:
         t = row["per_call"].get(side, {})
         if "best" in t:
             best, median = t["best"] * 1e6, t["median"] * 1e6
