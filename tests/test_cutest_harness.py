@@ -187,3 +187,33 @@ def test_problems_load_alone_without_importing_all_of_sif2jax():
         "('10FOLDTRLS', 'unconstrained', 1000, ('hessian',))]"
     )
     assert stubs == "True True"
+
+
+def test_a_problem_measured_op_by_op():
+    """``--backend jax_nojit``: both derivatives op by op (for programs XLA takes
+    minutes to compile); the row says which backend measured it."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("sif2jax") is None:
+        pytest.skip("sif2jax is not installed")
+    code = (
+        "import jax\n"
+        "jax.config.update('jax_enable_x64', True)\n"
+        "from benchmarks.cutest import measure, problems\n"
+        "problems.load_alone(['HS71'])\n"
+        "(spec,) = problems.discover(['HS71'])\n"
+        "row = measure.measure(spec, 'lagrangian', 2, 0.1, 0, 1e-10, False,\n"
+        "    lambda *a, **k: None, backend='jax_nojit')\n"
+        "print(row['status'], row['backend'], row['misses'], row['points'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ok", "jax_nojit", "0", "2"]
