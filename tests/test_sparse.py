@@ -379,6 +379,18 @@ def test_a_short_band_takes_the_greedy_colors_when_fewer():
     np.testing.assert_allclose(_decompressed(plan, h), h)
 
 
+def test_hubs_among_isolated_vertices_take_the_greedy_colors_when_fewer():
+    # A clique of 5 beside 10 unconnected variables (CUTEst's HS117 Lagrangian):
+    # the hubs' coloring (a color per hub, one more for the rest) took 6, greedy 5.
+    mask = np.zeros((15, 15), dtype=bool)
+    mask[10:, 10:] = True
+    plan = hessian_plan(scipy_sparse.csr_array(mask.astype(np.int8)), (15,), np.float64)
+    assert (plan.mode, plan.n_colors) == ("symmetric", 5)
+    h = RNG.standard_normal((15, 15))
+    h = (h + h.T) * mask
+    np.testing.assert_allclose(_decompressed(plan, h), h)
+
+
 def test_an_empty_pattern_needs_no_products():
     for plan in (
         hessian_plan(scipy_sparse.csr_array((5, 5), dtype=np.int8), (5,), np.float64),

@@ -35,6 +35,9 @@ import numpy as np
 from diffops.sparse import greedy, kernels
 from diffops.sparse.patterns import restricted, sparse
 
+QUICK_WORK = 20_000
+"""Greedy work (steps) cheap enough to try beside a banded coloring with hubs:
+milliseconds as Python."""
 ORDER_WORK = 5_000_000
 """Greedy colorings with at most this much work are tried in two orders; beyond it,
 the natural order only."""
@@ -221,10 +224,13 @@ def _banded_star(graph: Any) -> tuple[np.ndarray, bool]:
     two-colored path passes through it. Hence a star coloring.
 
     Returns:
-        ``(colors, full)``: ``full`` when the rest is a full band long enough
-        (at least ``4b + 2`` vertices) that ``2b + 1`` colors are needed for direct
-        recovery; a shorter one can need fewer (a path of 3 vertices: 2 colors, the
-        greedy coloring's).
+        ``(colors, full)``: ``full`` when the rest is a full band long enough (at
+        least ``4b + 2`` vertices) that ``2b + 1`` colors are needed for direct
+        recovery (a shorter one can need fewer: a path of 3 vertices, 2 colors),
+        and either there are no hubs or the greedy colorings would cost more than
+        :data:`QUICK_WORK` (a color per hub can be more than needed: a clique of 5
+        among isolated vertices, 6 colors where greedy takes 5; BDQRTIC's hub
+        makes greedy cost 25 million steps).
     """
     n = graph.shape[0]
     hubs = _hubs(np.diff(graph.indptr))
@@ -239,7 +245,10 @@ def _banded_star(graph: Any) -> tuple[np.ndarray, bool]:
     m = vertices.size
     consecutive = m == 0 or bool(vertices[-1] - vertices[0] == m - 1)
     expected = sum(2 * max(m - k, 0) for k in range(1, b + 1))
-    return colors, consecutive and rest.nnz == expected and m >= 4 * b + 2
+    full = consecutive and rest.nnz == expected and m >= 4 * b + 2
+    if n_hubs and greedy.star_work(graph.indptr) <= QUICK_WORK:
+        full = False
+    return colors, full
 
 
 def mirror(graph: Any) -> np.ndarray:
@@ -327,4 +336,7 @@ def _banded_acyclic(graph: Any) -> tuple[np.ndarray, bool]:
     m = vertices.size
     consecutive = m == 0 or bool(vertices[-1] - vertices[0] == m - 1)
     expected = sum(2 * max(m - k, 0) for k in range(1, b + 1))
-    return colors, consecutive and rest.nnz == expected and m >= 4 * b + 2
+    full = consecutive and rest.nnz == expected and m >= 4 * b + 2
+    if n_hubs and greedy.star_work(graph.indptr) <= QUICK_WORK:
+        full = False
+    return colors, full

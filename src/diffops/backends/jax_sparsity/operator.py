@@ -25,6 +25,28 @@ from diffops.operators import OPERATORS
 Function = Callable[..., Any]
 
 
+def take(values: Any, index: np.ndarray) -> Any:
+    """``values[index]`` for a flat array and constant indices known to be in range.
+
+    ``jax.lax.gather`` with the indices as they are: ``jnp.take`` adds the
+    normalisation of negative indices (ops on the constant that XLA folds while
+    compiling) and a bounds check per element (``mode="fill"``).
+    """
+    import jax
+
+    dtype = np.int32 if values.shape[0] < 2**31 else np.int64
+    return jax.lax.gather(
+        values,
+        np.asarray(index, dtype=dtype).reshape(-1, 1),
+        jax.lax.GatherDimensionNumbers(
+            offset_dims=(), collapsed_slice_dims=(0,), start_index_map=(0,)
+        ),
+        slice_sizes=(1,),
+        indices_are_sorted=bool(np.all(np.diff(index) >= 0)),
+        mode=jax.lax.GatherScatterMode.PROMISE_IN_BOUNDS,
+    )
+
+
 def _sparse_pull(pullback: Function, positions: Any, m: Any) -> Any:
     """A product closure of a sparse matrix: the VJP of its non-zero values."""
     import jax.numpy as jnp
@@ -66,7 +88,7 @@ def sparse_program(
                 rest = [value]
             if plan.gather_after or plan.full:
                 return jnp.ravel(matrix), tuple(rest)  # gathered by Plan.finish
-            return jnp.take(jnp.ravel(matrix), index), tuple(rest)
+            return take(jnp.ravel(matrix), index), tuple(rest)
         if plan.kind == "hessian":
             return _hessian_values(P, f, y, plan)
         blocks = []
@@ -81,7 +103,7 @@ def sparse_program(
         products = jnp.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         if plan.gather_after:
             return products, (value,)  # gathered by Plan.finish
-        return jnp.take(products, index), (value,)
+        return take(products, index), (value,)
 
     if OPERATORS[op_name].closure is None:
 
@@ -125,7 +147,7 @@ def _hessian_values(
     if plan.gather_after:
         return products, (grad, value)  # gathered by Plan.finish
     steps = plan.substitution
-    data = jnp.take(products, np.asarray(plan.index))
+    data = take(products, np.asarray(plan.index))
     if steps is not None:
         data = steps.recover(data, jnp)
     return data, (grad, value)
