@@ -25,15 +25,23 @@ from diffops.operators import OPERATORS
 Function = Callable[..., Any]
 
 
-def _opaque(seeds: Any) -> Any:
-    """The seeds (a constant of the program) behind an optimization barrier.
+SEED_BARRIER_ELEMENTS = 65_536
+"""Seeds with more elements than this pass through an optimization barrier."""
 
-    Otherwise XLA folds the constant through the function's linear parts while
-    compiling (scatter-adds of constants): CUTEst's CLEUVEN3 Lagrangian compiled
-    for more than 300 s, 5.8 s with the barrier.
+
+def _opaque(seeds: Any) -> Any:
+    """Large seeds (a constant of the program) behind an optimization barrier.
+
+    XLA folds a constant through the function's linear parts while compiling
+    (scatter-adds of constants): CUTEst's CLEUVEN3 Lagrangian (377 seeds of 1,200)
+    compiled for more than 300 s, 5.8 s behind the barrier. Small seeds fold
+    quickly and make a faster program (LISWET1's Jacobian, 3 seeds of 2,002: 105 µs
+    per call, 144 µs behind the barrier; ``benchmarks.cutest.versus --before``).
     """
     import jax
 
+    if seeds.size <= SEED_BARRIER_ELEMENTS:
+        return seeds
     return jax.lax.optimization_barrier(seeds)  # type: ignore[no-untyped-call]
 
 
