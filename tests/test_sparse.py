@@ -397,6 +397,13 @@ def test_an_empty_pattern_needs_no_products():
         jacobian_plan(
             scipy_sparse.csr_array((3, 5), dtype=np.int8), (5,), (3,), np.float64
         ),
+        jacobian_plan(
+            scipy_sparse.csr_array((3, 5), dtype=np.int8),
+            (5,),
+            (3,),
+            np.float64,
+            mode="reverse",
+        ),
     ):
         assert plan.n_colors == 0
         assert plan.matrix(np.zeros(0)).nnz == 0

@@ -65,7 +65,9 @@ def reverse_split(pattern: Any) -> Split:
     """Every entry from VJPs of a row coloring."""
     n_out, n_in = pattern.shape
     return Split(
-        coloring.row_coloring(pattern, enough=min(n_out, n_in)),
+        coloring.row_coloring(pattern, enough=min(n_out, n_in))
+        if pattern.nnz
+        else np.full(n_out, -1),
         np.full(n_in, -1),
         np.ones(n_out, bool),
         np.zeros(n_in, bool),
