@@ -1,6 +1,7 @@
 """The CUTEst harness's oracle and worker pool (benchmarks/cutest): they must fail
 when the sparse result is wrong, and stop tasks that run too long."""
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -152,11 +153,27 @@ def test_pool_stops_slow_tasks_and_survives_crashes():
     assert time.monotonic() - start < 60
 
 
+def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter at the repository root; it must succeed."""
+    import os
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_problems_load_alone_without_importing_all_of_sif2jax():
     """The fresh-process benchmark imports one problem's module, not sif2jax's
     catalogue (a minute or two); names, classes and categories as the catalogue's."""
     import importlib.util
-    import subprocess
 
     if importlib.util.find_spec("sif2jax") is None:  # not imported: a minute or two
         pytest.skip("sif2jax is not installed")
@@ -172,15 +189,7 @@ def test_problems_load_alone_without_importing_all_of_sif2jax():
         " and not hasattr(sys.modules['sif2jax.cutest'], 'unconstrained_minimisation_"
         "problems'))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert done.returncode == 0, done.stderr
+    done = _run_python(code)
     specs, stubs = done.stdout.strip().splitlines()
     assert specs == (
         "[('HS71', 'constrained', 4, ('jacobian', 'lagrangian')), "
@@ -193,7 +202,6 @@ def test_a_problem_measured_op_by_op():
     """``--backend jax_nojit``: both derivatives op by op (for programs XLA takes
     minutes to compile); the row says which backend measured it."""
     import importlib.util
-    import subprocess
 
     if importlib.util.find_spec("sif2jax") is None:
         pytest.skip("sif2jax is not installed")
@@ -207,13 +215,5 @@ def test_a_problem_measured_op_by_op():
         "    lambda *a, **k: None, backend='jax_nojit')\n"
         "print(row['status'], row['backend'], row['misses'], row['points'])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert done.returncode == 0, done.stderr
+    done = _run_python(code)
     assert done.stdout.split() == ["ok", "jax_nojit", "0", "2"]

@@ -354,16 +354,22 @@ def test_dense_patterns_take_the_dense_path_and_say_why():
     np.testing.assert_allclose(_decompressed(hessian, h), h)
 
 
+def _assert_star_plan(mask: np.ndarray, n_colors: int) -> None:
+    """The Hessian plan of ``mask``: a star coloring of ``n_colors``, exact values."""
+    n = mask.shape[0]
+    plan = hessian_plan(scipy_sparse.csr_array(mask.astype(np.int8)), (n,), np.float64)
+    assert (plan.mode, plan.n_colors) == ("symmetric", n_colors)
+    h = RNG.standard_normal((n, n))
+    h = (h + h.T) * mask
+    np.testing.assert_allclose(_decompressed(plan, h), h)
+
+
 def test_small_half_full_patterns_are_still_colored():
     # An arrowhead of 4 variables: 10 of 16 entries, 2 star colors instead of 4
     # products (CUTEst's BT11 Lagrangian: 3 colors where the dense path took 5).
     mask = np.eye(4, dtype=bool)
     mask[0, :] = mask[:, 0] = True
-    plan = hessian_plan(scipy_sparse.csr_array(mask.astype(np.int8)), (4,), np.float64)
-    assert (plan.mode, plan.n_colors) == ("symmetric", 2)
-    h = RNG.standard_normal((4, 4))
-    h = (h + h.T) * mask
-    np.testing.assert_allclose(_decompressed(plan, h), h)
+    _assert_star_plan(mask, 2)
 
 
 def test_a_short_band_takes_the_greedy_colors_when_fewer():
@@ -372,11 +378,7 @@ def test_a_short_band_takes_the_greedy_colors_when_fewer():
     mask = (
         np.eye(3, dtype=bool) | np.eye(3, k=1, dtype=bool) | np.eye(3, k=-1, dtype=bool)
     )
-    plan = hessian_plan(scipy_sparse.csr_array(mask.astype(np.int8)), (3,), np.float64)
-    assert (plan.mode, plan.n_colors) == ("symmetric", 2)
-    h = RNG.standard_normal((3, 3))
-    h = (h + h.T) * mask
-    np.testing.assert_allclose(_decompressed(plan, h), h)
+    _assert_star_plan(mask, 2)
 
 
 def test_hubs_among_isolated_vertices_take_the_greedy_colors_when_fewer():
@@ -384,11 +386,7 @@ def test_hubs_among_isolated_vertices_take_the_greedy_colors_when_fewer():
     # the hubs' coloring (a color per hub, one more for the rest) took 6, greedy 5.
     mask = np.zeros((15, 15), dtype=bool)
     mask[10:, 10:] = True
-    plan = hessian_plan(scipy_sparse.csr_array(mask.astype(np.int8)), (15,), np.float64)
-    assert (plan.mode, plan.n_colors) == ("symmetric", 5)
-    h = RNG.standard_normal((15, 15))
-    h = (h + h.T) * mask
-    np.testing.assert_allclose(_decompressed(plan, h), h)
+    _assert_star_plan(mask, 5)
 
 
 def test_an_empty_pattern_needs_no_products():
