@@ -20,6 +20,11 @@ asdex one, both sides run the same JAX (asdex needs jax >= 0.11, which needs Pyt
 3.12; this repository's environment has Python 3.11 and jax 0.10), so what differs
 is the libraries, not JAX.
 
+``--asdex-scipy`` adds a third worker: asdex with its result converted to what
+diffops returns (the value as NumPy, the matrix as a SciPy CSR array with its own
+index arrays, made the way diffops makes its own), for users who need SciPy
+matrices (trust-constr, IPOPT): the same work after the call on both sides.
+
 ``--sync`` switches off JAX's asynchronous CPU dispatch in both workers
 (``jax.config.update("jax_cpu_enable_async_dispatch", False)`` before the first
 computation): each call then runs on the calling thread instead of being handed to
@@ -79,6 +84,48 @@ def _asdex_call(built: problems.Matrix) -> Callable[[], Any]:
     return lambda: jax.block_until_ready(fn(x, *args))
 
 
+def _asdex_scipy_call(built: problems.Matrix) -> Callable[[], Any]:
+    """asdex's call, its result converted as diffops converts its own.
+
+    Value as a NumPy array; the BCOO's values put in CSR order (one NumPy gather,
+    worked out once) and wrapped, with index arrays of its own, in a CSR array made
+    as :meth:`diffops.sparse.Plan.matrix` makes diffops' (a shallow copy of a
+    template, not SciPy's checking constructor): the same work after the call on
+    both sides, so what differs is the libraries' programs and dispatch.
+    """
+    import copy
+
+    import jax
+    import numpy as np
+    import scipy.sparse
+
+    call = _asdex_call(built)
+    _, matrix = call()
+    indices = np.asarray(matrix.indices)
+    rows, cols = indices[:, 0], indices[:, 1]
+    order = np.lexsort((cols, rows))
+    in_order = bool(np.all(order == np.arange(order.size)))
+    shape = tuple(matrix.shape)
+    indptr = np.zeros(shape[0] + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    template = scipy.sparse.csr_array(
+        (np.ones(order.size), cols[order].astype(np.int32), indptr), shape=shape
+    )
+
+    def converted() -> tuple[Any, Any]:
+        value, matrix = call()
+        data = np.asarray(matrix.data)
+        data = data.copy() if in_order else data[order]
+        result = copy.copy(template)
+        result.data = data
+        result.indices = template.indices.copy()
+        result.indptr = template.indptr.copy()
+        return np.asarray(value), result
+
+    jax.block_until_ready(converted())
+    return converted
+
+
 def worker(side: str, sync: bool, stdin: IO[str], stdout: IO[str]) -> None:
     """Serve ``build`` / ``batch`` requests (one JSON object per line) until EOF."""
     import jax
@@ -86,7 +133,11 @@ def worker(side: str, sync: bool, stdin: IO[str], stdout: IO[str]) -> None:
     if sync:
         jax.config.update("jax_cpu_enable_async_dispatch", False)
     problems.setup()
-    make = _diffops_call if side == "diffops" else _asdex_call
+    make = {
+        "diffops": _diffops_call,
+        "asdex": _asdex_call,
+        "asdex_scipy": _asdex_scipy_call,
+    }[side]
     calls: dict[str, Callable[[], Any]] = {}
     for line in stdin:
         request = json.loads(line)
@@ -202,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m benchmarks.cutest.versus", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--worker", choices=("diffops", "asdex"), help=argparse.SUPPRESS
+        "--worker", choices=("diffops", "asdex", "asdex_scipy"), help=argparse.SUPPRESS
     )
     parser.add_argument("--asdex-python", default="/work/venv-asdex/bin/python")
     parser.add_argument(
@@ -224,6 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also time diffops from another source tree (a git worktree of an "
         "earlier commit), interleaved with the other two: a before/after A/B",
     )
+    parser.add_argument(
+        "--asdex-scipy",
+        action="store_true",
+        help="also time asdex with its result converted to what diffops returns "
+        "(NumPy value, SciPy CSR with its own index arrays), interleaved",
+    )
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--sync", action="store_true", help="JAX CPU dispatch off")
     parser.add_argument("--out", type=Path, default=None, help="write versus.json here")
@@ -236,6 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         Worker("diffops", args.diffops_python, args.sync),
         Worker("asdex", args.asdex_python, args.sync),
     ]
+    if args.asdex_scipy:
+        workers.append(
+            Worker("asdex+scipy", args.asdex_python, args.sync, "asdex_scipy")
+        )
     if args.before is not None:
         workers.append(
             Worker("before", args.diffops_python, args.sync, "diffops", args.before)
