@@ -25,6 +25,10 @@ diffops returns (the value as NumPy, the matrix as a SciPy CSR array with its ow
 index arrays, made the way diffops makes its own), for users who need SciPy
 matrices (trust-constr, IPOPT): the same work after the call on both sides.
 
+``--diffops-jax`` adds diffops with ``as_numpy=False``: the value, gradient and the
+non-zero values (CSR order) stay JAX arrays, as asdex's result does: the same kind
+of result on both sides, with no conversion on either.
+
 ``--sync`` switches off JAX's asynchronous CPU dispatch in both workers
 (``jax.config.update("jax_cpu_enable_async_dispatch", False)`` before the first
 computation): each call then runs on the calling thread instead of being handed to
@@ -66,6 +70,16 @@ def _diffops_call(built: problems.Matrix) -> Callable[[], Any]:
     d = measure.operator(built)(built.func, "jax", sparsity="detect")
     x, args = built.points[0]
     return lambda: d(x, *args)
+
+
+def _diffops_jax_call(built: problems.Matrix) -> Callable[[], Any]:
+    """diffops with ``as_numpy=False``: JAX arrays out (the non-zeros in CSR order),
+    blocked until ready, as asdex's side is."""
+    import jax
+
+    d = measure.operator(built)(built.func, "jax", sparsity="detect", as_numpy=False)
+    x, args = built.points[0]
+    return lambda: jax.block_until_ready(d(x, *args))
 
 
 def _asdex_call(built: problems.Matrix) -> Callable[[], Any]:
@@ -135,6 +149,7 @@ def worker(side: str, sync: bool, stdin: IO[str], stdout: IO[str]) -> None:
     problems.setup()
     make = {
         "diffops": _diffops_call,
+        "diffops_jax": _diffops_jax_call,
         "asdex": _asdex_call,
         "asdex_scipy": _asdex_scipy_call,
     }[side]
@@ -253,7 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m benchmarks.cutest.versus", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--worker", choices=("diffops", "asdex", "asdex_scipy"), help=argparse.SUPPRESS
+        "--worker",
+        choices=("diffops", "diffops_jax", "asdex", "asdex_scipy"),
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--asdex-python", default="/work/venv-asdex/bin/python")
     parser.add_argument(
@@ -281,6 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also time asdex with its result converted to what diffops returns "
         "(NumPy value, SciPy CSR with its own index arrays), interleaved",
     )
+    parser.add_argument(
+        "--diffops-jax",
+        action="store_true",
+        help="also time diffops with as_numpy=False (JAX arrays out, as asdex's), "
+        "interleaved",
+    )
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--sync", action="store_true", help="JAX CPU dispatch off")
     parser.add_argument("--out", type=Path, default=None, help="write versus.json here")
@@ -293,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         Worker("diffops", args.diffops_python, args.sync),
         Worker("asdex", args.asdex_python, args.sync),
     ]
+    if args.diffops_jax:
+        workers.append(
+            Worker("diffops+jax", args.diffops_python, args.sync, "diffops_jax")
+        )
     if args.asdex_scipy:
         workers.append(
             Worker("asdex+scipy", args.asdex_python, args.sync, "asdex_scipy")

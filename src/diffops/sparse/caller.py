@@ -85,7 +85,9 @@ class SparseCaller:
             out: tuple[Any, ...] = call(x, *args)
             if not self.as_numpy:
                 return out
-            values = np.asarray(out[self.position])
+            values = out[self.position]
+            if type(values) is not np.ndarray:
+                values = np.asarray(values)
             if plan.gather_after:
                 values = plan.finish(values)
             matrix = plan.matrix(values)
