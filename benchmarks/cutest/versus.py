@@ -66,19 +66,15 @@ MIN_BATCH = 0.05
 # --- worker side -------------------------------------------------------------------
 
 
-def _diffops_call(built: problems.Matrix) -> Callable[[], Any]:
-    d = measure.operator(built)(built.func, "jax", sparsity="detect")
-    x, args = built.points[0]
-    return lambda: d(x, *args)
-
-
-def _diffops_jax_call(built: problems.Matrix) -> Callable[[], Any]:
-    """diffops with ``as_numpy=False``: JAX arrays out (the non-zeros in CSR order),
-    blocked until ready, as asdex's side is."""
+def _diffops_call(built: problems.Matrix, as_numpy: bool = True) -> Callable[[], Any]:
+    """diffops' call; with ``as_numpy=False`` JAX arrays out (the non-zeros in CSR
+    order), blocked until ready, as asdex's side is."""
     import jax
 
-    d = measure.operator(built)(built.func, "jax", sparsity="detect", as_numpy=False)
+    d = measure.operator(built)(built.func, "jax", sparsity="detect", as_numpy=as_numpy)
     x, args = built.points[0]
+    if as_numpy:
+        return lambda: d(x, *args)
     return lambda: jax.block_until_ready(d(x, *args))
 
 
@@ -103,15 +99,14 @@ def _asdex_scipy_call(built: problems.Matrix) -> Callable[[], Any]:
 
     Value as a NumPy array; the BCOO's values put in CSR order (one NumPy gather,
     worked out once) and wrapped, with index arrays of its own, in a CSR array made
-    as :meth:`diffops.sparse.Plan.matrix` makes diffops' (a shallow copy of a
+    by diffops' own :func:`diffops.sparse.plans.csr_like` (a shallow copy of a
     template, not SciPy's checking constructor): the same work after the call on
     both sides, so what differs is the libraries' programs and dispatch.
     """
-    import copy
-
-    import jax
     import numpy as np
     import scipy.sparse
+
+    from diffops.sparse.plans import csr_like
 
     call = _asdex_call(built)
     _, matrix = call()
@@ -130,13 +125,9 @@ def _asdex_scipy_call(built: problems.Matrix) -> Callable[[], Any]:
         value, matrix = call()
         data = np.asarray(matrix.data)
         data = data.copy() if in_order else data[order]
-        result = copy.copy(template)
-        result.data = data
-        result.indices = template.indices.copy()
-        result.indptr = template.indptr.copy()
-        return np.asarray(value), result
+        return np.asarray(value), csr_like(template, data)
 
-    jax.block_until_ready(converted())
+    converted()
     return converted
 
 
@@ -149,7 +140,7 @@ def worker(side: str, sync: bool, stdin: IO[str], stdout: IO[str]) -> None:
     problems.setup()
     make = {
         "diffops": _diffops_call,
-        "diffops_jax": _diffops_jax_call,
+        "diffops_jax": functools.partial(_diffops_call, as_numpy=False),
         "asdex": _asdex_call,
         "asdex_scipy": _asdex_scipy_call,
     }[side]

@@ -146,13 +146,7 @@ class Plan:
                 (data, pattern.indices.copy(), pattern.indptr.copy()),
                 shape=pattern.shape,
             )
-        # A shallow copy without copy.copy's reduce protocol (0.4 µs, not 1.8).
-        result = object.__new__(type(template))
-        result.__dict__.update(vars(template))
-        result.data = data
-        result.indices = template.indices.copy()
-        result.indptr = template.indptr.copy()
-        return result
+        return csr_like(template, data)
 
     @functools.cached_property
     def _template(self) -> Any:
@@ -186,6 +180,28 @@ class Plan:
             "shape": tuple(self.pattern.shape),
             "reason": self.reason,
         }
+
+
+def csr_like(template: Any, data: np.ndarray) -> Any:
+    """A CSR array of ``template``'s structure holding ``data``, own index arrays.
+
+    A shallow copy of the template (checked once by SciPy's constructor), without
+    ``copy.copy``'s reduce protocol (0.4 µs, not 1.8), given ``data`` and copies of
+    the index arrays.
+
+    Args:
+        template: A ``csr_array`` whose arrays are instance attributes.
+        data: The non-zero values in CSR order, shape ``(template.nnz,)``.
+
+    Returns:
+        The new CSR array.
+    """
+    result = object.__new__(type(template))
+    result.__dict__.update(vars(template))
+    result.data = data
+    result.indices = template.indices.copy()
+    result.indptr = template.indptr.copy()
+    return result
 
 
 def _seeds(colors: np.ndarray, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
