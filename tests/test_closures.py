@@ -175,6 +175,46 @@ def test_jax_new_shape_compiles_once_more(jax_compiles):
     assert [tuple(t) for t in traces] == [(3,), (2, 2)]
 
 
+def _unrolled(x):
+    import jax.numpy as jnp
+
+    total = 0.0
+    for i in range(12):  # a Python loop: 12 copies of the same operations
+        total = total + jnp.exp(-((x[i % 3] - 0.1 * i) ** 2)) * x[(i + 1) % 3]
+    return total
+
+
+def test_jax_large_programs_compile_with_xlas_older_emitters(monkeypatch):
+    require_backend("jax")
+    require_backend("jax_nojit")
+    from diffops.backends import jax as jax_backend
+
+    x = np.array([0.3, -0.2, 0.5])
+    small = jax_backend.JaxBackend(jit=True).compile(_unrolled)
+    small(x)
+    assert small.equations > 40
+    assert not small.large  # the default threshold is far above this program
+
+    monkeypatch.setattr(jax_backend, "LARGE_PROGRAM", 40)
+    traces = []
+
+    def counted(x):
+        traces.append(x.shape)
+        return _unrolled(x)
+
+    large = jax_backend.JaxBackend(jit=True).compile(counted)
+    np.testing.assert_allclose(large(x), small(x), rtol=1e-12)
+    assert large.large
+    large(x + 1)
+    assert len(traces) == 1, "counting the equations traced the program again"
+
+    # End to end: the derivative program above the threshold agrees op by op.
+    hessian = diffops.hessian_grad_and_value(_unrolled, "jax")(x)
+    expected = diffops.hessian_grad_and_value(_unrolled, "jax_nojit")(x)
+    for got, want in zip(hessian, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
 def test_jax_nojit_closures_run_and_match_jax():
     require_backend("jax_nojit")
     require_backend("jax")

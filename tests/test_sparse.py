@@ -336,6 +336,32 @@ def test_arrow_jacobian_is_bidirectional_with_few_products(n):
     np.testing.assert_allclose(_decompressed(plan, j), j)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_bidirectional_candidates_skipped_by_their_bound_could_not_win(seed):
+    from diffops.sparse.jacobian_colorings import (
+        bidirectional_splits,
+        forward_split,
+        reverse_split,
+    )
+
+    rng = np.random.default_rng(seed)
+    n_out, n_in = rng.integers(20, 120, size=2)
+    mask = rng.uniform(size=(n_out, n_in)) < rng.uniform(0.01, 0.08)
+    mask[rng.choice(n_out, rng.integers(1, 6), replace=False), :] = True
+    mask[:, rng.choice(n_in, rng.integers(0, 6), replace=False)] = True
+    pattern = scipy_sparse.csr_array(mask.astype(np.int8))
+    one_mode = min(forward_split(pattern).products, reverse_split(pattern).products)
+    every = bidirectional_splits(pattern)
+    bounded = bidirectional_splits(pattern, best=one_mode)
+    assert len(bounded) <= len(every)
+    fewest = min([one_mode] + [s.products for s in every])
+    assert min([one_mode] + [s.products for s in bounded]) == fewest
+    plan = jacobian_plan(pattern, (n_in,), (n_out,), np.float64)
+    assert plan.n_colors == min(fewest, n_in, n_out)
+    j = rng.standard_normal((n_out, n_in)) * mask
+    np.testing.assert_allclose(_decompressed(plan, j), j)
+
+
 def test_dense_patterns_take_the_dense_path_and_say_why():
     # Large and dense: no coloring at all; small: colored, dense when no product
     # is saved.

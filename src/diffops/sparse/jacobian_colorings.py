@@ -10,6 +10,7 @@ candidate with the fewest products.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -74,37 +75,57 @@ def reverse_split(pattern: Any) -> Split:
     )
 
 
-def bidirectional_splits(pattern: Any) -> list[Split]:
-    """Candidates moving the densest rows to VJPs, or the densest columns to JVPs."""
+def bidirectional_splits(pattern: Any, best: int | None = None) -> list[Split]:
+    """Candidates moving the densest rows to VJPs, or the densest columns to JVPs.
+
+    Args:
+        pattern: 0/1 CSR array ``(rows, columns)``.
+        best: The fewest products of a candidate found already (``None``: none).
+            A candidate that cannot need fewer is not colored: it needs a product
+            for its heavy lines and, on the other side, at least as many colors as
+            the largest line left (its entries all differ in color).
+
+    Returns:
+        The candidates colored (each could have needed fewer products).
+    """
     n_out, n_in = pattern.shape
     transposed = sparse().csr_array(pattern.T)
     by_rows = _by_size(np.diff(pattern.indptr))
     by_cols = _by_size(np.diff(transposed.indptr))
+    bound = math.inf if best is None else best
     candidates = []
+
+    def keep(split: Split) -> None:
+        nonlocal bound
+        candidates.append(split)
+        bound = min(bound, split.products)
+
     for k in HEAVY_CANDIDATES:
         heavy_rows = _heaviest(*by_rows, k)
-        if heavy_rows is not None:
+        if heavy_rows is not None and 1 + _left(by_rows, k) < bound:
             # VJPs for the heavy rows, JVPs for the entries outside them.
             row_colors, col_colors = _move_heavy(
                 pattern,
                 heavy_rows,
                 lambda rows: coloring.column_coloring(pattern, row_skip=rows),
             )
-            candidates.append(
-                Split(row_colors, col_colors, heavy_rows, np.zeros(n_in, bool))
-            )
+            keep(Split(row_colors, col_colors, heavy_rows, np.zeros(n_in, bool)))
         heavy_cols = _heaviest(*by_cols, k)
-        if heavy_cols is not None:
+        if heavy_cols is not None and 1 + _left(by_cols, k) < bound:
             # The mirror image: JVPs for the heavy columns, VJPs for the rest.
             col_colors, row_colors = _move_heavy(
                 transposed,
                 heavy_cols,
                 lambda cols: coloring.row_coloring(pattern, col_skip=cols),
             )
-            candidates.append(
-                Split(row_colors, col_colors, np.ones(n_out, bool), heavy_cols)
-            )
+            keep(Split(row_colors, col_colors, np.ones(n_out, bool), heavy_cols))
     return candidates
+
+
+def _left(by_size: tuple[np.ndarray, np.ndarray, float], k: int) -> int:
+    """The size of the largest line after the ``k`` largest."""
+    sizes, order, _ = by_size
+    return int(sizes[order[k]]) if k < sizes.size else 0
 
 
 def _by_size(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

@@ -288,7 +288,9 @@ def jacobian_plan(
     if mode in ("reverse", "auto"):
         candidates.append(("reverse", reverse_split(pattern)))
     if mode == "auto":
-        candidates += [("bidirectional", s) for s in bidirectional_splits(pattern)]
+        fewest = min(split.products for _, split in candidates)
+        bidirectional = bidirectional_splits(pattern, best=fewest)
+        candidates += [("bidirectional", split) for split in bidirectional]
     if not candidates:
         msg = f"Jacobian mode {mode!r} is not 'auto', 'forward' or 'reverse'."
         raise SparsityError(msg)
