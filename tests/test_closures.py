@@ -188,6 +188,7 @@ def test_jax_large_programs_compile_with_xlas_older_emitters(monkeypatch):
     require_backend("jax")
     require_backend("jax_nojit")
     from diffops.backends import jax as jax_backend
+    from diffops.backends import jax_compile
 
     x = np.array([0.3, -0.2, 0.5])
     small = jax_backend.JaxBackend(jit=True).compile(_unrolled)
@@ -195,7 +196,7 @@ def test_jax_large_programs_compile_with_xlas_older_emitters(monkeypatch):
     assert small.equations > 40
     assert not small.large  # the default threshold is far above this program
 
-    monkeypatch.setattr(jax_backend, "LARGE_PROGRAM", 40)
+    monkeypatch.setattr(jax_compile, "LARGE_PROGRAM", 40)
     traces = []
 
     def counted(x):

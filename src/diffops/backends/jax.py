@@ -29,6 +29,7 @@ from diffops.backends.capabilities import (
     SparseDerivatives,
     Structure,
 )
+from diffops.backends.jax_compile import jit
 from diffops.backends.protocol import Backend
 from diffops.backends.support import FLOAT64, FORKED_AFTER, require_not_forked
 from diffops.errors import causes, tracing_error
@@ -42,16 +43,6 @@ n (docs/operators.md, ``benchmarks/basis_first_call.py``)."""
 PRODUCTS_PER_PASS = 256
 """Most products per vectorised pass (``jax.vmap``; more: ``jax.lax.map`` over passes),
 bounding the memory of large dense matrices (as torch's ``BATCH_MAX``)."""
-
-LARGE_PROGRAM = 5000
-"""Most equations (sub-programs counted in) of a program that XLA's CPU compiler gets
-with its default fusion emitters. A larger one (a Python loop unrolled into thousands
-of scalar operations) compiles with its older emitters (:data:`LARGE_PROGRAM_OPTIONS`):
-GULFNE's sparse Lagrangian Hessian (11,621 equations, n = 3) in 14 s, not 296 s
-(docs/operators.md). Small programs keep the default: some run slower without it."""
-
-LARGE_PROGRAM_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
-"""XLA compile options of a program above :data:`LARGE_PROGRAM` equations on CPU."""
 
 Function = Callable[..., Any]
 
@@ -164,63 +155,6 @@ class JaxPrimitives(compose.Primitives):
 
 
 # ---------------------------------------------------------------------------------
-# Compiling
-
-
-class SizedProgram:
-    """``jax.jit(program)``, compiled with XLA's older emitters if it is large.
-
-    The first call traces the program (``jax.jit(...).trace``: the trace that the
-    call then compiles, not a second one) and counts its equations; above
-    :data:`LARGE_PROGRAM` it and every later call run ``program`` jitted with
-    :data:`LARGE_PROGRAM_OPTIONS`. The choice is made once, at the first call's
-    shapes: a program traced at other shapes keeps it.
-
-    Attributes:
-        equations: The first call's program's equation count (``None`` before it).
-    """
-
-    def __init__(self, jax: ModuleType, program: Function, options: dict[str, Any]):
-        self._jax, self._program, self._options = jax, program, options
-        self._jitted = jax.jit(program, **options)
-        self._call: Function = self._first
-        self.equations: int | None = None
-
-    def __call__(self, *args: Any) -> Any:
-        """Run the compiled program."""
-        return self._call(*args)
-
-    @property
-    def large(self) -> bool:
-        """Whether the program compiles with :data:`LARGE_PROGRAM_OPTIONS`."""
-        return self._call is not self._jitted and self._call is not self._first
-
-    def _first(self, *args: Any) -> Any:
-        jitted = self._jitted
-        trace = getattr(jitted, "trace", None)
-        if trace is not None:  # JAX >= 0.4.36
-            self.equations = equation_count(trace(*args).jaxpr.jaxpr)
-            if self.equations > LARGE_PROGRAM:
-                options = {**self._options, "compiler_options": LARGE_PROGRAM_OPTIONS}
-                jitted = self._jax.jit(self._program, **options)
-        self._call = jitted
-        return jitted(*args)
-
-
-def equation_count(jaxpr: Any) -> int:
-    """The equations of ``jaxpr`` and of the sub-programs in their parameters."""
-    count = 0
-    for eqn in jaxpr.eqns:
-        count += 1
-        for param in eqn.params.values():
-            for value in param if isinstance(param, (tuple, list)) else (param,):
-                inner = getattr(value, "jaxpr", value)  # a closed jaxpr's jaxpr
-                if hasattr(inner, "eqns"):
-                    count += equation_count(inner)
-    return count
-
-
-# ---------------------------------------------------------------------------------
 # The backend
 
 
@@ -307,19 +241,8 @@ class JaxBackend(
     # -- compiled programs ---------------------------------------------------------
 
     def compile(self, program: Function, **options: Any) -> Function:
-        """``jax.jit(program, **options)`` on ``jax``; unchanged on ``jax_nojit``.
-
-        On CPU, without compile options of the caller's, a program of more than
-        :data:`LARGE_PROGRAM` equations at its first call compiles with
-        :data:`LARGE_PROGRAM_OPTIONS` (:class:`SizedProgram`).
-        """
-        if not self.jit:
-            return program
-        jax = _jax()
-        if "compiler_options" in options or jax.default_backend() != "cpu":
-            jitted: Function = jax.jit(program, **options)
-            return jitted
-        return SizedProgram(jax, program, options)
+        """:func:`~diffops.backends.jax_compile.jit` on ``jax``; as is on nojit."""
+        return jit(_jax(), program, options) if self.jit else program
 
     def cast(self, value: Any, dtype: Any) -> Any:
         """``value`` as a JAX array of ``dtype`` (inside the program)."""

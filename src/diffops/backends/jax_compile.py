@@ -1,0 +1,90 @@
+"""How the ``jax`` backend compiles a program: ``jax.jit``, sized to the program.
+
+XLA's default CPU code generator (its fusion emitters) compiles a program unrolled
+into thousands of scalar operations (a Python loop over a function's terms, and its
+derivatives) in minutes; its older emitters in seconds. :class:`SizedProgram` counts
+the equations of a program at its first call and picks the emitters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+Function = Callable[..., Any]
+
+LARGE_PROGRAM = 5000
+"""Most equations (sub-programs counted in) of a program that XLA's CPU compiler gets
+with its default fusion emitters. A larger one (a Python loop unrolled into thousands
+of scalar operations) compiles with its older emitters (:data:`LARGE_PROGRAM_OPTIONS`):
+CUTEst's HS25 sparse Hessian (10,822 equations, n = 3) in 10-14 s, not 155 s
+(docs/backends.md). Small programs keep the default: some run slower without it."""
+
+LARGE_PROGRAM_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+"""XLA compile options of a program above :data:`LARGE_PROGRAM` equations on CPU."""
+
+
+def jit(jax: ModuleType, program: Function, options: dict[str, Any]) -> Function:
+    """``jax.jit(program, **options)``, sized to the program on CPU.
+
+    Without ``compiler_options`` of the caller's, on CPU: a :class:`SizedProgram`
+    (XLA's older emitters for a large program).
+    """
+    if "compiler_options" in options or jax.default_backend() != "cpu":
+        jitted: Function = jax.jit(program, **options)
+        return jitted
+    return SizedProgram(jax, program, options)
+
+
+class SizedProgram:
+    """``jax.jit(program)``, compiled with XLA's older emitters if it is large.
+
+    The first call traces the program (``jax.jit(...).trace``: the trace that the
+    call then compiles, not a second one) and counts its equations; above
+    :data:`LARGE_PROGRAM` it and every later call run ``program`` jitted with
+    :data:`LARGE_PROGRAM_OPTIONS`. The choice is made once, at the first call's
+    shapes: a program traced at other shapes keeps it.
+
+    Attributes:
+        equations: The first call's program's equation count (``None`` before it).
+    """
+
+    def __init__(self, jax: ModuleType, program: Function, options: dict[str, Any]):
+        self._jax, self._program, self._options = jax, program, options
+        self._jitted = jax.jit(program, **options)
+        self._call: Function = self._first
+        self.equations: int | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        """Run the compiled program."""
+        return self._call(*args)
+
+    @property
+    def large(self) -> bool:
+        """Whether the program compiles with :data:`LARGE_PROGRAM_OPTIONS`."""
+        return self._call is not self._jitted and self._call is not self._first
+
+    def _first(self, *args: Any) -> Any:
+        jitted = self._jitted
+        trace = getattr(jitted, "trace", None)
+        if trace is not None:  # JAX >= 0.4.36
+            self.equations = equation_count(trace(*args).jaxpr.jaxpr)
+            if self.equations > LARGE_PROGRAM:
+                options = {**self._options, "compiler_options": LARGE_PROGRAM_OPTIONS}
+                jitted = self._jax.jit(self._program, **options)
+        self._call = jitted
+        return jitted(*args)
+
+
+def equation_count(jaxpr: Any) -> int:
+    """The equations of ``jaxpr`` and of the sub-programs in their parameters."""
+    count = 0
+    for eqn in jaxpr.eqns:
+        count += 1
+        for param in eqn.params.values():
+            for value in param if isinstance(param, (tuple, list)) else (param,):
+                inner = getattr(value, "jaxpr", value)  # a closed jaxpr's jaxpr
+                if hasattr(inner, "eqns"):
+                    count += equation_count(inner)
+    return count
