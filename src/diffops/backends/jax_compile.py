@@ -8,6 +8,7 @@ the equations of a program at its first call and picks the emitters.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -68,11 +69,12 @@ class SizedProgram:
     def _first(self, *args: Any) -> Any:
         jitted = self._jitted
         trace = getattr(jitted, "trace", None)
-        if trace is not None:  # JAX >= 0.4.36
+        if trace is not None:  # older JAX has no jit(...).trace: default emitters
             self.equations = equation_count(trace(*args).jaxpr.jaxpr)
             if self.equations > LARGE_PROGRAM:
                 options = {**self._options, "compiler_options": LARGE_PROGRAM_OPTIONS}
-                jitted = self._jax.jit(self._program, **options)
+                with contextlib.suppress(TypeError):  # jit without compiler_options
+                    jitted = self._jax.jit(self._program, **options)
         self._call = jitted
         return jitted(*args)
 
