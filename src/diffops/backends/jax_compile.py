@@ -29,10 +29,10 @@ LARGE_PROGRAM_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 def jit(jax: ModuleType, program: Function, options: dict[str, Any]) -> Function:
     """``jax.jit(program, **options)``, sized to the program on CPU.
 
-    Without ``compiler_options`` of the caller's, on CPU: a :class:`SizedProgram`
-    (XLA's older emitters for a large program).
+    Without ``compiler_options`` of the caller's: a :class:`SizedProgram` (XLA's
+    older emitters for a large program on CPU).
     """
-    if "compiler_options" in options or jax.default_backend() != "cpu":
+    if "compiler_options" in options:
         jitted: Function = jax.jit(program, **options)
         return jitted
     return SizedProgram(jax, program, options)
@@ -57,26 +57,28 @@ class SizedProgram:
         self._call: Function = self._first
         self.equations: int | None = None
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the compiled program."""
-        return self._call(*args)
+        return self._call(*args, **kwargs)
 
     @property
     def large(self) -> bool:
         """Whether the program compiles with :data:`LARGE_PROGRAM_OPTIONS`."""
         return self._call is not self._jitted and self._call is not self._first
 
-    def _first(self, *args: Any) -> Any:
-        jitted = self._jitted
-        trace = getattr(jitted, "trace", None)
-        if trace is not None:  # older JAX has no jit(...).trace: default emitters
-            self.equations = equation_count(trace(*args).jaxpr.jaxpr)
+    def _first(self, *args: Any, **kwargs: Any) -> Any:
+        # Asked here, not when built: asking starts JAX's backend, and a process
+        # forked before its parent computed with JAX must still be able to compute.
+        jax, jitted = self._jax, self._jitted
+        trace = getattr(jitted, "trace", None)  # older JAX: the default emitters
+        if trace is not None and jax.default_backend() == "cpu":
+            self.equations = equation_count(trace(*args, **kwargs).jaxpr.jaxpr)
             if self.equations > LARGE_PROGRAM:
                 options = {**self._options, "compiler_options": LARGE_PROGRAM_OPTIONS}
                 with contextlib.suppress(TypeError):  # jit without compiler_options
-                    jitted = self._jax.jit(self._program, **options)
+                    jitted = jax.jit(self._program, **options)
         self._call = jitted
-        return jitted(*args)
+        return jitted(*args, **kwargs)
 
 
 def equation_count(jaxpr: Any) -> int:
