@@ -179,6 +179,7 @@ NAMED_RUNS = {
     "codegen": "python -m benchmarks.codegen_backend",
     "cutest": "python -m benchmarks.cutest",
     "substitution": "python -m benchmarks.substitution",
+    "large programs": "python -m benchmarks.large_programs",
 }
 """Runs other than the benchmark harness whose figures the pages may quote: a
 paragraph quoting one names its command (and date)."""
