@@ -131,14 +131,14 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure_one(options.one, options.emitters)))
         return
     lines = [
-        "| case | equations | first call, default | first call, older "
+        "| case (equations) | first call, default | first call, older "
         "| per call, default | per call, older |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|",
     ]
     for case in options.cases.split(","):
         default, older = _fresh(case, "default"), _fresh(case, "older")
         lines.append(
-            f"| {case} | {default['equations']:,} | {_time(default['first_s'])} "
+            f"| {case} ({default['equations']:,}) | {_time(default['first_s'])} "
             f"| {_time(older['first_s'])} | {_time(default['per_call_s'])} "
             f"| {_time(older['per_call_s'])} |"
         )
