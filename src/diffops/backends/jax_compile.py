@@ -9,7 +9,7 @@ the equations of a program at its first call and picks the emitters.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -84,12 +84,16 @@ class SizedProgram:
 
 def equation_count(jaxpr: Any) -> int:
     """The equations of ``jaxpr`` and of the sub-programs in their parameters."""
-    count = 0
-    for eqn in jaxpr.eqns:
-        count += 1
-        for param in eqn.params.values():
-            for value in param if isinstance(param, (tuple, list)) else (param,):
-                inner = getattr(value, "jaxpr", value)  # a closed jaxpr's jaxpr
-                if hasattr(inner, "eqns"):
-                    count += equation_count(inner)
-    return count
+    return sum(
+        1 + sum(equation_count(inner) for inner in inner_jaxprs(eqn))
+        for eqn in jaxpr.eqns
+    )
+
+
+def inner_jaxprs(eqn: Any) -> Iterator[Any]:
+    """The jaxprs in an equation's parameters (a closed jaxpr's own jaxpr)."""
+    for param in eqn.params.values():
+        for value in param if isinstance(param, tuple | list) else (param,):
+            inner = getattr(value, "jaxpr", value)
+            if hasattr(inner, "eqns"):
+                yield inner

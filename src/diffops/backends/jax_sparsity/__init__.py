@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from diffops.backends.capabilities import Structure
+from diffops.backends.jax_compile import inner_jaxprs
 from diffops.backends.jax_sparsity import deps as D
 from diffops.backends.jax_sparsity.propagate import Context, propagate
 from diffops.backends.jax_sparsity.table import CONSERVATIVE, RULES
@@ -101,11 +102,8 @@ def _uses(jaxpr: Any, primitive: str) -> bool:
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == primitive:
             return True
-        for param in eqn.params.values():
-            for inner in param if isinstance(param, tuple | list) else (param,):
-                inner = getattr(inner, "jaxpr", inner)
-                if hasattr(inner, "eqns") and _uses(inner, primitive):
-                    return True
+        if any(_uses(inner, primitive) for inner in inner_jaxprs(eqn)):
+            return True
     return False
 
 
