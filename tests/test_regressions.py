@@ -317,6 +317,60 @@ def test_symnum_strided_slices_of_matrices():
     np.testing.assert_allclose(vjp(m), expected_vjp(m))
 
 
+_TANH_OF_SQUARED_CUBIC = """
+import json
+import numpy as np
+import symnum.numpy as snp
+import diffops
+
+def f(x):
+    t0 = x.reshape((6,))
+    t1 = -snp.array([[t0[0], t0[1]], [t0[0], t0[0]]])
+    t2 = (t1 @ x) @ snp.array([t0[0], t0[0], t0[1]])
+    return snp.tanh(t2**2)[1::-1] / np.array([1.25, 1.5625])
+
+x = np.array([[0.29, 0.65, -0.30], [0.82, -0.06, -1.12]])
+vjp, value = diffops.vjp_and_value(f, backend="symnum", arg_shape=(2, 3))(x)
+print(json.dumps([value.tolist(), vjp(np.array([0.3, -0.7])).tolist()]))
+"""
+
+
+def test_symnum_differentiates_without_simplifying_every_element():
+    """SymNum's array ``diff`` simplified every element first (SymPy's
+    ``is_constant``): minutes for this function from the fuzz campaign, which then
+    stalled. In a child process, so that a return of the stall fails in minutes."""
+    require_backend("symnum")
+    require_backend("autograd")
+    import json
+    import subprocess
+    import sys
+
+    import autograd.numpy as anp
+
+    done = subprocess.run(
+        [sys.executable, "-c", _TANH_OF_SQUARED_CUBIC],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    value, product = json.loads(done.stdout)
+
+    def f(x: Any) -> Any:
+        t0 = x.reshape((6,))
+        t1 = -anp.array([[t0[0], t0[1]], [t0[0], t0[0]]])
+        t2 = (t1 @ x) @ anp.array([t0[0], t0[0], t0[1]])
+        return anp.tanh(t2**2)[1::-1] / np.array([1.25, 1.5625])
+
+    x = np.array([[0.29, 0.65, -0.30], [0.82, -0.06, -1.12]])
+    expected_vjp, expected = diffops.vjp_and_value(f, backend="autograd")(x)
+    np.testing.assert_allclose(value, expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        product, expected_vjp(np.array([0.3, -0.7])), rtol=1e-10, atol=1e-14
+    )
+
+
 def test_torch_given_patterns_for_scalar_values_and_zero_d_inputs():
     require_backend("torch")
     jacobian, _ = diffops.jacobian_and_value(

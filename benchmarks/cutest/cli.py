@@ -45,6 +45,15 @@ def _parser() -> argparse.ArgumentParser:
         "takes minutes to compile)",
     )
     parser.add_argument(
+        "--dense-backend",
+        choices=("jax", "jax_nojit"),
+        default=None,
+        help="diffops backend of the dense derivative that checks the sparse one "
+        "(default: --backend). jax_nojit checks a compiled sparse program against "
+        "the dense derivative run op by op: for problems whose dense program XLA "
+        "takes minutes to compile, or more memory than a worker has",
+    )
+    parser.add_argument(
         "--allow-timeouts",
         action="store_true",
         help="timeouts do not make the exit status 1 (they are still reported)",
@@ -93,7 +102,7 @@ def _options(args: argparse.Namespace) -> list[str]:
             f"- problems: {runner.selection_label(args)}; {args.points} points "
             f"x0 + {args.scale:g} N(0,1), seed {args.seed}; timeout "
             f"{args.timeout:g} s per matrix; rtol {args.rtol:g}; backend "
-            f"{args.backend}"
+            f"{args.backend}, dense {args.dense_backend or args.backend}"
         ]
     log = args.out / "results.log"
     runs = []
@@ -125,7 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "benchmarks.cutest.measure:measure",
             csv_path,
             "diffops",
-            extra={"backend": args.backend},
+            extra={
+                "backend": args.backend,
+                "dense_backend": args.dense_backend or args.backend,
+            },
         )
     merged = args.asdex is not None
     if merged:

@@ -108,6 +108,7 @@ def measure(
     timing: bool,
     report: Callable[..., None],
     backend: str = "jax",
+    dense_backend: str | None = None,
 ) -> dict[str, Any]:
     """Measure one matrix; returns its CSV row (see :data:`.rows.COLUMNS`).
 
@@ -121,12 +122,16 @@ def measure(
         timing: Whether to time warm calls.
         report: Receives the row measured so far at each stage.
         backend: diffops backend of both derivatives (``jax`` or ``jax_nojit``).
+        dense_backend: The dense derivative's backend, if not ``backend``.
 
     Returns:
         The row.
     """
     row = rows.new_row(spec, matrix)
-    row["backend"] = backend
+    dense_backend = dense_backend or backend
+    row["backend"] = (
+        backend if dense_backend == backend else f"{backend} (dense {dense_backend})"
+    )
 
     def stage(name: str) -> None:
         row["stage"] = name
@@ -174,7 +179,7 @@ def measure(
         errors.append(f"sparse ({row['stage']}): {describe(err)}")
 
     stage("dense: first call")
-    dense_d = op(built.func, backend)
+    dense_d = op(built.func, dense_backend)
     dense_out = None
     try:
         dense_out, row["dense_first_s"] = clock.timed(lambda: dense_d(x, *args))

@@ -154,7 +154,7 @@ def _generate(
         of shape ``shape``; it is SymNum's own generated function when no reshaping
         or argument check is needed.
     """
-    with _strided_slices():
+    with _strided_slices(), _constancy_by_symbols():
         return _generate_code(func, op_name, options)
 
 
@@ -196,6 +196,42 @@ def _strided_slices() -> Iterator[None]:
             yield
         finally:
             SymbolicArray.__getitem__ = original
+
+
+@contextlib.contextmanager
+def _constancy_by_symbols() -> Iterator[None]:
+    """Symbolic arrays differentiated without SymPy simplifying each element first.
+
+    SymNum's ``SymbolicArray.diff`` first asks whether every element is constant in
+    the variables (``Expr.is_constant``), which simplifies each element: minutes for
+    ``tanh`` of a squared cubic of six variables (found by the fuzz campaign). While
+    code is made, an array none of whose elements has the variables as free symbols
+    still takes SymNum's path (that check is then immediate); any other is
+    differentiated element by element directly. That differs only for an element
+    that has the variables but does not depend on them, whose derivative is then an
+    expression equal to zero instead of the number 0.
+    """
+    from symnum.array import SymbolicArray
+
+    original = SymbolicArray.diff
+
+    def diff(self: Any, *variables: Any) -> Any:
+        wrt = set().union(*(v.free_symbols for v in variables))
+        base = getattr(self, "_base_array", None)
+        if base is None or not any(e.free_symbols & wrt for e in self.flat):
+            return original(self, *variables)
+        return SymbolicArray(base.diff(*variables), dtype=self.dtype)
+
+    with _SLICING:
+        if getattr(original, "diffops_by_symbols", False):  # already in force
+            yield
+            return
+        diff.diffops_by_symbols = True  # type: ignore[attr-defined]
+        SymbolicArray.diff = diff
+        try:
+            yield
+        finally:
+            SymbolicArray.diff = original
 
 
 def _generate_code(
