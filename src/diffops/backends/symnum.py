@@ -154,23 +154,46 @@ def _generate(
         of shape ``shape``; it is SymNum's own generated function when no reshaping
         or argument check is needed.
     """
-    with _strided_slices(), _constancy_by_symbols():
+    from symnum.array import SymbolicArray
+
+    with (
+        _replaced(SymbolicArray, "__getitem__", _strided_getitem),
+        _replaced(SymbolicArray, "diff", _diff_by_symbols),
+    ):
         return _generate_code(func, op_name, options)
 
 
-_SLICING = threading.RLock()
+_PATCHING = threading.RLock()
 
 
 @contextlib.contextmanager
-def _strided_slices() -> Iterator[None]:
-    """Symbolic arrays sliced with a step as NumPy slices them, while code is made.
+def _replaced(
+    cls: type, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> Iterator[None]:
+    """``cls.name`` replaced by ``make(original)`` while code is made.
+
+    Under one lock for all threads; a nested use finds it in force and leaves it.
+    """
+    with _PATCHING:
+        original = getattr(cls, name)
+        if getattr(original, "diffops_replaced", False):  # already in force
+            yield
+            return
+        replacement = make(original)
+        replacement.diffops_replaced = True  # type: ignore[attr-defined]
+        setattr(cls, name, replacement)
+        try:
+            yield
+        finally:
+            setattr(cls, name, original)
+
+
+def _strided_getitem(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Symbolic arrays sliced with a step as NumPy slices them.
 
     SymPy's N-d arrays slice wrongly with a step (``a[0:3:2]`` of a ``(3, 2)`` array
     keeps one row): such slices are taken from a NumPy object array instead.
     """
-    from symnum.array import SymbolicArray
-
-    original = SymbolicArray.__getitem__
 
     def getitem(self: Any, index: Any) -> Any:
         parts = index if isinstance(index, tuple) else (index,)
@@ -184,54 +207,32 @@ def _strided_slices() -> Iterator[None]:
         if not isinstance(picked, np.ndarray):
             return picked
         flat = sympy.ImmutableDenseNDimArray(picked.ravel().tolist(), picked.shape)
-        return SymbolicArray(flat, shape=picked.shape, dtype=self.dtype)
+        return type(self)(flat, shape=picked.shape, dtype=self.dtype)
 
-    with _SLICING:
-        if getattr(original, "diffops_strided", False):  # already in force
-            yield
-            return
-        getitem.diffops_strided = True  # type: ignore[attr-defined]
-        SymbolicArray.__getitem__ = getitem
-        try:
-            yield
-        finally:
-            SymbolicArray.__getitem__ = original
+    return getitem
 
 
-@contextlib.contextmanager
-def _constancy_by_symbols() -> Iterator[None]:
+def _diff_by_symbols(original: Callable[..., Any]) -> Callable[..., Any]:
     """Symbolic arrays differentiated without SymPy simplifying each element first.
 
     SymNum's ``SymbolicArray.diff`` first asks whether every element is constant in
     the variables (``Expr.is_constant``), which simplifies each element: minutes for
-    ``tanh`` of a squared cubic of six variables (found by the fuzz campaign). While
-    code is made, an array none of whose elements has the variables as free symbols
-    still takes SymNum's path (that check is then immediate); any other is
-    differentiated element by element directly. That differs only for an element
-    that has the variables but does not depend on them, whose derivative is then an
-    expression equal to zero instead of the number 0.
+    ``tanh`` of a squared cubic of six variables (found by the fuzz campaign). Here
+    an array none of whose elements has the variables as free symbols still takes
+    SymNum's path (that check is then immediate); any other is differentiated
+    element by element directly. That differs only for an element that has the
+    variables but does not depend on them, whose derivative is then an expression
+    equal to zero instead of the number 0.
     """
-    from symnum.array import SymbolicArray
-
-    original = SymbolicArray.diff
 
     def diff(self: Any, *variables: Any) -> Any:
         wrt = set().union(*(v.free_symbols for v in variables))
         base = getattr(self, "_base_array", None)
         if base is None or not any(e.free_symbols & wrt for e in self.flat):
             return original(self, *variables)
-        return SymbolicArray(base.diff(*variables), dtype=self.dtype)
+        return type(self)(base.diff(*variables), dtype=self.dtype)
 
-    with _SLICING:
-        if getattr(original, "diffops_by_symbols", False):  # already in force
-            yield
-            return
-        diff.diffops_by_symbols = True  # type: ignore[attr-defined]
-        SymbolicArray.diff = diff
-        try:
-            yield
-        finally:
-            SymbolicArray.diff = original
+    return diff
 
 
 def _generate_code(
