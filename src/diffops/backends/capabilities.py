@@ -62,6 +62,12 @@ class CompiledPrograms:
             program: Function of framework arrays.
             **options: The framework's compile options (JAX: :func:`jax.jit`'s
                 keyword arguments).
+
+        Returns:
+            The compiled program. It may settle at its first call (JAX: choose its
+            compile options at the first call's shapes): its ``settled`` attribute
+            is then the function to call instead, without the program's own
+            dispatch.
         """
         return program
 

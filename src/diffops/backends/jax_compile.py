@@ -63,6 +63,15 @@ class SizedProgram:
         return self._call(*args, **kwargs)
 
     @property
+    def settled(self) -> Function | None:
+        """After the first call, the jitted function chosen (``None`` before it).
+
+        Callers that keep the program call this instead from then on, one Python
+        frame less per call (:func:`diffops.boundary.caller.make_caller`).
+        """
+        return None if self._call is self._first else self._call
+
+    @property
     def large(self) -> bool:
         """Whether the program compiles with :data:`LARGE_PROGRAM_OPTIONS`."""
         return self._call is not self._jitted and self._call is not self._first

@@ -184,16 +184,20 @@ class _Path:
         self.unpackers = packing.unpackers if packing is not None else {}
 
     def enter(self, x: np.ndarray, args: tuple[Any, ...]) -> Any:
-        """Run the program at ``x`` (and ``args``)."""
+        """Run the program at ``x`` (and ``args``); then keep what it settled on."""
         if self.input_shape is not None and x.shape != self.input_shape:
             _generated_for(self.input_shape, x.shape, self.func)
+        program = self.program
         if self.plain:
-            return self.program(x, *args)
-        if not self.convert_input:
-            return self.run(self.program, x.dtype, x, *args)
-        if args:
-            args = framework_arguments(self.backend, args, x.dtype)
-        return self.run(self.program, x.dtype, self.to_framework(x), *args)
+            out = program(x, *args)
+        elif not self.convert_input:
+            out = self.run(program, x.dtype, x, *args)
+        else:
+            if args:
+                args = framework_arguments(self.backend, args, x.dtype)
+            out = self.run(program, x.dtype, self.to_framework(x), *args)
+        self.program = getattr(program, "settled", None) or program
+        return out
 
     def enter_packed(
         self, x: np.ndarray, args: tuple[Any, ...]
@@ -244,10 +248,12 @@ def _packed_call(path: _Path) -> Caller:
     unpackers, enter_packed, convert = path.unpackers, path.enter_packed, path.convert
 
     def call(x: np.ndarray, *args: Any) -> tuple[Any, ...]:
+        nonlocal program
         # The common case inlined (no arguments, signature seen): one frame less.
         unpack = _UNSET if args else unpackers.get((x.shape, x.dtype), _UNSET)
         if unpack is _UNSET:
             out, unpack = enter_packed(x, args)
+            program = path.program  # settled by its first call
         else:
             out = run(program, x.dtype, x)
         if unpack is not None:
