@@ -217,3 +217,39 @@ def test_a_problem_measured_op_by_op():
     )
     done = _run_python(code)
     assert done.stdout.split() == ["ok", "jax_nojit", "0", "2"]
+
+
+def test_the_products_oracle_passes_the_right_matrix_and_fails_a_missed_entry():
+    """``--oracle products``: the sparse matrix times random vectors against JAX's
+    own Hessian-vector products; the same check with one entry of the sparse
+    result dropped (a missed non-zero) must fail."""
+    import importlib.util
+
+    if importlib.util.find_spec("sif2jax") is None:
+        pytest.skip("sif2jax is not installed")
+    code = (
+        "import jax\n"
+        "jax.config.update('jax_enable_x64', True)\n"
+        "from benchmarks.cutest import compare, measure, problems\n"
+        "problems.load_alone(['HS71'])\n"
+        "(spec,) = problems.discover(['HS71'])\n"
+        "row = measure.measure(spec, 'lagrangian', 2, 0.1, 0, 1e-10, False,\n"
+        "    lambda *a, **k: None, oracle='products')\n"
+        "print(row['status'], row['oracle'], row['misses'], row['nnz'])\n"
+        "built = problems.build(spec, 'lagrangian', 2)\n"
+        "d = measure.operator(built)(built.func, 'jax', sparsity='detect')\n"
+        "def dropped(x, *args):\n"
+        "    h, *rest = d(x, *args)\n"
+        "    h = h.tolil()\n"
+        "    h[1, 2] = 0.0\n"
+        "    return (h.tocsr(), *rest)\n"
+        "x, args = built.points[0]\n"
+        "bad = {}\n"
+        "measure._check_products(bad, built, dropped, dropped(x, *args), 0)\n"
+        "bad['lower_rel_error'] = 0.0\n"
+        "print(compare.status(bad, 1e-10), bad['max_rel_error'] > 1e-3)\n"
+    )
+    done = _run_python(code)
+    first, second = done.stdout.strip().splitlines()[-2:]
+    assert first.split() == ["ok", "products", "None", "16"]
+    assert second.split() == ["wrong", "True"]

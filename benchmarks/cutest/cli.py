@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import adapter, report, rows, runner
+from . import adapter, measure, report, rows, runner
 from .plot import plot
 
 COMMAND = "python -m benchmarks.cutest"
@@ -45,13 +45,17 @@ def _parser() -> argparse.ArgumentParser:
         "takes minutes to compile)",
     )
     parser.add_argument(
-        "--dense-backend",
-        choices=("jax", "jax_nojit"),
-        default=None,
-        help="diffops backend of the dense derivative that checks the sparse one "
-        "(default: --backend). jax_nojit checks a compiled sparse program against "
-        "the dense derivative run op by op: for problems whose dense program XLA "
-        "takes minutes to compile, or more memory than a worker has",
+        "--oracle",
+        choices=measure.ORACLES,
+        default="dense",
+        help="what checks the sparse result (default %(default)s): the dense "
+        "derivative on --backend; dense-nojit: the dense derivative op by op, for "
+        "problems whose dense program XLA takes minutes to compile; products: "
+        "JAX's own compiled JVPs (Jacobians) or Hessian-vector products at "
+        f"{measure.PRODUCTS} random vectors per point against the sparse matrix "
+        "times them, for problems whose dense derivative is out of reach (a missed "
+        "non-zero or wrong value shows as a wrong product: status 'wrong'; no "
+        "observed or spurious counts)",
     )
     parser.add_argument(
         "--allow-timeouts",
@@ -102,7 +106,7 @@ def _options(args: argparse.Namespace) -> list[str]:
             f"- problems: {runner.selection_label(args)}; {args.points} points "
             f"x0 + {args.scale:g} N(0,1), seed {args.seed}; timeout "
             f"{args.timeout:g} s per matrix; rtol {args.rtol:g}; backend "
-            f"{args.backend}, dense {args.dense_backend or args.backend}"
+            f"{args.backend}; oracle {args.oracle}"
         ]
     log = args.out / "results.log"
     runs = []
@@ -134,10 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "benchmarks.cutest.measure:measure",
             csv_path,
             "diffops",
-            extra={
-                "backend": args.backend,
-                "dense_backend": args.dense_backend or args.backend,
-            },
+            extra={"backend": args.backend, "oracle": args.oracle},
         )
     merged = args.asdex is not None
     if merged:

@@ -5,6 +5,11 @@ by :mod:`.adapter`); the dense derivative's first call; both at every point,
 compared (:mod:`.compare`); then interleaved per-call timing of both. The sparse
 function is called first, so it, not the dense one, pays for anything JAX compiles
 once per function.
+
+The dense derivative is the oracle (``oracle="dense"``, or ``"dense-nojit"`` run op
+by op). Where it is out of reach (minutes of XLA compiling, gigabytes), ``"products"``
+checks the sparse matrix times random vectors against JAX's own JVPs or
+Hessian-vector products of the function, compiled with XLA's older emitters.
 """
 
 from __future__ import annotations
@@ -16,6 +21,12 @@ from typing import Any
 import numpy as np
 
 from . import adapter, clock, compare, problems, rows
+
+ORACLES = ("dense", "dense-nojit", "products")
+"""What checks the sparse result (see :func:`measure`)."""
+
+PRODUCTS = 4
+"""Random vectors per point of the ``products`` oracle."""
 
 
 def describe(err: BaseException) -> str:
@@ -108,7 +119,7 @@ def measure(
     timing: bool,
     report: Callable[..., None],
     backend: str = "jax",
-    dense_backend: str | None = None,
+    oracle: str = "dense",
 ) -> dict[str, Any]:
     """Measure one matrix; returns its CSV row (see :data:`.rows.COLUMNS`).
 
@@ -122,16 +133,16 @@ def measure(
         timing: Whether to time warm calls.
         report: Receives the row measured so far at each stage.
         backend: diffops backend of both derivatives (``jax`` or ``jax_nojit``).
-        dense_backend: The dense derivative's backend, if not ``backend``.
+        oracle: What checks the sparse result (:data:`ORACLES`): the dense
+            derivative on ``backend``, the dense derivative op by op
+            (``jax_nojit``), or :data:`PRODUCTS` random products per point.
 
     Returns:
         The row.
     """
     row = rows.new_row(spec, matrix)
-    dense_backend = dense_backend or backend
-    row["backend"] = (
-        backend if dense_backend == backend else f"{backend} (dense {dense_backend})"
-    )
+    row["backend"] = backend
+    row["oracle"] = oracle
 
     def stage(name: str) -> None:
         row["stage"] = name
@@ -178,14 +189,23 @@ def measure(
         failed_at = failed_at or str(row["stage"])
         errors.append(f"sparse ({row['stage']}): {describe(err)}")
 
-    stage("dense: first call")
-    dense_d = op(built.func, dense_backend)
-    dense_out = None
-    try:
-        dense_out, row["dense_first_s"] = clock.timed(lambda: dense_d(x, *args))
-    except Exception as err:
-        failed_at = failed_at or str(row["stage"])
-        errors.append(f"dense: {describe(err)}")
+    dense_d, dense_out = None, None
+    if oracle == "products":
+        if first is not None:
+            stage("products")
+            try:
+                _check_products(row, built, sparse_d, first.outputs, seed)
+            except Exception as err:
+                failed_at = failed_at or str(row["stage"])
+                errors.append(f"products: {describe(err)}")
+    else:
+        stage("dense: first call")
+        dense_d = op(built.func, "jax_nojit" if oracle == "dense-nojit" else backend)
+        try:
+            dense_out, row["dense_first_s"] = clock.timed(lambda: dense_d(x, *args))
+        except Exception as err:
+            failed_at = failed_at or str(row["stage"])
+            errors.append(f"dense: {describe(err)}")
 
     if first is not None and dense_out is not None:
         stage("compare")
@@ -201,7 +221,7 @@ def measure(
         if first is not None and not errors:
             calls["call_s"] = lambda: sparse_d(x, *args)
         if dense_out is not None:
-            calls["dense_call_s"] = lambda: dense_d(x, *args)
+            calls["dense_call_s"] = lambda: dense_d(x, *args)  # type: ignore[misc]
         if calls:
             row.update(clock.per_call(calls))
 
@@ -242,3 +262,58 @@ def _compare(
     if built.derivative == "jacobian":
         bound = min(bound, compare.column_bound(comparison.pattern))
     row["color_bound"] = bound
+
+
+def _check_products(
+    row: dict[str, Any],
+    built: problems.Matrix,
+    sparse_d: Any,
+    sparse_first: tuple[Any, ...],
+    seed: int,
+) -> None:
+    """Check the sparse result at every point by :data:`PRODUCTS` random products.
+
+    The sparse matrix times a random Gaussian matrix ``V`` against JAX's own
+    Jacobian-vector products (``jax.jvp`` of the function) or Hessian-vector
+    products (``jax.jvp`` of ``jax.grad``) at the columns of ``V``, and the value
+    and gradient against ``jax.value_and_grad``, one compiled program. A missed
+    non-zero or a wrong value changes a product unless its contribution is below
+    the tolerance: reported as ``wrong`` (``misses`` stays empty).
+    """
+    import jax
+
+    from diffops.backends.jax_compile import LARGE_PROGRAM_OPTIONS
+
+    func, hessian = built.func, built.derivative == "hessian"
+
+    def products(x: Any, vectors: Any, *args: Any) -> Any:
+        def f(z: Any) -> Any:
+            return func(z, *args)
+
+        if hessian:
+            value, gradient = jax.value_and_grad(f)(x)
+            grad = jax.grad(f)
+            out = jax.vmap(lambda v: jax.jvp(grad, (x,), (v,))[1])(vectors)
+            return out, gradient, value  # hessian_grad_and_value's order
+        value = f(x)
+        out = jax.vmap(lambda v: jax.jvp(f, (x,), (v,))[1])(vectors)
+        return out, value
+
+    program = jax.jit(products, compiler_options=LARGE_PROGRAM_OPTIONS)
+    rng = np.random.default_rng([seed, len(built.points)])
+    worst = lower = 0.0
+    nnz = None
+    for i, (x, args) in enumerate(built.points):
+        sparse_out = sparse_first if i == 0 else sparse_d(x, *args)
+        matrix = sparse_out[0]
+        nnz = int(matrix.nnz)
+        vectors = rng.standard_normal((PRODUCTS, x.size))
+        expected, *lower_expected = program(x, vectors, *args)  # x64: setup()
+        expected = np.asarray(expected).reshape(PRODUCTS, -1).T
+        worst = max(worst, compare.rel_error(matrix @ vectors.T, expected))
+        for s, e in zip(sparse_out[1:], lower_expected, strict=True):
+            lower = max(lower, compare.rel_error(np.asarray(s), np.asarray(e)))
+    row.update(
+        nnz=nnz, max_rel_error=worst, lower_rel_error=lower, pattern_changed=False
+    )
+    row["misses"] = None

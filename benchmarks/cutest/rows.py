@@ -48,6 +48,9 @@ COLUMNS: dict[str, str] = {
     "seconds": "wall time of the whole task",
     "backend": "the diffops backend measured (jax; jax_nojit: op by op, no XLA "
     "compile)",
+    "oracle": "what checked the sparse result: dense (the dense derivative), "
+    "dense-nojit (the dense derivative op by op), products (JAX's JVPs or HVPs at "
+    "random vectors; no observed or spurious counts); empty: dense",
 }
 """Column → meaning (also the CSV header, in this order)."""
 
