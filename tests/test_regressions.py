@@ -317,6 +317,30 @@ def test_symnum_strided_slices_of_matrices():
     np.testing.assert_allclose(vjp(m), expected_vjp(m))
 
 
+def test_symnum_zero_d_input_put_into_arrays_and_times_numpy_arrays():
+    """A 0-d input that the function puts into an array (``snp.array([x, x])``) is
+    passed as its symbol; that symbol times a NumPy array is a NumPy array of
+    expressions, once refused as "not an array" (fuzz campaign)."""
+    require_backend("symnum")
+    require_backend("autograd")
+    import autograd.numpy as anp
+    import symnum.numpy as snp
+
+    def make(xp: Any) -> Any:
+        def f(x: Any) -> Any:
+            scale = xp.sum(xp.array([x, x]))
+            return x * np.array([[0.5, 0.5], [0.5, 0.25]]) / (1 + scale**2)
+
+        return f
+
+    x = np.array(-0.66)
+    m = np.array([[0.18, 0.12], [1.91, 0.90]])
+    vjp, value = diffops.vjp_and_value(make(snp), backend="symnum", arg_shape=())(x)
+    expected_vjp, expected = diffops.vjp_and_value(make(anp), backend="autograd")(x)
+    np.testing.assert_allclose(value, expected, rtol=1e-12)
+    np.testing.assert_allclose(vjp(m), expected_vjp(m), rtol=1e-12)
+
+
 _TANH_OF_SQUARED_CUBIC = """
 import json
 import numpy as np

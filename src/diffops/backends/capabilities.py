@@ -64,10 +64,8 @@ class CompiledPrograms:
                 keyword arguments).
 
         Returns:
-            The compiled program. It may settle at its first call (JAX: choose its
-            compile options at the first call's shapes): its ``settled`` attribute
-            is then the function to call instead, without the program's own
-            dispatch.
+            The program; one that settles at its first call has a ``settled``
+            attribute: then the function to call instead (JAX: the jit chosen).
         """
         return program
 

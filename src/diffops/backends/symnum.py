@@ -233,7 +233,14 @@ def _apply(symbolic: Function, y: Any, shape: Shape, args: Any) -> Any:
     except ValueError as err:
         if "0-d" not in str(err):
             raise
-        return symbolic(y[0], *args)
+    out = symbolic(y[0], *args)
+    if isinstance(out, np.ndarray) and out.dtype == object:
+        # The symbol times a NumPy array (``x * np.ones(2)``) is a NumPy array of
+        # expressions: the symbolic array it stands for.
+        import symnum.numpy as snp
+
+        return snp.array(out, dtype=y.dtype)
+    return out
 
 
 def _checked_value_shape(out: Any, op: Any, func: Function) -> Shape:
