@@ -58,14 +58,13 @@ class CompiledPrograms:
     def compile(self, program: Function, **options: Any) -> Function:
         """Compile the per-call program (default: unchanged).
 
+        A program that settles at its first call (JAX: its jit options) then has a
+        ``settled`` attribute: the function to call instead.
+
         Args:
             program: Function of framework arrays.
             **options: The framework's compile options (JAX: :func:`jax.jit`'s
                 keyword arguments).
-
-        Returns:
-            The program; one that settles at its first call has a ``settled``
-            attribute: then the function to call instead (JAX: the jit chosen).
         """
         return program
 
