@@ -195,10 +195,17 @@ def size(shape: tuple[int, ...]) -> int:
 
 
 def capped(node: Node) -> Node:
-    """``node``, or ``tanh(node)`` if its bound is above ``BMAX``."""
+    """``node``, or ``tanh(node * BMAX / bound)`` if its bound is above ``BMAX``.
+
+    Scaled so that ``tanh``'s argument stays within ``BMAX``: Autograd's derivatives
+    of ``tanh`` (``1 / cosh(x)**2``) overflow into NaN beyond ``|x|`` of about 355
+    (third order) and 710 (second), where JAX's and PyTorch's are 0.
+    """
     if node.bound <= BMAX:
         return node
-    return Node("unary", node.shape, (node,), ("tanh",), 1.0)
+    scale = const((BMAX / node.bound,), ())
+    scaled = Node("mul", node.shape, (node, scale), (), BMAX)
+    return Node("unary", node.shape, (scaled,), ("tanh",), 1.0)
 
 
 def unary(name: str, a: Node) -> Node:
