@@ -216,6 +216,38 @@ def test_jax_large_programs_compile_with_xlas_older_emitters(monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 
 
+def test_jax_programs_are_called_directly_once_settled(monkeypatch):
+    """After its first call, a compiled JAX program's jitted function is called
+    without SizedProgram's own frame (for values and for closures)."""
+    require_backend("jax")
+    import jax
+
+    from diffops.backends import jax_compile
+
+    dispatched = []
+    original = jax_compile.SizedProgram.__call__
+
+    def counted(self, *args, **kwargs):
+        dispatched.append(self.settled is None)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(jax_compile.SizedProgram, "__call__", counted)
+    x = np.array([0.3, -0.2, 0.5])
+    program = jax_compile.jit(jax, _unrolled, {})
+    assert program.settled is None
+    assert not program.large
+    program(x)
+    assert program.settled is not None
+    assert not program.large
+    for op in ("grad_and_value", "hvp_grad_and_value"):
+        dispatched.clear()
+        derivative = getattr(diffops, op)(_unrolled, "jax")
+        first = derivative(x)
+        again = [derivative(x) for _ in range(3)][-1]
+        assert dispatched == [True], op  # the first call only
+        np.testing.assert_allclose(again[-1], first[-1])
+
+
 def test_jax_nojit_closures_run_and_match_jax():
     require_backend("jax_nojit")
     require_backend("jax")

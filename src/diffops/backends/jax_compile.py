@@ -69,12 +69,13 @@ class SizedProgram:
         Callers that keep the program call this instead from then on, one Python
         frame less per call (:func:`diffops.boundary.caller.make_caller`).
         """
-        return None if self._call is self._first else self._call
+        # ``==``: each access to ``self._first`` makes a new bound method.
+        return None if self._call == self._first else self._call
 
     @property
     def large(self) -> bool:
         """Whether the program compiles with :data:`LARGE_PROGRAM_OPTIONS`."""
-        return self._call is not self._jitted and self._call is not self._first
+        return self.settled is not None and self._call is not self._jitted
 
     def _first(self, *args: Any, **kwargs: Any) -> Any:
         # Asked here, not when built: asking starts JAX's backend, and a process

@@ -184,20 +184,16 @@ class _Path:
         self.unpackers = packing.unpackers if packing is not None else {}
 
     def enter(self, x: np.ndarray, args: tuple[Any, ...]) -> Any:
-        """Run the program at ``x`` (and ``args``); then keep what it settled on."""
+        """Run the program at ``x`` (and ``args``)."""
         if self.input_shape is not None and x.shape != self.input_shape:
             _generated_for(self.input_shape, x.shape, self.func)
-        program = self.program
         if self.plain:
-            out = program(x, *args)
-        elif not self.convert_input:
-            out = self.run(program, x.dtype, x, *args)
-        else:
-            if args:
-                args = framework_arguments(self.backend, args, x.dtype)
-            out = self.run(program, x.dtype, self.to_framework(x), *args)
-        self.program = getattr(program, "settled", None) or program
-        return out
+            return self.program(x, *args)
+        if not self.convert_input:
+            return self.run(self.program, x.dtype, x, *args)
+        if args:
+            args = framework_arguments(self.backend, args, x.dtype)
+        return self.run(self.program, x.dtype, self.to_framework(x), *args)
 
     def enter_packed(
         self, x: np.ndarray, args: tuple[Any, ...]
@@ -211,6 +207,8 @@ class _Path:
             return self.enter(x, args), unpack  # type: ignore[return-value]
         packing.expect()
         out = self.enter(x, args)
+        # A program that settled at its first call is called directly from now on.
+        self.program = getattr(self.program, "settled", None) or self.program
         return out, packing.learn(key, x, args)
 
     def convert(self, out: Sequence[Any], x: np.ndarray) -> list[Any]:
