@@ -273,12 +273,12 @@ def _check_products(
 ) -> None:
     """Check the sparse result at every point by :data:`PRODUCTS` random products.
 
-    The sparse matrix times a random Gaussian matrix ``V`` against JAX's own
+    The sparse matrix times random Gaussian vectors against JAX's own
     Jacobian-vector products (``jax.jvp`` of the function) or Hessian-vector
-    products (``jax.jvp`` of ``jax.grad``) at the columns of ``V``, and the value
-    and gradient against ``jax.value_and_grad``, one compiled program. A missed
-    non-zero or a wrong value changes a product unless its contribution is below
-    the tolerance: reported as ``wrong`` (``misses`` stays empty).
+    products (``jax.jvp`` of ``jax.grad``, whose primal is the gradient), and the
+    value and gradient against the same program's. A missed non-zero or a wrong
+    value changes a product unless its contribution is below the tolerance:
+    reported as ``wrong`` (``misses`` stays empty).
     """
     import jax
 
@@ -286,20 +286,22 @@ def _check_products(
 
     func, hessian = built.func, built.derivative == "hessian"
 
-    def products(x: Any, vectors: Any, *args: Any) -> Any:
+    def product(x: Any, vector: Any, *args: Any) -> Any:
+        """One product, the value and (Hessians) the gradient: one vector per
+        program call (a batch of them made XLA compile EXTROSNBNE's Lagrangian for
+        more than 20 minutes)."""
+
         def f(z: Any) -> Any:
             return func(z, *args)
 
         if hessian:
-            value, gradient = jax.value_and_grad(f)(x)
-            grad = jax.grad(f)
-            out = jax.vmap(lambda v: jax.jvp(grad, (x,), (v,))[1])(vectors)
+            value = f(x)
+            gradient, out = jax.jvp(jax.grad(f), (x,), (vector,))
             return out, gradient, value  # hessian_grad_and_value's order
-        value = f(x)
-        out = jax.vmap(lambda v: jax.jvp(f, (x,), (v,))[1])(vectors)
+        value, out = jax.jvp(f, (x,), (vector,))
         return out, value
 
-    program = jax.jit(products, compiler_options=LARGE_PROGRAM_OPTIONS)
+    program = jax.jit(product, compiler_options=LARGE_PROGRAM_OPTIONS)
     rng = np.random.default_rng([seed, len(built.points)])
     worst = lower = 0.0
     nnz = None
@@ -307,12 +309,12 @@ def _check_products(
         sparse_out = sparse_first if i == 0 else sparse_d(x, *args)
         matrix = sparse_out[0]
         nnz = int(matrix.nnz)
-        vectors = rng.standard_normal((PRODUCTS, x.size))
-        expected, *lower_expected = program(x, vectors, *args)  # x64: setup()
-        expected = np.asarray(expected).reshape(PRODUCTS, -1).T
-        worst = max(worst, compare.rel_error(matrix @ vectors.T, expected))
-        for s, e in zip(sparse_out[1:], lower_expected, strict=True):
-            lower = max(lower, compare.rel_error(np.asarray(s), np.asarray(e)))
+        for vector in rng.standard_normal((PRODUCTS, x.size)):
+            expected, *lower_expected = program(x, vector, *args)  # x64: setup()
+            expected = np.asarray(expected).reshape(-1)
+            worst = max(worst, compare.rel_error(matrix @ vector, expected))
+            for s, e in zip(sparse_out[1:], lower_expected, strict=True):
+                lower = max(lower, compare.rel_error(np.asarray(s), np.asarray(e)))
     row.update(
         nnz=nnz, max_rel_error=worst, lower_rel_error=lower, pattern_changed=False
     )
