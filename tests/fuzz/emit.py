@@ -184,7 +184,9 @@ class Emitter:
             keys = [0.0] * len(idx)
             for position, i in enumerate(idx):
                 keys[i] = float(position)
-            return f"jax.lax.sort_key_val({self.array(keys, (len(idx),))}, {a})[1]"
+            out = f"jax.lax.sort_key_val({self.array(keys, (len(idx),))}, {a})[1]"
+            # The permuted vector, in the index array's shape (e.g. a column).
+            return out if len(idx_shape) == 1 else f"{out}.reshape({idx_shape})"
         return f"{a}[{index}]"
 
     def at_set(self, args: list[str], lengths: list[int] | None, shape) -> str:
