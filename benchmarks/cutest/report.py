@@ -64,6 +64,8 @@ def _counts(all_rows: list[dict[str, Any]]) -> Table:
     by_category = Counter(problems.values())
     by_matrix = Counter(row["matrix"] for row in all_rows)
     by_status = Counter(row["status"] for row in all_rows)
+    # Rows written before the oracle column were checked against the dense one.
+    by_oracle = Counter(row.get("oracle") or "dense" for row in all_rows)
 
     def listed(counter: Counter[str]) -> str:
         return ", ".join(f"{k} {v}" for k, v in sorted(counter.items()))
@@ -72,6 +74,7 @@ def _counts(all_rows: list[dict[str, Any]]) -> Table:
         ["problems", f"{len(problems)}", listed(by_category)],
         ["matrices", f"{len(all_rows)}", listed(by_matrix)],
         ["status", "", listed(by_status)],
+        ["oracle", "", listed(by_oracle)],
     ]
     return Table("Counts", ["", "total", "by kind"], body)
 
