@@ -262,8 +262,8 @@ class JaxBackend(
         """
         if not self.jit:
             return super().closure_applier()
-        applier: Callable[[Function, Any], Any] = _jax().jit(lambda c, v: c(v))
-        return applier
+        # Sized like the programs: a closure's linear part can be as large as they.
+        return jit(_jax(), lambda c, v: c(v), {})
 
     def trace(self, function: Function, *args: Any) -> Any:
         """Trace ``function`` abstractly (``jax.eval_shape``)."""

@@ -300,10 +300,14 @@ def _closure_call(path: _Path, backend: Backend, spec: Closure) -> Caller:
     enter, enter_packed, convert = path.enter, path.enter_packed, path.convert
     to_numpy = path.to_numpy
     apply = compiled(backend).closure_applier()
+    settling = hasattr(apply, "settled")  # until its first application has settled
     # Closure argument and result shapes, per input and value shape.
     closure_shapes: dict[tuple[Any, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def call_with_closure(x: np.ndarray, *args: Any) -> tuple[Any, ...]:
+        nonlocal apply, settling
+        if settling and apply.settled is not None:  # type: ignore[attr-defined]
+            apply, settling = apply.settled, False  # type: ignore[attr-defined]
         if packed:
             out, unpack = enter_packed(x, args)
         else:
@@ -352,9 +356,13 @@ def _framework_caller(backend: Backend, op: Operator, program: Function) -> Call
     # Closures keep their input; the user's function may change it in place.
     copy = op.closure is not None or backend.protect_input
     apply = compiled(backend).closure_applier() if op.closure is not None else None
+    settling = hasattr(apply, "settled")  # until its first application has settled
     arrays = backend if isinstance(backend, FrameworkArrays) else FrameworkArrays()
 
     def call(x: Any, *args: Any) -> tuple[Any, ...]:
+        nonlocal apply, settling
+        if settling and apply.settled is not None:  # type: ignore[union-attr]
+            apply, settling = apply.settled, False  # type: ignore[union-attr]
         x = framework_input(backend, x, copy=copy)
         dtype = arrays.framework_dtype(x)
         out = run(program, dtype, x, *args)

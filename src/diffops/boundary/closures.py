@@ -119,7 +119,14 @@ class ProductClosure(ShapedClosure):
     NumPy array of that dtype (with ``as_numpy=False``: the framework's array).
     """
 
-    __slots__ = ("_apply", "_arg_kind", "_as_numpy", "_backend", "_closure")
+    __slots__ = (
+        "_apply",
+        "_arg_kind",
+        "_as_numpy",
+        "_backend",
+        "_closure",
+        "_settling",
+    )
 
     def __init__(
         self,
@@ -139,6 +146,8 @@ class ProductClosure(ShapedClosure):
         self._arg_kind = spec.arg_kind
         self._as_numpy = as_numpy
         self._apply = _apply if apply is None else apply
+        # An applier that settles at its first call is replaced by what it chose.
+        self._settling = hasattr(self._apply, "settled")
 
     def __call__(self, m: Any) -> Any:
         """Apply the product to ``m``.
@@ -157,6 +166,8 @@ class ProductClosure(ShapedClosure):
         out = backend.run(
             self._apply, self._dtype, self._closure, backend.to_framework(arr)
         )
+        if self._settling:
+            self._settle()
         if not self._as_numpy:
             return out
         return self._result(backend.to_numpy(out), arr)
@@ -173,7 +184,15 @@ class ProductClosure(ShapedClosure):
             raise InputTypeError(msg)
         if dtype != self._dtype:
             m = arrays.framework_astype(m, self._dtype)
-        return backend.run(self._apply, self._dtype, self._closure, m)
+        out = backend.run(self._apply, self._dtype, self._closure, m)
+        if self._settling:
+            self._settle()
+        return out
+
+    def _settle(self) -> None:
+        settled = self._apply.settled  # type: ignore[attr-defined]
+        if settled is not None:
+            self._apply, self._settling = settled, False
 
     def _wrong_shape(self, shape: tuple[int, ...]) -> None:
         require_shape(
