@@ -248,6 +248,23 @@ def test_jax_programs_are_called_directly_once_settled(monkeypatch):
         np.testing.assert_allclose(again[-1], first[-1])
 
 
+def test_jax_closure_appliers_are_sized_and_settle():
+    """A JAX closure is applied by a sized jit; after its first application the
+    closure, and the closures of later calls, call the chosen function directly."""
+    require_backend("jax")
+    from diffops.backends import jax_compile
+
+    x = np.array([0.3, -0.2, 0.5])
+    derivative = diffops.hvp_grad_and_value(_unrolled, "jax")
+    closure = derivative(x)[0]
+    assert isinstance(closure._apply, jax_compile.SizedProgram)
+    first = closure(np.ones(3))
+    assert not isinstance(closure._apply, jax_compile.SizedProgram)
+    later = derivative(x)[0]
+    assert not isinstance(later._apply, jax_compile.SizedProgram)
+    np.testing.assert_allclose(later(np.ones(3)), first)
+
+
 def test_jax_nojit_closures_run_and_match_jax():
     require_backend("jax_nojit")
     require_backend("jax")
