@@ -15,6 +15,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.cutest import compare, rows, runner  # noqa: E402
 from benchmarks.cutest.pool import Pool, Task  # noqa: E402
 
+import _child as child  # noqa: E402
+
 RNG = np.random.default_rng(18)
 
 
@@ -155,19 +157,7 @@ def test_pool_stops_slow_tasks_and_survives_crashes():
 
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
     """``code`` in a fresh interpreter at the repository root; it must succeed."""
-    import os
-    import subprocess
-
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert done.returncode == 0, done.stderr
-    return done
+    return child.run_python(code, root=ROOT)
 
 
 def test_problems_load_alone_without_importing_all_of_sif2jax():
@@ -198,6 +188,16 @@ def test_problems_load_alone_without_importing_all_of_sif2jax():
     assert stubs == "True True"
 
 
+_HS71 = (
+    "import jax\n"
+    "jax.config.update('jax_enable_x64', True)\n"
+    "from benchmarks.cutest import measure, problems\n"
+    "problems.load_alone(['HS71'])\n"
+    "(spec,) = problems.discover(['HS71'])\n"
+)
+"""Child code: HS71 loaded alone, its spec as ``spec`` (x64 on, as the harness has)."""
+
+
 def test_a_problem_measured_op_by_op():
     """``--backend jax_nojit``: both derivatives op by op (for programs XLA takes
     minutes to compile); the row says which backend measured it."""
@@ -206,12 +206,7 @@ def test_a_problem_measured_op_by_op():
     if importlib.util.find_spec("sif2jax") is None:
         pytest.skip("sif2jax is not installed")
     code = (
-        "import jax\n"
-        "jax.config.update('jax_enable_x64', True)\n"
-        "from benchmarks.cutest import measure, problems\n"
-        "problems.load_alone(['HS71'])\n"
-        "(spec,) = problems.discover(['HS71'])\n"
-        "row = measure.measure(spec, 'lagrangian', 2, 0.1, 0, 1e-10, False,\n"
+        _HS71 + "row = measure.measure(spec, 'lagrangian', 2, 0.1, 0, 1e-10, False,\n"
         "    lambda *a, **k: None, backend='jax_nojit')\n"
         "print(row['status'], row['backend'], row['misses'], row['points'])\n"
     )
@@ -228,11 +223,7 @@ def test_the_products_oracle_passes_the_right_matrix_and_fails_a_missed_entry():
     if importlib.util.find_spec("sif2jax") is None:
         pytest.skip("sif2jax is not installed")
     code = (
-        "import jax\n"
-        "jax.config.update('jax_enable_x64', True)\n"
-        "from benchmarks.cutest import compare, measure, problems\n"
-        "problems.load_alone(['HS71'])\n"
-        "(spec,) = problems.discover(['HS71'])\n"
+        _HS71 + "from benchmarks.cutest import compare\n"
         "row = measure.measure(spec, 'lagrangian', 2, 0.1, 0, 1e-10, False,\n"
         "    lambda *a, **k: None, oracle='products')\n"
         "print(row['status'], row['oracle'], row['misses'], row['nnz'])\n"
@@ -245,7 +236,7 @@ def test_the_products_oracle_passes_the_right_matrix_and_fails_a_missed_entry():
         "    return (h.tocsr(), *rest)\n"
         "x, args = built.points[0]\n"
         "bad = {}\n"
-        "measure._check_products(bad, built, dropped, dropped(x, *args), 0)\n"
+        "measure.check_products(bad, built, dropped, dropped(x, *args), 0)\n"
         "bad['lower_rel_error'] = 0.0\n"
         "print(compare.status(bad, 1e-10), bad['max_rel_error'] > 1e-3)\n"
     )

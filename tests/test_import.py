@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+
+import _child as child
 
 FRAMEWORKS = ("jax", "torch", "autograd", "symnum", "sympy", "jaxlib")
 
 
 def run_python(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return child.run_python(code, timeout=120).stdout.strip()
 
 
 def imported_after(statements: str) -> list[str]:

@@ -366,19 +366,12 @@ def test_symnum_differentiates_without_simplifying_every_element():
     require_backend("symnum")
     require_backend("autograd")
     import json
-    import subprocess
-    import sys
 
     import autograd.numpy as anp
 
-    done = subprocess.run(
-        [sys.executable, "-c", _TANH_OF_SQUARED_CUBIC],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    import _child as child
+
+    done = child.run_python(_TANH_OF_SQUARED_CUBIC, timeout=300)
     value, product = json.loads(done.stdout)
 
     def f(x: Any) -> Any:

@@ -194,7 +194,7 @@ def measure(
         if first is not None:
             stage("products")
             try:
-                _check_products(row, built, sparse_d, first.outputs, seed)
+                check_products(row, built, sparse_d, first.outputs, seed)
             except Exception as err:
                 failed_at = failed_at or str(row["stage"])
                 errors.append(f"products: {describe(err)}")
@@ -264,7 +264,7 @@ def _compare(
     row["color_bound"] = bound
 
 
-def _check_products(
+def check_products(
     row: dict[str, Any],
     built: problems.Matrix,
     sparse_d: Any,
