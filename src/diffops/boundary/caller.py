@@ -25,7 +25,7 @@ from diffops.backends.capabilities import (
 )
 from diffops.backends.protocol import Backend, Function
 from diffops.backends.support import call_signature
-from diffops.boundary.closures import ProductClosure
+from diffops.boundary.closures import ProductClosure, settled
 from diffops.boundary.inputs import framework_arguments, framework_input
 from diffops.errors import function_name, require_shape
 from diffops.operators import Closure, Operator, shape_of
@@ -208,7 +208,7 @@ class _Path:
         packing.expect()
         out = self.enter(x, args)
         # A program that settled at its first call is called directly from now on.
-        self.program = getattr(self.program, "settled", None) or self.program
+        self.program = settled(self.program)
         return out, packing.learn(key, x, args)
 
     def convert(self, out: Sequence[Any], x: np.ndarray) -> list[Any]:
@@ -306,8 +306,9 @@ def _closure_call(path: _Path, backend: Backend, spec: Closure) -> Caller:
 
     def call_with_closure(x: np.ndarray, *args: Any) -> tuple[Any, ...]:
         nonlocal apply, settling
-        if settling and apply.settled is not None:  # type: ignore[attr-defined]
-            apply, settling = apply.settled, False  # type: ignore[attr-defined]
+        if settling:
+            apply = settled(apply)
+            settling = hasattr(apply, "settled")
         if packed:
             out, unpack = enter_packed(x, args)
         else:
@@ -361,8 +362,9 @@ def _framework_caller(backend: Backend, op: Operator, program: Function) -> Call
 
     def call(x: Any, *args: Any) -> tuple[Any, ...]:
         nonlocal apply, settling
-        if settling and apply.settled is not None:  # type: ignore[union-attr]
-            apply, settling = apply.settled, False  # type: ignore[union-attr]
+        if settling and apply is not None:
+            apply = settled(apply)
+            settling = hasattr(apply, "settled")
         x = framework_input(backend, x, copy=copy)
         dtype = arrays.framework_dtype(x)
         out = run(program, dtype, x, *args)

@@ -190,9 +190,8 @@ class ProductClosure(ShapedClosure):
         return out
 
     def _settle(self) -> None:
-        settled = self._apply.settled  # type: ignore[attr-defined]
-        if settled is not None:
-            self._apply, self._settling = settled, False
+        self._apply = settled(self._apply)
+        self._settling = hasattr(self._apply, "settled")
 
     def _wrong_shape(self, shape: tuple[int, ...]) -> None:
         require_shape(
@@ -208,6 +207,16 @@ class ProductClosure(ShapedClosure):
             f"<{self.__name__} closure{kind}: takes shape {self._arg_shape}, returns "
             f"shape {self._out_shape}, dtype {self._dtype}>"
         )
+
+
+def settled(function: Function) -> Function:
+    """What to call instead of ``function`` from now on.
+
+    A compiled program that settles at its first call (JAX: its jit options, see
+    :meth:`~diffops.backends.capabilities.CompiledPrograms.compile`) has a
+    ``settled`` attribute, ``None`` until then; any other function is itself.
+    """
+    return getattr(function, "settled", None) or function
 
 
 def _apply(closure: Function, arg: Any) -> Any:
