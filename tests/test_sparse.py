@@ -312,6 +312,27 @@ def test_star_coloring_allows_direct_recovery_of_every_entry(seed):
     np.testing.assert_allclose(_decompressed(plan, h), h)
 
 
+def test_star_coloring_colors_components_apart_when_greedy_is_unaffordable():
+    # CHARDIS0's Hessian: two interleaved cliques (x and y coordinates), here
+    # with a path of three and isolated vertices beside them. Greedy work is
+    # 2,000 * 999**2 steps (too much), one band over all needs 2,000 colors; each
+    # clique alone needs its 1,000, and the components can share colors.
+    m, extra = 1000, 6
+    n = 2 * m + extra
+    mask = np.zeros((n, n), dtype=bool)
+    mask[0 : 2 * m : 2, 0 : 2 * m : 2] = True
+    mask[1 : 2 * m : 2, 1 : 2 * m : 2] = True
+    path = np.arange(2 * m, 2 * m + 3)
+    mask[path[:-1], path[1:]] = mask[path[1:], path[:-1]] = True
+    mask[np.arange(n), np.arange(n)] = True
+    pattern = scipy_sparse.csr_array(mask.astype(np.int8))
+    plan = hessian_plan(pattern, (n,), np.float64, coloring="star")
+    assert (plan.mode, plan.n_colors) == ("symmetric", m)
+    h = RNG.standard_normal((n, n))
+    h = (h + h.T) * mask
+    np.testing.assert_allclose(_decompressed(plan, h), h)
+
+
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
 def test_jacobian_colorings_recover_every_entry(seed, mode):

@@ -189,17 +189,61 @@ def star_coloring(pattern: Any) -> np.ndarray:
     Returns:
         Color per vertex.
     """
-    graph = adjacency(pattern)
+    return _star(adjacency(pattern))
+
+
+def _star(graph: Any, split: bool = True) -> np.ndarray:
+    """:func:`star_coloring` of a graph (CSR without the diagonal).
+
+    Where the greedy colorings are unaffordable, each connected component is also
+    colored on its own (``split``), in its own vertex order: CHARDIS0's Hessian is
+    two interleaved cliques of 1,000, 1,000 colors that way, 2,000 as one band.
+    """
     banded, full = _banded_star(graph)
     if full:
         return banded
-    return _best(
-        [banded]
-        + [
-            greedy.star_coloring(order, graph.indptr, graph.indices)
-            for order in _greedy_orders(graph)
-        ]
-    )
+    orders = _greedy_orders(graph)
+    candidates = [banded]
+    candidates += [
+        greedy.star_coloring(order, graph.indptr, graph.indices) for order in orders
+    ]
+    if split and not orders:
+        by_component = _star_by_component(graph)
+        if by_component is not None:
+            candidates.append(by_component)
+    return _best(candidates)
+
+
+def _star_by_component(graph: Any) -> np.ndarray | None:
+    """A star coloring that colors the connected components apart, reusing colors.
+
+    A path never leaves its component, so star colorings of the components
+    together are one of the graph. Components whose greedy work is affordable are
+    colored together in one subgraph, each other one alone; isolated vertices take
+    color 0. ``None`` for a connected graph.
+    """
+    from scipy.sparse import csgraph
+
+    n_parts, labels = csgraph.connected_components(graph, directed=False)
+    if n_parts == 1:
+        return None
+    degree = np.diff(graph.indptr).astype(np.int64)
+    sizes = np.bincount(labels, minlength=n_parts)
+    work = np.bincount(labels, weights=degree**2, minlength=n_parts)
+    heavy = np.flatnonzero((sizes > 1) & ~_affordable(work))
+    light = np.isin(labels, np.flatnonzero((sizes > 1) & _affordable(work)))
+    colors = np.zeros(graph.shape[0], dtype=np.int64)
+    groups = [np.flatnonzero(labels == part) for part in heavy]
+    groups += [np.flatnonzero(light)] if light.any() else []
+    for members in groups:
+        sub = graph[members][:, members]
+        colors[members] = _star(sub, split=False)
+    return colors
+
+
+def _affordable(work: np.ndarray) -> np.ndarray:
+    """:func:`kernels.affordable` of each work count."""
+    return np.array([kernels.affordable(int(w)) for w in work], dtype=bool)
 
 
 def _greedy_orders(graph: Any) -> list[np.ndarray]:

@@ -420,10 +420,10 @@ def _star_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
     rows, cols = rows_cols(pattern)
     # How many columns of each color have a non-zero in each row.
     keys = rows * max(n_colors, 1) + colors[cols]
-    unique, counts = np.unique(keys, return_counts=True)
-    direct = np.isin(keys, unique[counts == 1])
     swapped_keys = cols * max(n_colors, 1) + colors[rows]
-    swapped = np.isin(swapped_keys, unique[counts == 1])
+    count = _counts(keys, n * max(n_colors, 1))
+    direct = count(keys) == 1
+    swapped = count(swapped_keys) == 1
     if not np.all(direct | swapped):
         msg = (
             "The Hessian coloring does not allow direct recovery (not a star coloring)."
@@ -442,6 +442,24 @@ def _star_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
         index,
         reason,
     )
+
+
+def _counts(keys: np.ndarray, size: int) -> Any:
+    """How often each key asked occurs in ``keys`` (all in ``[0, size)``).
+
+    A bincount where its table is not much larger than ``keys`` (a tenth of the
+    time of sorting them, 12.5 million entries), else a sort.
+    """
+    if size <= 4 * keys.size + 1024 or not keys.size:
+        table = np.bincount(keys, minlength=size)
+        return lambda asked: table[asked]
+    unique, counts = np.unique(keys, return_counts=True)
+
+    def lookup(asked: np.ndarray) -> np.ndarray:
+        where = np.minimum(np.searchsorted(unique, asked), unique.size - 1)
+        return np.where(unique[where] == asked, counts[where], 0)
+
+    return lookup
 
 
 def _substitution_plan(
