@@ -333,6 +333,21 @@ def test_star_coloring_colors_components_apart_when_greedy_is_unaffordable():
     np.testing.assert_allclose(_decompressed(plan, h), h)
 
 
+def test_jacobian_coloring_colors_components_apart_when_greedy_is_unaffordable():
+    # Two interleaved dense blocks: rows and columns of even index, and of odd.
+    # One band over all needs 1,999 colors; each block alone its 1,000.
+    m = 1000
+    n = 2 * m
+    mask = np.zeros((n, n), dtype=bool)
+    mask[0::2, 0::2] = mask[1::2, 1::2] = True
+    pattern = scipy_sparse.csr_array(mask.astype(np.int8))
+    for mode in ("forward", "reverse", "auto"):
+        plan = jacobian_plan(pattern, (n,), (n,), np.float64, mode)
+        assert plan.n_colors == m, mode
+    j = RNG.standard_normal((n, n)) * mask
+    np.testing.assert_allclose(_decompressed(plan, j), j)
+
+
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("mode", ["forward", "reverse", "auto"])
 def test_jacobian_colorings_recover_every_entry(seed, mode):

@@ -28,6 +28,7 @@ Two kinds of candidates are compared and the one with fewer colors kept:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,10 @@ def _band_colors(width: int, vertices: np.ndarray, n: int, offset: int) -> np.nd
 
 
 def column_coloring(
-    pattern: Any, row_skip: np.ndarray | None = None, enough: int | None = None
+    pattern: Any,
+    row_skip: np.ndarray | None = None,
+    enough: int | None = None,
+    split: bool = True,
 ) -> np.ndarray:
     """Color the columns so that no two columns of one color share a row.
 
@@ -86,6 +90,8 @@ def column_coloring(
         enough: Give up improving on the banded candidate when even the lower bound
             (the largest row) reaches this many colors: the caller has something as
             good.
+        split: Where greedy is unaffordable, also color the connected components
+            apart (:func:`_columns_by_component`).
 
     Returns:
         Color per column (columns without a counted entry get a color too).
@@ -120,7 +126,76 @@ def column_coloring(
                     row_skip,
                 )
             )
+    elif split:
+        by_component = _columns_by_component(counted)
+        if by_component is not None:
+            candidates.append(by_component)
     return _best(candidates)
+
+
+def _columns_by_component(counted: Any) -> np.ndarray | None:
+    """A column coloring of each connected component apart, reusing colors.
+
+    Columns conflict only through a row, so rows and columns split into
+    components that never conflict with each other (a Jacobian of two interleaved
+    dense blocks of 1,000: 1,000 colors, not 1,999 as one band). Components whose
+    greedy work is affordable are colored together, each other one alone.
+    ``None`` for a connected pattern.
+    """
+    n_out, n_in = counted.shape
+    zero = sparse().csr_array((n_out, n_out), dtype=np.int8)
+    zero_t = sparse().csr_array((n_in, n_in), dtype=np.int8)
+    bipartite = sparse().bmat([[zero, counted], [counted.T, zero_t]], format="csr")
+    return _color_components(
+        bipartite,
+        (slice(0, n_out), slice(n_out, None)),
+        np.diff(counted.indptr),
+        lambda rows, cols: column_coloring(
+            counted[rows][:, cols], enough=None, split=False
+        ),
+    )
+
+
+def _color_components(
+    graph: Any,
+    sides: tuple[slice, slice],
+    row_sizes: np.ndarray,
+    color: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray | None:
+    """Color the connected components of ``graph`` apart with ``color(rows, cols)``.
+
+    Args:
+        graph: Symmetric CSR adjacency.
+        sides: Which of its vertices are rows and which are the columns colored
+            (the same slice twice for a Hessian's graph).
+        row_sizes: Entries per row; a greedy coloring's work is the sum of their
+            squares. Components whose work is affordable are colored together,
+            each other one alone; a column alone in its component takes color 0.
+        color: Colors the columns ``cols`` given the rows ``rows`` (indices).
+
+    Returns:
+        Color per column, or ``None`` if the graph is connected.
+    """
+    from scipy.sparse import csgraph
+
+    n_parts, labels = csgraph.connected_components(graph, directed=False)
+    if n_parts == 1:
+        return None
+    row_labels, col_labels = labels[sides[0]], labels[sides[1]]
+    work = np.bincount(
+        row_labels, weights=row_sizes.astype(np.float64) ** 2, minlength=n_parts
+    )
+    sizes = np.bincount(col_labels, minlength=n_parts)
+    cheap = np.array([kernels.affordable(int(w)) for w in work], dtype=bool)
+    colors = np.zeros(col_labels.size, dtype=np.int64)
+    parts = [np.array([part]) for part in np.flatnonzero((sizes > 1) & ~cheap)]
+    light = np.flatnonzero((sizes > 1) & cheap)
+    parts += [light] if light.size else []
+    for chosen in parts:
+        rows = np.flatnonzero(np.isin(row_labels, chosen))
+        cols = np.flatnonzero(np.isin(col_labels, chosen))
+        colors[cols] = color(rows, cols)
+    return colors
 
 
 def _banded_columns(counted: Any) -> np.ndarray:
@@ -218,32 +293,16 @@ def _star_by_component(graph: Any) -> np.ndarray | None:
     """A star coloring that colors the connected components apart, reusing colors.
 
     A path never leaves its component, so star colorings of the components
-    together are one of the graph. Components whose greedy work is affordable are
-    colored together in one subgraph, each other one alone; isolated vertices take
-    color 0. ``None`` for a connected graph.
+    together are one of the graph (see :func:`_color_components`). ``None`` for a
+    connected graph.
     """
-    from scipy.sparse import csgraph
-
-    n_parts, labels = csgraph.connected_components(graph, directed=False)
-    if n_parts == 1:
-        return None
-    degree = np.diff(graph.indptr).astype(np.int64)
-    sizes = np.bincount(labels, minlength=n_parts)
-    work = np.bincount(labels, weights=degree**2, minlength=n_parts)
-    heavy = np.flatnonzero((sizes > 1) & ~_affordable(work))
-    light = np.isin(labels, np.flatnonzero((sizes > 1) & _affordable(work)))
-    colors = np.zeros(graph.shape[0], dtype=np.int64)
-    groups = [np.flatnonzero(labels == part) for part in heavy]
-    groups += [np.flatnonzero(light)] if light.any() else []
-    for members in groups:
-        sub = graph[members][:, members]
-        colors[members] = _star(sub, split=False)
-    return colors
-
-
-def _affordable(work: np.ndarray) -> np.ndarray:
-    """:func:`kernels.affordable` of each work count."""
-    return np.array([kernels.affordable(int(w)) for w in work], dtype=bool)
+    everything = slice(None)
+    return _color_components(
+        graph,
+        (everything, everything),
+        np.diff(graph.indptr),
+        lambda rows, cols: _star(graph[cols][:, cols], split=False),
+    )
 
 
 def _greedy_orders(graph: Any) -> list[np.ndarray]:
