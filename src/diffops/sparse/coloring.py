@@ -127,20 +127,18 @@ def column_coloring(
                 )
             )
     elif split:
-        by_component = _columns_by_component(counted)
-        if by_component is not None:
-            candidates.append(by_component)
+        candidates += _columns_by_component(counted)
     return _best(candidates)
 
 
-def _columns_by_component(counted: Any) -> np.ndarray | None:
+def _columns_by_component(counted: Any) -> list[np.ndarray]:
     """A column coloring of each connected component apart, reusing colors.
 
     Columns conflict only through a row, so rows and columns split into
     components that never conflict with each other (a Jacobian of two interleaved
     dense blocks of 1,000: 1,000 colors, not 1,999 as one band). Components whose
     greedy work is affordable are colored together, each other one alone.
-    ``None`` for a connected pattern.
+    Empty for a connected pattern.
     """
     n_out, n_in = counted.shape
     zero = sparse().csr_array((n_out, n_out), dtype=np.int8)
@@ -161,7 +159,7 @@ def _color_components(
     sides: tuple[slice, slice],
     row_sizes: np.ndarray,
     color: Callable[[np.ndarray, np.ndarray], np.ndarray],
-) -> np.ndarray | None:
+) -> list[np.ndarray]:
     """Color the connected components of ``graph`` apart with ``color(rows, cols)``.
 
     Args:
@@ -174,13 +172,13 @@ def _color_components(
         color: Colors the columns ``cols`` given the rows ``rows`` (indices).
 
     Returns:
-        Color per column, or ``None`` if the graph is connected.
+        ``[color per column]``, or ``[]`` if the graph is connected.
     """
     from scipy.sparse import csgraph
 
     n_parts, labels = csgraph.connected_components(graph, directed=False)
     if n_parts == 1:
-        return None
+        return []
     row_labels, col_labels = labels[sides[0]], labels[sides[1]]
     work = np.bincount(
         row_labels, weights=row_sizes.astype(np.float64) ** 2, minlength=n_parts
@@ -195,7 +193,7 @@ def _color_components(
         rows = np.flatnonzero(np.isin(row_labels, chosen))
         cols = np.flatnonzero(np.isin(col_labels, chosen))
         colors[cols] = color(rows, cols)
-    return colors
+    return [colors]
 
 
 def _banded_columns(counted: Any) -> np.ndarray:
@@ -283,17 +281,15 @@ def _star(graph: Any, split: bool = True) -> np.ndarray:
         greedy.star_coloring(order, graph.indptr, graph.indices) for order in orders
     ]
     if split and not orders:
-        by_component = _star_by_component(graph)
-        if by_component is not None:
-            candidates.append(by_component)
+        candidates += _star_by_component(graph)
     return _best(candidates)
 
 
-def _star_by_component(graph: Any) -> np.ndarray | None:
+def _star_by_component(graph: Any) -> list[np.ndarray]:
     """A star coloring that colors the connected components apart, reusing colors.
 
     A path never leaves its component, so star colorings of the components
-    together are one of the graph (see :func:`_color_components`). ``None`` for a
+    together are one of the graph (see :func:`_color_components`). Empty for a
     connected graph.
     """
     everything = slice(None)
