@@ -25,6 +25,7 @@ non-zero is read from them (one gather). It is chosen once per input shape:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -444,7 +445,7 @@ def _star_plan(pattern: Any, x_shape: tuple[int, ...], dtype: Any) -> Plan:
     )
 
 
-def _counts(keys: np.ndarray, size: int) -> Any:
+def _counts(keys: np.ndarray, size: int) -> Callable[[np.ndarray], np.ndarray]:
     """How often each key asked occurs in ``keys`` (all in ``[0, size)``).
 
     A bincount where its table is not much larger than ``keys`` (a tenth of the
