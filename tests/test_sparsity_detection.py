@@ -516,3 +516,27 @@ def test_plan_with_every_entry_uncolored():
 
     np.testing.assert_array_equal(compact(np.array([-1, -1])), [-1, -1])
     np.testing.assert_array_equal(compact(np.array([4, -1, 2])), [1, -1, 0])
+
+
+@pytest.mark.parametrize("where", [0, 1, 2])
+def test_stacking_one_dependency_set_among_constants_pads_it(where):
+    # A select between constants and one traced array stacks a single set: its
+    # rows are padded (indices shared, not copied); the result is vstack's.
+    import scipy.sparse as scipy_sparse
+
+    from diffops.backends.jax_sparsity import deps as D
+
+    rng = np.random.default_rng(where)
+    n_in, sizes = 7, [3, 4, 2]
+    part = scipy_sparse.csr_array((rng.uniform(size=(sizes[where], n_in)) < 0.4) * 1)
+    part = D.binary(part)
+    parts = [part if k == where else None for k in range(3)]
+    stacked = D.stack(parts, sizes, n_in)
+    blocks = [
+        p if p is not None else D.empty(s, n_in)
+        for p, s in zip(parts, sizes, strict=True)
+    ]
+    expected = scipy_sparse.vstack(blocks, format="csr")
+    assert stacked.shape == (sum(sizes), n_in)
+    np.testing.assert_array_equal(stacked.toarray(), expected.toarray())
+    np.testing.assert_array_equal(part.toarray(), blocks[where].toarray())

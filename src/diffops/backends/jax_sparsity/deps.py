@@ -83,10 +83,31 @@ def stack(parts: Sequence[Deps], sizes: Sequence[int], n_in: int) -> Deps:
     """The dependency sets of several arrays, one after another (rows concatenated)."""
     if all(p is None for p in parts):
         return None
+    given = [k for k, p in enumerate(parts) if p is not None]
+    if len(given) == 1:
+        return _padded(parts[given[0]], sum(sizes[: given[0]]), sum(sizes), n_in)
     blocks = [
         empty(s, n_in) if p is None else p for p, s in zip(parts, sizes, strict=True)
     ]
     return sparse().vstack(blocks, format="csr", dtype=np.int8)
+
+
+def _padded(deps: Any, before: int, total: int, n_in: int) -> Deps:
+    """``deps`` with empty rows around it (``before`` of them first), ``total`` rows.
+
+    Only the row pointers are new: the indices are shared, not copied (a select
+    between a constant and 126 million dependencies took 2.4 s to stack).
+    """
+    deps = sparse().csr_array(deps, dtype=np.int8)
+    after = total - before - deps.shape[0]
+    indptr = np.concatenate(
+        [
+            np.zeros(before, dtype=deps.indptr.dtype),
+            deps.indptr,
+            np.full(after, deps.indptr[-1], dtype=deps.indptr.dtype),
+        ]
+    )
+    return sparse().csr_array((deps.data, deps.indices, indptr), shape=(total, n_in))
 
 
 def take(deps: Deps, source: np.ndarray, n_in: int) -> Deps:
