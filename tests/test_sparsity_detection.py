@@ -519,9 +519,9 @@ def test_plan_with_every_entry_uncolored():
 
 
 @pytest.mark.parametrize("where", [0, 1, 2])
-def test_stacking_one_dependency_set_among_constants_pads_it(where):
+def test_stacking_one_dependency_set_among_constants_copies_nothing(where):
     # A select between constants and one traced array stacks a single set: its
-    # rows are padded (indices shared, not copied); the result is vstack's.
+    # rows are not copied (a Rows); copied out, the result is vstack's.
     import scipy.sparse as scipy_sparse
 
     from diffops.backends.jax_sparsity import deps as D
@@ -538,5 +538,56 @@ def test_stacking_one_dependency_set_among_constants_pads_it(where):
     ]
     expected = scipy_sparse.vstack(blocks, format="csr")
     assert stacked.shape == (sum(sizes), n_in)
-    np.testing.assert_array_equal(stacked.toarray(), expected.toarray())
+    assert stacked.nnz == expected.nnz
+    np.testing.assert_array_equal(D.csr(stacked).toarray(), expected.toarray())
     np.testing.assert_array_equal(part.toarray(), blocks[where].toarray())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_dependency_sets_read_through_uncopied_rows_as_copied(seed):
+    # Moving elements gives Rows (rows of a set, not copied): every operation on
+    # them must give what it gives on the copied-out CSR set.
+    import scipy.sparse as scipy_sparse
+
+    from diffops.backends.jax_sparsity import deps as D
+
+    rng = np.random.default_rng(seed)
+    n_in, n_base, size = 6, 5, 9
+    filled = rng.uniform(size=(n_base, n_in)) < 0.4
+    base = D.binary(scipy_sparse.csr_array(filled * 1))
+    lazy = D.take(base, rng.integers(-1, n_base, size=size), n_in)
+    copied = D.csr(lazy)
+    assert isinstance(lazy, D.Rows)
+    assert lazy.shape == copied.shape == (size, n_in)
+    assert lazy.nnz == copied.nnz
+
+    def dense(d):
+        return None if d is None else D.csr(d).toarray()
+
+    source = rng.integers(-1, size, size=7)
+    np.testing.assert_array_equal(
+        dense(D.take(lazy, source, n_in)), dense(D.take(copied, source, n_in))
+    )
+    groups = rng.integers(-1, 3, size=size)
+    np.testing.assert_array_equal(
+        dense(D.group(lazy, groups, 3, n_in)), dense(D.group(copied, groups, 3, n_in))
+    )
+    mask = (rng.uniform(size=(4, size)) < 0.3) * 1
+    np.testing.assert_array_equal(
+        dense(D.product(mask, lazy, n_in)), dense(D.product(mask, copied, n_in))
+    )
+    parts, sizes = [lazy, None, base, lazy], [size, 2, n_base, size]
+    gap = np.zeros((2, n_in))
+    expected = np.vstack([dense(copied), gap, dense(base), dense(copied)])
+    np.testing.assert_array_equal(dense(D.stack(parts, sizes, n_in)), expected)
+    np.testing.assert_array_equal(
+        dense(D.everything([lazy], 3, n_in)), dense(D.everything([copied], 3, n_in))
+    )
+    np.testing.assert_array_equal(
+        dense(D.union([lazy, D.take(base, [0], n_in)], size, n_in)),
+        dense(D.union([copied, base[[0]]], size, n_in)),
+    )
+    assert D.same(lazy, copied)
+    assert D.same(D.binary(lazy), copied)
+    # The base the rows read is never written.
+    assert base.data.min() == 1
