@@ -61,6 +61,14 @@ def _parts(deps: Deps) -> tuple[Any, np.ndarray]:
     return deps, np.arange(deps.shape[0], dtype=np.int64)
 
 
+def _row(deps: Deps) -> np.ndarray:
+    """The inputs the one element of a one-element set depends on."""
+    base, rows = _parts(deps)
+    if rows[0] < 0:
+        return base.indices[:0]
+    return base.indices[base.indptr[rows[0]] : base.indptr[rows[0] + 1]]
+
+
 def csr(deps: Deps) -> Any:
     """``deps`` as a CSR array (a :class:`Rows` copied out)."""
     if not isinstance(deps, Rows):
@@ -110,6 +118,14 @@ def union(parts: Sequence[Deps], size: int, n_in: int) -> Deps:
     present = [p for p in parts if p is not None]
     if not present:
         return None
+    if len(present) == 1 and present[0].shape[0] == size:
+        return present[0]  # sets are never written: shared, not copied
+    if size == 1 and all(p.shape[0] == 1 for p in present):
+        # Scalars (unrolled programs: HS105 has 52,000 unions): 48 -> 16 µs each.
+        columns = np.unique(np.concatenate([_row(p) for p in present]))
+        indptr = np.array([0, columns.size], dtype=np.int64)
+        data = np.ones(columns.size, dtype=np.int8)
+        return sparse().csr_array((data, columns, indptr), shape=(1, n_in))
     total = None
     for p in present:
         if p.shape[0] != size:
