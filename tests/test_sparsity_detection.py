@@ -589,5 +589,15 @@ def test_dependency_sets_read_through_uncopied_rows_as_copied(seed):
     )
     assert D.same(lazy, copied)
     assert D.same(D.binary(lazy), copied)
+    # A few rows of a larger set are copied out before stacking or multiplying.
+    few = D.take(base, [int(np.argmax(np.diff(base.indptr)))], n_in)
+    assert few.nnz < base.nnz
+    np.testing.assert_array_equal(
+        dense(D.stack([few, lazy], [1, size], n_in)),
+        np.vstack([dense(few), dense(copied)]),
+    )
+    np.testing.assert_array_equal(
+        dense(D.product(np.ones((2, 1)), few, n_in)), np.vstack([dense(few)] * 2)
+    )
     # The base the rows read is never written.
     assert base.data.min() == 1

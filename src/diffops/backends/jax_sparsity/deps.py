@@ -61,6 +61,17 @@ def _parts(deps: Deps) -> tuple[Any, np.ndarray]:
     return deps, np.arange(deps.shape[0], dtype=np.int64)
 
 
+def _lean(deps: Deps) -> Deps:
+    """``deps``, copied out if it is a :class:`Rows` of fewer entries than its base.
+
+    Stacking or multiplying a few rows of a large set through the set would copy or
+    convert all of it; copying the rows out costs less.
+    """
+    if isinstance(deps, Rows) and deps.base.nnz > deps.nnz:
+        return csr(deps)
+    return deps
+
+
 def _row(deps: Deps) -> np.ndarray:
     """The inputs the one element of a one-element set depends on."""
     base, rows = _parts(deps)
@@ -160,7 +171,7 @@ def stack(parts: Sequence[Deps], sizes: Sequence[int], n_in: int) -> Deps:
         if p is None:
             maps.append(np.full(size, -1, dtype=np.int64))
             continue
-        base, rows = _parts(p)
+        base, rows = _parts(_lean(p))
         if id(base) not in bases:
             bases[id(base)] = (offset, base)
             offset += base.shape[0]
@@ -193,6 +204,7 @@ def take(deps: Deps, source: np.ndarray, n_in: int) -> Deps:
 
 def _through(mask: Any, deps: Deps) -> tuple[Any, Any]:
     """``(mask', base)`` with ``mask @ deps == mask' @ base`` (``mask`` int32 CSR)."""
+    deps = _lean(deps)
     if not isinstance(deps, Rows):
         return mask, sparse().csr_array(deps, dtype=np.int32)
     coo = mask.tocoo()
@@ -241,9 +253,9 @@ def everything(parts: Sequence[Deps], size: int, n_in: int) -> Deps:
         return None
     seen = np.zeros(n_in, dtype=bool)
     for p in present:
-        base, rows = _parts(p)
-        used = np.unique(rows[rows >= 0]) if isinstance(p, Rows) else rows
-        seen[csr(Rows(base, used)).indices] = True
+        if isinstance(p, Rows):
+            p = csr(Rows(p.base, np.unique(p.rows[p.rows >= 0])))
+        seen[p.indices] = True
     columns = np.flatnonzero(seen)
     indices = np.tile(columns, size)
     indptr = np.arange(size + 1, dtype=np.int64) * columns.size
