@@ -184,7 +184,7 @@ def load_alone(names: Sequence[str]) -> None:
                     and issubclass(obj, base.AbstractProblem)
                     and obj.__module__ == module.__name__
                     and not getattr(obj, "__abstractmethods__", None)
-                    and obj().name == name
+                    and _name(obj) == name
                 ):
                     found = obj()
             if found is not None:
@@ -193,6 +193,18 @@ def load_alone(names: Sequence[str]) -> None:
             raise KeyError(f"no sif2jax module defines the problem {name}")
         category = next(c for c, kind in kinds if isinstance(found, kind))
         _ALONE[name] = (category, found)
+
+
+def _name(cls: type) -> str | None:
+    """The CUTEst name of a problem class; ``None`` if it cannot be made.
+
+    Equinox checks abstract attributes only on instantiation (FREUROTH's module
+    defines an abstract FREURONE that ``__abstractmethods__`` does not show).
+    """
+    try:
+        return str(cls().name)
+    except TypeError:
+        return None
 
 
 def _catalogue() -> dict[str, tuple[str, Any]]:
