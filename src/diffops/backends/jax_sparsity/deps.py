@@ -75,9 +75,10 @@ def _lean(deps: Deps) -> Deps:
 def _row(deps: Deps) -> np.ndarray:
     """The inputs the one element of a one-element set depends on."""
     base, rows = _parts(deps)
+    indices: np.ndarray = base.indices
     if rows[0] < 0:
-        return base.indices[:0]
-    return base.indices[base.indptr[rows[0]] : base.indptr[rows[0] + 1]]
+        return indices[:0]
+    return indices[base.indptr[rows[0]] : base.indptr[rows[0] + 1]]
 
 
 def csr(deps: Deps) -> Any:
