@@ -22,7 +22,11 @@ and ``SparseCaller.plan`` (coloring, seeds and decompression indices); asdex's
 From the repository root::
 
     PYTHONPATH=src /work/venv-asdex/bin/python -m benchmarks.cutest.stages \\
-        [--problems SPIN,INTEQNELS] [--rounds 3] [--out DIR]
+        [--problems SPIN,INTEQNELS] [--rounds 3] [--timeout 300] [--out DIR]
+
+A matrix whose rounds take longer than ``--timeout`` seconds is interrupted and
+written as an error row (asdex ran out of memory on NONCVXU2 and NONCVXUN for many
+minutes); the interruption reaches Python code only, at its next instruction.
 
 It writes ``stages.csv`` in ``--out`` and prints the medians of the ratios
 diffops / asdex (all matrices, and those with n >= 1000) and the matrices where
@@ -32,7 +36,9 @@ diffops is slower by more than 10 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import signal
 import statistics
 import sys
 import time
@@ -95,6 +101,30 @@ def _asdex(built: problems.Matrix) -> Callable[[], tuple[int, int]]:
     return run
 
 
+class Timeout(BaseException):
+    """A matrix took longer than ``--timeout``.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: diffops' detection takes the
+    conservative rule where a rule raises an ``Exception``, which would swallow it.
+    """
+
+
+@contextlib.contextmanager
+def _limit(seconds: float) -> Any:
+    """Raise :class:`Timeout` in this (main) thread after ``seconds`` (0: never)."""
+
+    def expire(signum: int, frame: Any) -> None:
+        raise Timeout(f"more than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def measure(spec: dict[str, Any], matrix: str, rounds: int) -> dict[str, Any]:
     """Both sides' detection + coloring of one matrix, ``rounds`` times in turn."""
     built = problems.build(spec, matrix, 1)
@@ -125,7 +155,7 @@ def measure(spec: dict[str, Any], matrix: str, rounds: int) -> dict[str, Any]:
 def summarise(rows: Sequence[dict[str, Any]]) -> str:
     """Medians of the ratios and the matrices where diffops is clearly slower."""
     done = [r for r in rows if "ratio" in r]
-    lines = [f"{len(done)} matrices ({len(rows) - len(done)} failed on either side)"]
+    lines = [f"{len(done)} matrices ({len(rows) - len(done)} failed on either side or timed out)"]
     large = [r for r in done if r["n"] >= 1000]
     for title, keep in (("all", done), ("n >= 1000", large)):
         if keep:
@@ -154,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--problems", help="comma-separated names (default: all)")
     parser.add_argument("--max-n", type=int, default=problems.DEFAULT_MAX_N)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="seconds per matrix (0: none)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/cutest"))
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -172,8 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer.writeheader()
         for k, (spec, matrix) in enumerate(tasks, 1):
             try:
-                row = measure(spec, matrix, args.rounds)
-            except Exception as err:  # one side failing is a row, not the end
+                with _limit(args.timeout):
+                    row = measure(spec, matrix, args.rounds)
+            except (Exception, Timeout) as err:  # a row, not the end
                 row = {"problem": spec["name"], "matrix": matrix, "n": spec["n"]}
                 row["error"] = f"{type(err).__name__}: {err}"[:300]
             rows.append(row)
