@@ -155,7 +155,8 @@ def measure(spec: dict[str, Any], matrix: str, rounds: int) -> dict[str, Any]:
 def summarise(rows: Sequence[dict[str, Any]]) -> str:
     """Medians of the ratios and the matrices where diffops is clearly slower."""
     done = [r for r in rows if "ratio" in r]
-    lines = [f"{len(done)} matrices ({len(rows) - len(done)} failed on either side or timed out)"]
+    missing = len(rows) - len(done)
+    lines = [f"{len(done)} matrices ({missing} failed on either side or timed out)"]
     large = [r for r in done if r["n"] >= 1000]
     for title, keep in (("all", done), ("n >= 1000", large)):
         if keep:
