@@ -128,3 +128,20 @@ def first_call(
         color_s=totals.get("color") if found else None,
         coloring=dict(coloring) if coloring else None,
     )
+
+
+def detect_and_color(d: Any, x: Any, args: tuple[Any, ...]) -> tuple[int, int]:
+    """Detect and color for a sparse derivative function, without compiling it.
+
+    What the first call of ``d`` (built with ``sparsity="detect"``) runs before it
+    builds its program: the structure (``SparseCaller.structure``) and the plan
+    (``SparseCaller.plan``). Reaches the caller through ``d``'s private ``_build``
+    (there is no public stage yet; change it here when there is).
+
+    Returns:
+        ``(entries in the pattern, products per call)``.
+    """
+    caller = d._build()
+    pattern, modes, f_shape = caller.structure(x, args)
+    plan = caller.plan(pattern, modes, x, f_shape)
+    return int(pattern.nnz), int(plan.n_colors)

@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import problems
+from . import adapter, problems
 
 COLUMNS = [
     "problem",
@@ -73,10 +73,7 @@ def _diffops(built: problems.Matrix) -> Callable[[], tuple[int, int]]:
 
     def run() -> tuple[int, int]:
         d = make(built.func, backend="jax", sparsity="detect")
-        caller = d._build()  # the SparseCaller: its two stages, no program built
-        pattern, modes, f_shape = caller.structure(x, args)
-        plan = caller.plan(pattern, modes, x, f_shape)
-        return int(pattern.nnz), plan.n_colors
+        return adapter.detect_and_color(d, x, args)
 
     return run
 
