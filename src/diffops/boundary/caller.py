@@ -42,7 +42,6 @@ def make_caller(
     *,
     as_numpy: bool = True,
     program: Function | None = None,
-    alongside: Callable[[], Any] | None = None,
 ) -> Caller:
     """Build the per-call function of ``op(func)`` on ``backend``.
 
@@ -62,11 +61,6 @@ def make_caller(
             framework arrays.
         program: The backend's operator of ``func``, if already built (e.g.
             restored after unpickling); built here otherwise.
-        alongside: Work that needs none of the program's outputs, done after the
-            program is started and before its outputs are read (NumPy results of
-            an operator without a closure only). A JAX program runs on a thread of
-            its own, so on another core this work takes no time of the call's. Its
-            result is appended to the returned tuple.
 
     Returns:
         ``call(x, *args)``: ``x`` a float32/float64 NumPy array (or, with
@@ -107,7 +101,7 @@ def make_caller(
     input_shape = generated_code(backend).input_shape(op.name, func, **options)
     if not as_numpy:
         return _framework_caller(backend, op, program)
-    return _numpy_caller(backend, op, program, packing, input_shape, func, alongside)
+    return _numpy_caller(backend, op, program, packing, input_shape, func)
 
 
 _UNSET = object()
@@ -238,19 +232,15 @@ def _numpy_caller(
     packing: PackedLayouts | None,
     input_shape: tuple[int, ...] | None,
     func: Function,
-    alongside: Callable[[], Any] | None = None,
 ) -> Caller:
     """The per-call function for NumPy inputs and outputs."""
     path = _Path(backend, program, packing, input_shape, func)
     if op.closure is None:
-        if packing is not None:
-            return _packed_call(path, alongside)
-        return _plain_call(path, alongside)
-    assert alongside is None, "no work alongside a closure's program"
+        return _packed_call(path) if packing is not None else _plain_call(path)
     return _closure_call(path, backend, op.closure)
 
 
-def _packed_call(path: _Path, alongside: Callable[[], Any] | None) -> Caller:
+def _packed_call(path: _Path) -> Caller:
     """A program whose small results leave it packed (compiled backends)."""
     run, program, to_numpy = path.run, path.program, path.to_numpy
     unpackers, enter_packed, convert = path.unpackers, path.enter_packed, path.convert
@@ -264,11 +254,6 @@ def _packed_call(path: _Path, alongside: Callable[[], Any] | None) -> Caller:
             program = path.program  # settled by its first call
         else:
             out = run(program, x.dtype, x)
-        if alongside is not None:
-            extra = alongside()
-            if unpack is not None:
-                return (*unpack(to_numpy(out[0])), extra)  # type: ignore[operator]
-            return (*convert(out, x), extra)
         if unpack is not None:
             return unpack(to_numpy(out[0]))  # type: ignore[operator,no-any-return]
         return tuple(convert(out, x))
@@ -276,7 +261,7 @@ def _packed_call(path: _Path, alongside: Callable[[], Any] | None) -> Caller:
     return call
 
 
-def _plain_call(path: _Path, alongside: Callable[[], Any] | None) -> Caller:
+def _plain_call(path: _Path) -> Caller:
     """A program returning its results one by one."""
     run, program, to_framework = path.run, path.program, path.to_framework
     enter, convert, func = path.enter, path.convert, path.func
@@ -297,9 +282,6 @@ def _plain_call(path: _Path, alongside: Callable[[], Any] | None) -> Caller:
             out = run(program, x.dtype, to_framework(x))
         else:
             out = run(program, x.dtype, x)
-        if alongside is not None:
-            extra = alongside()
-            return (*convert(out, x), extra)
         if learn:
             if exact.get(x.dtype):
                 return out  # type: ignore[no-any-return]

@@ -61,7 +61,6 @@ class SparseCaller:
         self.backend, self.op, self.func = backend, op, func
         self.options, self.sparsity, self.as_numpy = options, sparsity, as_numpy
         self.coloring = coloring
-        self.alongside = as_numpy and op.closure is None
         self.kind = SPARSE_OPS[op.name]
         self.position = op.outputs.index(self.kind)
         self.plans: collections.OrderedDict[Any, tuple[Plan, Callable[..., Any]]] = (
@@ -86,15 +85,12 @@ class SparseCaller:
             out: tuple[Any, ...] = call(x, *args)
             if not self.as_numpy:
                 return out
-            result = None
-            if self.alongside:  # plan.fresh()'s array, made while the program ran
-                out, result = out[:-1], out[-1]
             values = out[self.position]
             if type(values) is not np.ndarray:
                 values = np.asarray(values)
             if plan.gather_after:
                 values = plan.finish(values)
-            matrix = plan.matrix(values, result)
+            matrix = plan.matrix(values)
         finally:
             if found is None:
                 kernels.start_loading()  # the kernels the first call ran as Python
@@ -173,6 +169,5 @@ class SparseCaller:
             self.options,
             as_numpy=self.as_numpy,
             program=program,
-            alongside=plan.fresh if self.alongside else None,
         )
         return plan, call

@@ -130,40 +130,31 @@ class Plan:
         n_out, n_in = self.pattern.shape
         return self.mode == "dense" and self.pattern.nnz == n_out * n_in
 
-    def matrix(self, data: Any, result: Any = None) -> Any:
-        """The CSR result from the non-zero values ``data`` (CSR order, ``(nnz,)``).
+    def matrix(self, data: Any) -> Any:
+        """The CSR result from the non-zero values (in CSR order).
 
         With index arrays of its own: SciPy's in-place methods (``eliminate_zeros``,
         ``sort_indices``, ...) change them, and the plan's pattern must stay as it
         is for the next call. Read-only values (a compiled program's buffer) are
         copied, so that those methods work on the result.
-        ``result``: :meth:`fresh`'s array, made while the program ran, if given.
         """
         if not data.flags.writeable:
             data = data.copy()
-        if result is None:
-            result = self.fresh()
-        result.data = data
-        return result
-
-    def fresh(self) -> Any:
-        """A CSR array of the pattern with index arrays of its own, values unset.
-
-        Made while the program runs (``make_caller(alongside=...)``): on a second
-        core the index copies take none of the call's time.
-        """
         template = self._template
         if template is None:
-            return self.pattern.copy()
-        return csr_like(template, template.data)
+            pattern = self.pattern
+            return sparse().csr_array(
+                (data, pattern.indices.copy(), pattern.indptr.copy()),
+                shape=pattern.shape,
+            )
+        return csr_like(template, data)
 
     @functools.cached_property
     def _template(self) -> Any:
         """A CSR array of the pattern, checked once by SciPy's constructor.
 
-        A shallow copy given its own arrays is a result (4 µs; the constructor takes
-        21 µs for 10,000 entries). It carries SciPy's flags, found once here (sorted,
-        no duplicates), so ``spsolve`` and the like do not check each result again.
+        A shallow copy given its own data and index arrays is a result (4 µs, where
+        the constructor checks the arrays again: 21 µs for 10,000 entries, n = 5000).
 
         ``None`` if SciPy keeps the arrays other than as instance attributes.
         """
@@ -171,7 +162,6 @@ class Plan:
         template = sparse().csr_array(
             (pattern.data, pattern.indices, pattern.indptr), shape=pattern.shape
         )
-        template.has_canonical_format  # noqa: B018 (found once, kept as a flag)
         if not {"data", "indices", "indptr"} <= vars(template).keys():
             return None
         return template
@@ -196,8 +186,9 @@ class Plan:
 def csr_like(template: Any, data: np.ndarray) -> Any:
     """A CSR array of ``template``'s structure holding ``data``, own index arrays.
 
-    A shallow copy of the template (without ``copy.copy``'s reduce protocol: 0.4 µs,
-    not 1.8), given ``data`` and copies of the index arrays.
+    A shallow copy of the template (checked once by SciPy's constructor), without
+    ``copy.copy``'s reduce protocol (0.4 µs, not 1.8), given ``data`` and copies of
+    the index arrays.
 
     Args:
         template: A ``csr_array`` whose arrays are instance attributes.
