@@ -155,6 +155,8 @@ class Plan:
 
         A shallow copy given its own data and index arrays is a result (4 µs, where
         the constructor checks the arrays again: 21 µs for 10,000 entries, n = 5000).
+        It carries SciPy's flags, found once here (sorted, no duplicates), so that
+        ``spsolve`` and the like do not check every result again (14 µs per call).
 
         ``None`` if SciPy keeps the arrays other than as instance attributes.
         """
@@ -162,6 +164,7 @@ class Plan:
         template = sparse().csr_array(
             (pattern.data, pattern.indices, pattern.indptr), shape=pattern.shape
         )
+        template.has_canonical_format  # noqa: B018 (checked once, kept as a flag)
         if not {"data", "indices", "indptr"} <= vars(template).keys():
             return None
         return template
