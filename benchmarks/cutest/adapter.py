@@ -145,3 +145,14 @@ def detect_and_color(d: Any, x: Any, args: tuple[Any, ...]) -> tuple[int, int]:
     pattern, modes, f_shape = caller.structure(x, args)
     plan = caller.plan(pattern, modes, x, f_shape)
     return int(pattern.nnz), int(plan.n_colors)
+
+
+def kernels_loaded() -> None:
+    """Wait until the Numba kernels whose loading diffops started are loaded.
+
+    A first call runs its coloring kernels as Python and loads them in threads for
+    later calls (``diffops.sparse.kernels``); a benchmark of the steady state waits.
+    """
+    from diffops.sparse import kernels
+
+    kernels.join_loaders()

@@ -13,6 +13,14 @@ asdex traces the function itself, diffops its JVP (or, for a Hessian, the JVP of
 gradient), which JAX's caches serve less: on small problems with hundreds of
 ``jax.numpy`` calls that tracing is most of diffops' time.
 
+Before timing, both sides are warmed up once (``measure.warm_up``,
+``asdex_side.warm_up``): asdex's Numba coloring kernels are compiled, diffops' are
+loaded from Numba's cache (and waited for). A process's first sparse derivative
+runs diffops' kernels as Python instead, while a thread loads them
+(``diffops.sparse.kernels``); without the warm-up every round here did, as no round
+ends a first call (until 2026-12-05 this run measured that cold path: OPTCTRL3's
+Jacobian 26 ms, 17 ms of it the greedy coloring as Python).
+
 What is timed: diffops' ``SparseCaller.structure`` (detection, as in the first call
 of ``hessian_grad_and_value`` / ``jacobian_and_value`` with ``sparsity="detect"``)
 and ``SparseCaller.plan`` (coloring, seeds and decompression indices); asdex's
@@ -47,7 +55,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import adapter, problems
+from . import adapter, asdex_side, problems
+from . import measure as harness
 
 COLUMNS = [
     "problem",
@@ -196,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = [s for s in specs if s["category"] != "unknown"]
     specs.sort(key=lambda s: (s["n"], s["name"]))
     tasks = [(s, m) for s in specs for m in s["matrices"]]
+    harness.warm_up()
+    adapter.kernels_loaded()
+    asdex_side.warm_up()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     with open(args.out / "stages.csv", "w", newline="") as file:
