@@ -156,3 +156,33 @@ def kernels_loaded() -> None:
     from diffops.sparse import kernels
 
     kernels.join_loaders()
+
+
+@contextmanager
+def result_parts(copy_indices: bool, copy_values: bool, wrap: bool) -> Iterator[None]:
+    """Leave parts of diffops' CSR result out, to time what each costs per call.
+
+    The result is made by ``diffops.sparse.plans.Plan.matrix`` (values copied out of a
+    read-only buffer) and ``csr_like`` (a shallow copy of a template, index arrays
+    copied). Inside this context: without the index copies (the template's arrays
+    shared), without the value copy, or (``wrap=False``) the values returned as the
+    matrix, no CSR array at all. Results made inside it are for timing only.
+    """
+    from diffops.sparse import plans
+
+    def like(template: Any, data: Any) -> Any:
+        result = object.__new__(type(template))
+        result.__dict__.update(vars(template))
+        result.data = data
+        if copy_indices:
+            result.indices = template.indices.copy()
+            result.indptr = template.indptr.copy()
+        return result
+
+    def matrix(plan: Any, data: Any) -> Any:
+        if copy_values and not data.flags.writeable:
+            data = data.copy()
+        return like(plan._template, data) if wrap else data
+
+    with mock.patch.object(plans.Plan, "matrix", matrix):
+        yield
