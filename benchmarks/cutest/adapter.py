@@ -170,14 +170,14 @@ def result_parts(copy_indices: bool, copy_values: bool, wrap: bool) -> Iterator[
     """
     from diffops.sparse import plans
 
-    def like(template: Any, data: Any) -> Any:
+    def shared(template: Any, data: Any) -> Any:
+        """``plans.csr_like`` without its index copies (the template's arrays)."""
         result = object.__new__(type(template))
         result.__dict__.update(vars(template))
         result.data = data
-        if copy_indices:
-            result.indices = template.indices.copy()
-            result.indptr = template.indptr.copy()
         return result
+
+    like = plans.csr_like if copy_indices else shared
 
     def matrix(plan: Any, data: Any) -> Any:
         if copy_values and not data.flags.writeable:

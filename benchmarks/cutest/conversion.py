@@ -51,10 +51,10 @@ def compare(name: str, matrix: str, rounds: int) -> dict[str, float]:
     """Fastest µs per call of each variant for one matrix."""
     (spec,) = problems.discover(names=[name])
     built = problems.build(spec, matrix, n_points=1)
-    diffops = versus._diffops_call(built)
+    diffops = versus.diffops_call(built)
     cases: dict[str, tuple[Callable[[], Any], Any]] = {
-        "asdex": (versus._asdex_call(built), None),
-        "diffops, JAX arrays out": (versus._diffops_call(built, as_numpy=False), None),
+        "asdex": (versus.asdex_call(built), None),
+        "diffops, JAX arrays out": (versus.diffops_call(built, as_numpy=False), None),
     }
     cases.update({k: (diffops, parts) for k, parts in VARIANTS.items()})
     for call, parts in cases.values():

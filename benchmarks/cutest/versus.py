@@ -66,7 +66,7 @@ MIN_BATCH = 0.05
 # --- worker side -------------------------------------------------------------------
 
 
-def _diffops_call(built: problems.Matrix, as_numpy: bool = True) -> Callable[[], Any]:
+def diffops_call(built: problems.Matrix, as_numpy: bool = True) -> Callable[[], Any]:
     """diffops' call; with ``as_numpy=False`` JAX arrays out (the non-zeros in CSR
     order), blocked until ready, as asdex's side is."""
     import jax
@@ -78,7 +78,7 @@ def _diffops_call(built: problems.Matrix, as_numpy: bool = True) -> Callable[[],
     return lambda: jax.block_until_ready(d(x, *args))
 
 
-def _asdex_call(built: problems.Matrix) -> Callable[[], Any]:
+def asdex_call(built: problems.Matrix) -> Callable[[], Any]:
     import asdex
     import jax
 
@@ -108,7 +108,7 @@ def _asdex_scipy_call(built: problems.Matrix) -> Callable[[], Any]:
 
     from diffops.sparse.plans import csr_like
 
-    call = _asdex_call(built)
+    call = asdex_call(built)
     _, matrix = call()
     indices = np.asarray(matrix.indices)
     rows, cols = indices[:, 0], indices[:, 1]
@@ -139,9 +139,9 @@ def worker(side: str, sync: bool, stdin: IO[str], stdout: IO[str]) -> None:
         jax.config.update("jax_cpu_enable_async_dispatch", False)
     problems.setup()
     make = {
-        "diffops": _diffops_call,
-        "diffops_jax": functools.partial(_diffops_call, as_numpy=False),
-        "asdex": _asdex_call,
+        "diffops": diffops_call,
+        "diffops_jax": functools.partial(diffops_call, as_numpy=False),
+        "asdex": asdex_call,
         "asdex_scipy": _asdex_scipy_call,
     }[side]
     calls: dict[str, Callable[[], Any]] = {}

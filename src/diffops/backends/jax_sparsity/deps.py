@@ -286,4 +286,4 @@ def same(a: Deps, b: Deps) -> bool:
         return a_empty and b_empty
     if a.shape != b.shape or a.nnz != b.nnz:
         return False
-    return not (binary(csr(a)) != binary(csr(b))).nnz
+    return not (binary(a) != binary(b)).nnz
